@@ -1,0 +1,67 @@
+"""Shared test configuration.
+
+Hypothesis runs with a deterministic profile by default (as SciPy does): the same examples on
+every run, no example database, no deadline. Set ``HYPOTHESIS_PROFILE=random`` for a
+nondeterministic exploration run.
+
+The ``xp`` fixture runs a test over every available array backend (NumPy always; CuPy only
+where ``cupy.cuda.is_available()``), and skips the CuPy case cleanly elsewhere.
+"""
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+settings.register_profile(
+    "deterministic",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "random",
+    derandomize=False,
+    deadline=None,
+    max_examples=100,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports *and* sees a CUDA device (``import cupy`` alone is not enough)."""
+    try:
+        import cupy
+    except Exception:
+        return False
+    try:
+        return bool(cupy.cuda.is_available())
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["numpy", "cupy"])
+def xp(request):
+    """Array namespace: numpy, or cupy when a GPU is present (skipped otherwise)."""
+    if request.param == "numpy":
+        return np
+    if not cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    import cupy
+
+    return cupy
+
+
+def pytest_collection_modifyitems(config, items):
+    if cupy_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU through CuPy")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
