@@ -1,0 +1,84 @@
+"""Input checks shared by the public functions: clear errors that name the argument."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_float_array(name: str, value, *, ndim: int | tuple[int, ...], allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a float64 array of the given ``ndim``, finite, non-empty (unless allowed).
+
+    Raises ``TypeError`` for non-numeric input and ``ValueError`` naming ``name`` for a wrong
+    number of dimensions, an empty array, or NaN/infinite entries.
+    """
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real numeric array, got {type(value).__name__}") from exc
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if array.ndim not in ndims:
+        want = " or ".join(f"{k}-D" for k in ndims)
+        raise ValueError(f"{name} must be {want}, got an array of shape {array.shape}")
+    if array.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    return array
+
+
+def as_matrix(name: str, value) -> np.ndarray:
+    return as_float_array(name, value, ndim=2)
+
+
+def as_vector(name: str, value, size: int | None = None) -> np.ndarray:
+    vector = as_float_array(name, value, ndim=1)
+    if size is not None and vector.shape[0] != size:
+        raise ValueError(f"{name} must have length {size}, got {vector.shape[0]}")
+    return vector
+
+
+def as_positive_float(name: str, value, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        want = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a finite {want} number, got {value}")
+    return value
+
+
+def as_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < 0 or (value == 0 and not allow_zero):
+        want = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {want} integer, got {value}")
+    return value
+
+
+def as_generator(seed) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed or an existing generator (never global state)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ValueError("seed must be given explicitly (an int or a numpy.random.Generator); "
+                         "global random state is not used")
+    return np.random.default_rng(seed)
+
+
+def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a regression problem ``(X, y)``: ``X`` is ``(n, d)``, ``y`` is ``(n,)``."""
+    X = as_matrix("X", X)
+    y = as_float_array("y", y, ndim=1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have one entry per row of X: X is {X.shape}, y has length {y.shape[0]}")
+    if prior_dim is not None and prior_dim != X.shape[1]:
+        raise ValueError(f"prior has dimension {prior_dim} but X has {X.shape[1]} columns")
+    return X, y
+
+
+#: Multiplier of ``d·max|λ|`` below which a negative eigenvalue of a covariance is rounding.
+EPS_DEFAULT_CLIP = float(np.finfo(np.float64).eps)

@@ -1,0 +1,169 @@
+r"""Closed forms of the linear-regression theory (THEORY.md §2, claims C1, C3, C5, C6).
+
+All functions take the data ``X`` (n, d), targets ``y`` (n,) and a prior :class:`Gaussian`
+``p = N(μ₀, L₀L₀ᵀ)`` (the initialization). The loss is the sum of squares without ½:
+``ℓ̄(μ, L) = ‖y − Xμ‖² + ‖XL‖²_F``. None forms a ``d × d`` matrix: each goes through a
+:class:`~linear_theory.subspace.RowSpaceSolver` (pass ``solver=`` to reuse one factorization).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_positive_float, as_positive_int, check_problem
+from .gaussian import Gaussian
+from .subspace import RowSpaceSolver, row_space_solver
+
+__all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_loss",
+           "ibvi_limit_w2_squared"]
+
+
+def _setup(X, y, prior, solver):
+    if not isinstance(prior, Gaussian):
+        raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
+    X, y = check_problem(X, y, prior.dim)
+    if solver is None:
+        solver = row_space_solver(X)
+    elif not isinstance(solver, RowSpaceSolver) or solver.X.shape != X.shape:
+        raise ValueError("solver must be a RowSpaceSolver built from this X")
+    return X, y, solver
+
+
+def expected_loss(X, y, q) -> float:
+    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``."""
+    X, y = check_problem(X, y, q.dim)
+    residual = y - X @ q.mean
+    if hasattr(q, "factor"):
+        spread = float(np.sum((X @ q.factor) ** 2))
+    else:
+        spread = float(np.sum((X ** 2) @ (q.scale ** 2)))
+    return float(residual @ residual) + spread
+
+
+def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None) -> Gaussian:
+    r"""The limit of (S)GD on the expected loss started at the prior (Theorem 1).
+
+    .. math::
+
+        μ_∞ = μ_0 + X^+(y - Xμ_0), \qquad L_∞ = P_{null} L_0 = L_0 - X^+ X L_0 .
+
+    Cost ``O(n²d + n³ + n·d·r)`` (Gram route) or a thin SVD of ``X``; memory ``O(n·d + d·r)``.
+
+    Raises ``ValueError`` for shapes that do not match the prior, non-finite input, and
+    ``TypeError`` for a prior that is not a :class:`Gaussian`.
+    """
+    X, y, solver = _setup(X, y, prior, solver)
+    mean = prior.mean + solver.pinv(y - X @ prior.mean)
+    factor = solver.project_null(prior.factor)
+    return Gaussian(mean, factor)
+
+
+def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None) -> float:
+    """The value ``W₂²(q∞, p) = ‖X⁺(Xμ₀ − y)‖² + ‖P_row L₀‖²_F`` predicted by Theorem 1."""
+    X, y, solver = _setup(X, y, prior, solver)
+    return float(np.sum(solver.pinv(X @ prior.mean - y) ** 2)
+                 + np.sum(solver.project_row(prior.factor) ** 2))
+
+
+def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None) -> Gaussian:
+    r"""Minimizer of the W₂-regularized generalized VI objective.
+
+    ``lam > 0`` (penalized, claim C5): ``argmin_q ℓ̄(q) + λ W₂²(q, p)``,
+
+    .. math::
+
+        μ_λ = μ_0 + X^T(XX^T + λI)^{-1}(y - Xμ_0), \qquad
+        L_λ = \big(I - X^T(XX^T + λI)^{-1}X\big) L_0 .
+
+    ``lam = 0`` (constrained, Theorem 1): ``argmin { W₂²(q, p) : q minimizes ℓ̄ }``, whose
+    minimizer is :func:`ibvi_limit`. Cost ``O(n²d + n³ + n·d·r)``; no ``d × d`` matrix.
+
+    Raises ``ValueError`` for a negative or non-finite ``lam`` and the errors of :func:`ibvi_limit`.
+    """
+    lam = as_positive_float("lam", lam, allow_zero=True)
+    X, y, solver = _setup(X, y, prior, solver)
+    if lam == 0.0:
+        return ibvi_limit(X, y, prior, solver=solver)
+    mean = prior.mean + solver.shifted_solve(y - X @ prior.mean, lam)
+    factor = prior.factor - solver.shifted_solve(X @ prior.factor, lam)
+    return Gaussian(mean, factor)
+
+
+def _gd_filter(lr: float, steps: int):
+    """``φ_t(s) = (1 − (1 − 2ηs²)^t)/s``; ``expm1``/``log1p`` keep digits when ``2ηs² ≪ 1``."""
+
+    def phi(s):
+        x = 2.0 * lr * s * s
+        smooth = x < 1.0
+        gain = np.empty_like(s)
+        gain[smooth] = -np.expm1(steps * np.log1p(-x[smooth]))
+        gain[~smooth] = 1.0 - np.power(1.0 - x[~smooth], steps)  # oscillating or divergent modes
+        return gain / s
+
+    return phi
+
+
+def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
+               solver: RowSpaceSolver | None = None) -> Gaussian:
+    r"""The exact full-batch GD iterate ``q_t`` on ``ℓ̄`` after ``steps`` steps of size ``lr``.
+
+    With ``X = U diag(s) Vᵀ``, each row-space direction contracts by ``1 − 2ηs_i²`` per step:
+
+    .. math::
+
+        μ_t = μ_0 + \sum_i v_i \frac{1 - (1-2ηs_i^2)^t}{s_i} u_i^T (y - Xμ_0), \qquad
+        L_t = L_0 - \sum_i v_i \frac{1 - (1-2ηs_i^2)^t}{s_i} u_i^T X L_0 .
+
+    ``steps = 0`` gives the prior; ``steps → ∞`` (with ``η < 1/s_max²``) gives :func:`ibvi_limit`.
+    Any ``η`` is accepted (the formula holds for every step count), so divergent paths can be
+    studied too. Cost ``O(n²d + n³ + n·d·r)``.
+    """
+    lr = as_positive_float("lr", lr)
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    X, y, solver = _setup(X, y, prior, solver)
+    if steps == 0:
+        return prior
+    phi = _gd_filter(lr, steps)
+    mean = prior.mean + solver.spectral_map(y - X @ prior.mean, phi)
+    factor = prior.factor - solver.spectral_map(X @ prior.factor, phi)
+    return Gaussian(mean, factor)
+
+
+def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
+    r"""Posterior of ``y = Xw + ε``, ``ε ~ N(0, σ²I)``, ``w ~ N(μ₀, L₀L₀ᵀ)``, as a factor.
+
+    .. math::
+
+        μ = μ_0 + Σ_0X^T(XΣ_0X^T + σ^2I)^{+}(y - Xμ_0), \qquad
+        Σ = Σ_0 - Σ_0X^T(XΣ_0X^T + σ^2I)^{+}XΣ_0 .
+
+    Computed in the prior's latent coordinates: with ``A = XL₀ = Ũ diag(a) Ṽᵀ`` (thin SVD),
+    ``Σ = L₀ M L₀ᵀ`` with ``M = I − Ṽ diag(a²/(a²+σ²)) Ṽᵀ``, so the factor is
+    ``L₀ M^{½} = L₀ − (L₀Ṽ) diag(1 − σ/√(a²+σ²)) Ṽᵀ``. For ``σ² = 0`` this is ``L₀ P_null(A)``.
+    Cost ``O(n·d·r + n·r·min(n, r))``; no ``d × d`` matrix.
+
+    Raises ``ValueError`` when ``noise_var = 0`` and the data cannot be interpolated by the
+    prior's support (``y − Xμ₀ ∉ col(XL₀)``: the noiseless posterior does not exist), and the
+    usual shape/finiteness errors.
+    """
+    noise_var = as_positive_float("noise_var", noise_var, allow_zero=True)
+    if not isinstance(prior, Gaussian):
+        raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
+    X, y = check_problem(X, y, prior.dim)
+    L0 = prior.factor
+    A = X @ L0
+    basis = row_space_solver(A, method="svd")
+    a = basis.singular_values
+    Vt_basis = basis._V  # (r, k): row space of A in latent coordinates
+    residual = y - X @ prior.mean
+    Ut = basis._U
+    if noise_var == 0.0:
+        unexplained = residual - Ut @ (Ut.T @ residual)
+        if np.linalg.norm(unexplained) > 1e-8 * max(np.linalg.norm(residual), 1e-300):
+            raise ValueError("noise_var=0 needs data that the prior can interpolate: y - X mean0 has a "
+                             f"component of relative size {np.linalg.norm(unexplained) / np.linalg.norm(residual):.2e} "
+                             "outside col(X L0); use noise_var > 0")
+    coeff = (Ut.T @ residual) * (a / (a * a + noise_var))
+    mean = prior.mean + L0 @ (Vt_basis @ coeff)
+    shrink = 1.0 - np.sqrt(noise_var / (a * a + noise_var))
+    factor = L0 - (L0 @ Vt_basis) * shrink @ Vt_basis.T
+    return Gaussian(mean, factor)
