@@ -21,3 +21,6 @@ __all__ = [
     "RegressionProblem", "random_regression", "FeatureRegression1D", "feature_regression_1d",
     "ClassificationProblem", "separable_classification",
 ]
+from .stability import ThresholdResult, mc_factor_threshold, predicted_mc_threshold
+
+__all__ += ["ThresholdResult", "mc_factor_threshold", "predicted_mc_threshold"]

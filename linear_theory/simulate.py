@@ -222,42 +222,44 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
 
     full_batch = batch_size is None or batch_size == n
     record(0)
-    for t in range(1, steps + 1):
-        if full_batch:
-            XB, yB, scale = X, y, 1.0
-        else:
-            rows = rng.choice(n, size=batch_size, replace=False)
-            XB, yB, scale = X[rows], y[rows], n / batch_size
-        if mc_samples == 0:
-            g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
-            if meanfield:
-                g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
+    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(1, steps + 1):
+            if full_batch:
+                XB, yB, scale = X, y, 1.0
             else:
-                g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
-        elif meanfield:
-            eps = rng.standard_normal((mc_samples, d))
-            R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
-            XtR = XB.T @ R  # (d, M)
-            g_mu = -2.0 * scale * XtR.mean(axis=1)
-            g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
-        else:
-            Z = rng.standard_normal((mc_samples, spread.shape[1]))
-            R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
-            g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
-            g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
-        if preconditioned:
-            g_mu = L0 @ (L0.T @ g_mu)
-            g_spread = L0 @ (L0.T @ g_spread)
-        if optimizer == "momentum":
-            vel_mu = momentum * vel_mu + g_mu
-            vel_spread = momentum * vel_spread + g_spread
-            g_mu, g_spread = vel_mu, vel_spread
-        mu = mu - lr * g_mu
-        spread = spread - lr_factor * g_spread
-        if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
-            raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
-        if t % record_every == 0 or t == steps:
-            record(t)
+                rows = rng.choice(n, size=batch_size, replace=False)
+                XB, yB, scale = X[rows], y[rows], n / batch_size
+            if mc_samples == 0:
+                g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
+                if meanfield:
+                    g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
+                else:
+                    g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
+            elif meanfield:
+                eps = rng.standard_normal((mc_samples, d))
+                R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
+                XtR = XB.T @ R  # (d, M)
+                g_mu = -2.0 * scale * XtR.mean(axis=1)
+                g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
+            else:
+                Z = rng.standard_normal((mc_samples, spread.shape[1]))
+                R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
+                g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
+                g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
+            if preconditioned:
+                g_mu = L0 @ (L0.T @ g_mu)
+                g_spread = L0 @ (L0.T @ g_spread)
+            if optimizer == "momentum":
+                vel_mu = momentum * vel_mu + g_mu
+                vel_spread = momentum * vel_spread + g_spread
+                g_mu, g_spread = vel_mu, vel_spread
+            mu = mu - lr * g_mu
+            spread = spread - lr_factor * g_spread
+            if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
+                raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
+            if t % record_every == 0 or t == steps:
+                record(t)
 
     trace = Trace(steps=np.asarray(records["steps"]), expected_loss=np.asarray(records["loss"]),
                   w2_to_prior=np.asarray(records["w2p"]), w2_to_limit=np.asarray(records["w2l"]),
