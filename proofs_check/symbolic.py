@@ -513,7 +513,7 @@ def penalized_w2_gvi(candidate: Callable | None = None) -> PenalizedW2GVI:
                    Residual("factor, rational n=2 d=3", diff(factor_r, cand_factor_r)),
                    Residual("L_lambda = A L0", shrink_use),
                    Residual("A symmetric", symmetric),
-                   Residual("eigenvalues of A not proved positive", sp.Integer(len(not_positive)))))
+                   Residual("number of eigenvalues of A not proved positive", sp.Integer(len(not_positive)))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,7 +737,7 @@ class IBVILimitExact:
 
 
 # As in the penalized example: μ₀ and L₀ have row- and null-space parts, y ≠ Xμ₀.
-_LIMIT_EXAMPLE = dict(X=((1, 2, 0), (0, 1, -1)), y=(3, -1), mu0=(1, 1, 2), L0=((1, 0), (1, 1), (0, 3)))
+_LIMIT_EXAMPLE = dict(X=((1, 2, 0), (0, 1, -1)), y=(1, 2), mu0=(1, 1, 2), L0=((1, 0), (1, 1), (0, 3)))
 
 
 def ibvi_limit_exact(candidate: Callable | None = None) -> IBVILimitExact:
