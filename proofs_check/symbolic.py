@@ -108,13 +108,20 @@ def residual_size(value, rng: np.random.Generator | None = None, points: int = 3
     Returns
     -------
     float
-        ``0.0`` for an exact symbolic zero; otherwise the largest absolute value found (at
-        least the 30-digit evaluation of the entries; ``inf`` if an entry does not evaluate
-        to a finite number).
+        ``0.0`` for an exact symbolic zero; otherwise the largest absolute value found (from a
+        30-digit evaluation at exact rational points; ``inf`` if an entry does not evaluate to
+        a finite number). ``nan`` when sympy does not prove the residual zero but every point
+        evaluates to zero: undecided, so a check with tolerance 0 fails rather than claiming
+        a proof it does not have.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not a positive integer.
     """
     if isinstance(value, Residual):
         value = value.value
-    if points < 1:
+    if not isinstance(points, (int, np.integer)) or points < 1:
         raise ValueError(f"points must be a positive integer, got {points!r}")
     if is_exactly_zero(value):
         return 0.0
@@ -129,7 +136,7 @@ def residual_size(value, rng: np.random.Generator | None = None, points: int = 3
             if not np.isfinite(size):
                 return float("inf")
             worst = max(worst, size)
-    return float(worst)
+    return float(worst) if worst > 0 else float("nan")
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,9 +345,11 @@ def gd_iterate(candidate_factor: Callable | None = None,
        for a symbolic ``2×3`` ``X``;
     2. eigenbasis: each exact eigenvector ``v`` of ``XᵀX`` (eigenvalue ``s²``) for the rational
        example is an eigenvector of the GD map with eigenvalue ``candidate_factor(η, s)``;
-    3. ``rsolve`` of ``e_{t+1} = (1 − 2ηs²)e_t``, ``e_0`` given, against
-       ``candidate_factor(η, s)^t e_0``, and the contraction ratio ``e_{t+1}/e_t``;
-    4. ``{η real : |1 − 2ηs²| < 1}`` by ``solve_univariate_inequality`` against
+    3. the coefficient of the scalar recursion ``e_{t+1} = c e_t`` is derived from the GD map
+       on a right singular vector of a symbolic ``X = [a, b]`` (``s² = a² + b²``); ``rsolve``
+       with ``e_0`` given is compared with ``candidate_factor(η, s)^t e_0``, and the
+       contraction ratio ``e_{t+1}/e_t`` with ``candidate_factor(η, s)``;
+    4. ``{η real : |c| < 1}`` by ``solve_univariate_inequality`` against
        ``(0, candidate_upper(s))``.
 
     Parameters
@@ -377,22 +386,35 @@ def gd_iterate(candidate_factor: Callable | None = None,
                                   .applyfunc(sp.expand))
     eigen_residual = sp.Matrix.vstack(*eigen_residual)
 
-    # 3. the scalar recursion.
+    # 3. the scalar recursion along a right singular vector v of a symbolic X = [a, b]:
+    #    XᵀXv = s²v with s² = a² + b², and the GD map multiplies v by vᵀ(I − 2ηXᵀX)v / vᵀv.
+    a, b = sp.symbols("a b", real=True)
+    X1 = sp.Matrix([[a, b]])
+    v = X1.T
+    singular_vector = (X1.T * X1 * v - (a ** 2 + b ** 2) * v).applyfunc(sp.expand)
+    map_1 = sp.eye(2) - 2 * eta * X1.T * X1
+    coefficient = sp.cancel((v.T * map_1 * v)[0, 0] / (v.T * v)[0, 0])
+    coefficient = sp.expand(sp.expand(coefficient).subs(a ** 2, s ** 2 - b ** 2))
+    if coefficient.free_symbols - {eta, s}:
+        raise RuntimeError(f"GD coefficient did not reduce to (eta, s): {coefficient}")
+
     e = sp.Function("e")
     t = sp.Symbol("t", integer=True, nonnegative=True)
     e0 = sp.Symbol("e0", real=True)
-    solution = sp.rsolve(e(t + 1) - gd_contraction_factor(eta, s) * e(t), e(t), {e(0): e0})
+    solution = sp.rsolve(e(t + 1) - coefficient * e(t), e(t), {e(0): e0})
     if solution is None:
         raise RuntimeError("sympy.rsolve found no solution of the GD recursion")
-    recursion_check = sp.simplify(solution.subs(t, t + 1) - gd_contraction_factor(eta, s) * solution)
-    closed = sp.simplify(solution - candidate_factor(eta, s) ** t * e0)
+    # Left unsimplified: expand decides these, while simplify first rewrites powers of
+    # (1 − 2ηs²) into (−1)^t (2ηs² − 1)^t forms that it then cannot cancel.
+    recursion_check = solution.subs(t, t + 1) - coefficient * solution
+    closed = solution - candidate_factor(eta, s) ** t * e0
     factor = sp.simplify(solution.subs(t, t + 1) / solution)
     factor_residual = sp.expand(factor - candidate_factor(eta, s))
 
     # 4. stability: η is any real here so that η > 0 is derived, not assumed.
     eta_real = sp.Symbol("eta_r", real=True)
     stable = sp.solve_univariate_inequality(
-        sp.Abs(gd_contraction_factor(eta_real, s)) < 1, eta_real, relational=False)
+        sp.Abs(coefficient.subs(eta, eta_real)) < 1, eta_real, relational=False)
     if not isinstance(stable, sp.Interval):
         raise RuntimeError(f"stability set is not an interval: {stable}")
     upper = candidate_upper(s)
@@ -403,6 +425,7 @@ def gd_iterate(candidate_factor: Callable | None = None,
         squared_singular_values=tuple(squared),
         residuals=(Residual("error recursion (I-2eta X^T X)", error_form),
                    Residual("eigenvectors of the GD map", eigen_residual),
+                   Residual("right singular vector of X = [a, b]", singular_vector),
                    Residual("rsolve solution satisfies recursion", recursion_check),
                    Residual("e_t - candidate^t e_0", closed),
                    Residual("e_{t+1}/e_t - candidate", factor_residual),
