@@ -187,15 +187,20 @@ def expectation_over_z(expr: sp.Expr, zs) -> sp.Expr:
 
 
 def psd_sqrt(matrix: sp.Matrix) -> sp.Matrix:
-    """Symmetric PSD square root by exact orthogonal diagonalization ``P diag(√λ) Pᵀ``."""
+    """Symmetric PSD square root ``Σ_k √λ_k P_k`` from an exact orthonormal eigenbasis.
+
+    Each eigenspace is orthonormalized (Gram–Schmidt) so that repeated eigenvalues are handled.
+    """
     if not isinstance(matrix, sp.MatrixBase) or not matrix.is_square:
         raise ValueError("matrix must be a square sympy Matrix")
     if matrix.rows == 1:
         return sp.Matrix([[sp.sqrt(matrix[0, 0])]])
     if matrix.is_diagonal():
         return sp.diag(*[sp.sqrt(matrix[i, i]) for i in range(matrix.rows)])
-    P, D = matrix.diagonalize(normalize=True)
-    root = P * sp.diag(*[sp.sqrt(D[i, i]) for i in range(D.rows)]) * P.T
+    root = sp.zeros(matrix.rows, matrix.cols)
+    for value, _, vectors in matrix.eigenvects():
+        for q in sp.GramSchmidt(vectors, orthonormal=True):
+            root += sp.sqrt(value) * q * q.T
     return root.applyfunc(sp.radsimp)
 
 

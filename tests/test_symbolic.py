@@ -242,6 +242,11 @@ def test_nuclear_norm_and_psd_sqrt_exact():
     S = sp.Matrix([[5, 4], [4, 5]])
     root = symbolic.psd_sqrt(S)
     assert (root * root - S).applyfunc(sp.simplify) == sp.zeros(2, 2)
+    # A repeated eigenvalue (1, twice) needs an orthonormal basis of its eigenspace.
+    T = sp.Matrix([[2, 1, 1], [1, 2, 1], [1, 1, 2]])
+    root = symbolic.psd_sqrt(T)
+    assert (root * root - T).applyfunc(sp.simplify) == sp.zeros(3, 3)
+    assert (root - root.T).applyfunc(sp.simplify) == sp.zeros(3, 3)
 
 
 # ---- bad input ---------------------------------------------------------------------------
@@ -268,8 +273,8 @@ def test_other_bad_inputs_raise_clear_errors():
 
 # ---- the registered claims ---------------------------------------------------------------
 
-CLAIM_IDS = ("S1-expected-loss", "S2-gradients", "S3-gd-iterate", "S4-penalized-w2-gvi",
-             "S5-gaussian-mgf", "S6-w2-bures", "S7-ibvi-limit-exact")
+CLAIM_IDS = ("S1-expected-loss", "S2-gradients", "S3-gd-iterate", "S4-penalized-gvi",
+             "S5-gaussian-mgf", "S6-w2-bures", "S7-exact-limit")
 
 
 def test_symbolic_claims_are_registered():
@@ -293,13 +298,13 @@ WRONG_FORMULAS = {
     "S1-expected-loss": ("expected_loss_formula", lambda X, y, mu, L: _norm2(y - X * mu)),
     "S2-gradients": ("gradient_formula", lambda X, y, mu, L: (-X.T * (y - X * mu), X.T * X * L)),
     "S3-gd-iterate": ("gd_contraction_factor", lambda eta, s: 1 - eta * s ** 2),
-    "S4-penalized-w2-gvi": ("penalized_formula",
+    "S4-penalized-gvi": ("penalized_formula",
                             lambda X, y, mu0, L0, lam: _PENALIZED(X, y, mu0, L0, 2 * lam)),
     "S5-gaussian-mgf": ("mgf_formula",
                         lambda x, y, mu, L: sp.exp(-y * (x.T * mu)[0, 0] + _norm2(L.T * x))),
     "S6-w2-bures": ("bures_cross_term",
                     lambda s1, s2: (symbolic.psd_sqrt(s1) * symbolic.psd_sqrt(s2)).trace()),
-    "S7-ibvi-limit-exact": ("ibvi_limit_formula",
+    "S7-exact-limit": ("ibvi_limit_formula",
                             lambda X, y, mu0, L0: (X.pinv() * y, L0)),
 }
 

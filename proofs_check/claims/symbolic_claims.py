@@ -51,7 +51,7 @@ def check_gd_iterate(ctx: Context) -> Outcome:
                           f"squared singular values of the 2x3 example: {result.squared_singular_values}"))
 
 
-@claim("S4-penalized-w2-gvi",
+@claim("S4-penalized-gvi",
        statement="stationary point of ||y-X mu||^2 + ||XL||_F^2 + lambda(||mu-mu0||^2 + ||L-L0||_F^2) "
                  "is mu0 + X^T(XX^T+lambda I)^-1(y - X mu0), (I - X^T(XX^T+lambda I)^-1 X)L0 "
                  "(n=1 d=2 symbolic; n=2 d=3 rational, lambda symbolic)",
@@ -98,7 +98,7 @@ def check_w2_bures(ctx: Context) -> Outcome:
     return Outcome(measurements=measurements)
 
 
-@claim("S7-ibvi-limit-exact",
+@claim("S7-exact-limit",
        statement="exact rational example (n=2, d=3, r=2): the IBVI limit mu0 + X^+(y - X mu0), "
                  "P_null L0 equals the Lagrange solution of min W2^2(q, p) s.t. X mu = y, XL = 0",
        reference="THEORY §2 C1", kind="symbolic")
