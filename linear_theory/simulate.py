@@ -23,7 +23,7 @@ from .closed_form import bayes_posterior, ibvi_limit
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 from .subspace import row_space_solver
 
-__all__ = ["simulate", "stability_bound", "DivergenceError", "SimulationResult", "Trace"]
+__all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
 FAMILIES = ("full", "lowrank", "meanfield")
 OPTIMIZERS = ("gd", "sgd", "momentum")
@@ -266,3 +266,26 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
                   null_mean_drift=np.asarray(records["dmu"]), null_factor_drift=np.asarray(records["dL"]))
     return SimulationResult(final=current(), trace=trace, limit=limit, stability_bound=bound,
                             family=family, optimizer=optimizer)
+
+
+def gd_ensemble(X, y, initial, *, lr: float, steps: int) -> np.ndarray:
+    """Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
+
+    ``initial`` is ``(K, d)`` (e.g. ``prior.sample(K, rng)``); every member takes ``steps`` steps
+    ``w ← w + 2ηXᵀ(y − Xw)`` and the ``(K, d)`` result is returned (Proposition S1: the members
+    converge to ``P_null w₀ + X⁺y``). Cost ``O(steps·K·n·d)``.
+
+    Raises ``ValueError`` for mismatched shapes or a step at or above ``1/s_max²``.
+    """
+    X, y = check_problem(X, y)
+    W = np.array(initial, dtype=np.float64, copy=True)
+    if W.ndim != 2 or W.shape[1] != X.shape[1] or not np.all(np.isfinite(W)):
+        raise ValueError(f"initial must be a finite (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
+    lr = as_positive_float("lr", lr)
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    bound = stability_bound(X)
+    if lr >= bound:
+        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max²)")
+    for _ in range(steps):
+        W += 2.0 * lr * (y[None, :] - W @ X.T) @ X
+    return W
