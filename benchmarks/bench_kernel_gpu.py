@@ -15,7 +15,9 @@ Each route first takes one step from the same state and is compared with the fus
 of single steps after --warmup steps. "model GB/s" divides the route's own memory traffic
 (model_words_per_elem x P x R words, from the count in the kernels module docstring) by its
 time; "useful GB/s" divides the fused kernel's minimal traffic (4 P R words) by the route's
-time, so it compares routes on one scale. Ratios are time(route) / time(fused).
+time, so it compares routes on one scale. Ratios are time(route) / time(fused). The events
+enclose the whole call, Python included, so at small P the launch overhead (tens of
+microseconds) shows in the time: that is the cost per update a training loop pays.
 
 Without a GPU (or without CuPy) it prints why and exits 0. PyTorch is optional (rows skipped
 with a message). The table is also written as JSON to --json PATH.
@@ -180,11 +182,11 @@ def cupy_routes(cupy, dtype):
         fused_factor_momentum_update(factor, buf, g, z, LR, MOMENTUM)
 
     def two_step(factor, buf, g, z):
-        grad = cupy.multiply.outer(g, z)
+        grad = g[:, None] * z
         momentum_kernel(grad, lr, m, buf, factor)
 
     def naive(factor, buf, g, z):
-        grad = cupy.multiply.outer(g, z)
+        grad = g[:, None] * z
         buf *= m
         buf += grad
         factor -= lr * buf
@@ -252,6 +254,9 @@ def bench_size(cupy, torch, n_rows, rank, dtype, args, rows):
             del param, opt
             torch.cuda.empty_cache()
 
+    # Give the pooled memory back before the next size (and PyTorch's allocator) needs it.
+    del factor0, buf0, f_ref, b_ref
+    cupy.get_default_memory_pool().free_all_blocks()
     for row in rows:
         if row["P"] == n_rows and "fused" in timings:
             row["ratio_to_fused"] = row["median_ms"] / timings["fused"]

@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -37,11 +36,6 @@ def refuse_seed_zero(point):
 def fail_at_width_128(point):
     if point.width == 128:
         raise ValueError("diverged")
-    return quadratic_point(point)
-
-
-def slow_point(point):
-    time.sleep(0.05)
     return quadratic_point(point)
 
 
