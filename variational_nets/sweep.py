@@ -10,6 +10,9 @@ collects the results into one table on disk. Where it runs:
 * ``scheduler="tcp://host:port"``: the workers of a running Dask cluster
   (``dask.distributed``, the optional extra ``pip install ".[dask]"``).
 
+Points that train on a GPU should not share it by accident: use ``processes=1`` on a one-GPU
+machine, or a Dask cluster with one single-threaded worker per GPU.
+
 The store is a JSON-lines file (``results_path``, suffix ``.jsonl``), one line per finished
 point, appended and flushed to disk as each point finishes; a CSV table of the latest row of
 every point in the file is written beside it (same name, suffix ``.csv``) when the sweep ends.
