@@ -9,7 +9,7 @@ from .closed_form import (bayes_posterior, expected_loss, gd_iterate, ibvi_limit
 from .gaussian import Gaussian, MeanFieldGaussian, Predictive, w2, w2_squared
 from .problems import (ClassificationProblem, FeatureRegression1D, RegressionProblem, feature_regression_1d,
                        random_regression, separable_classification)
-from .simulate import DivergenceError, SimulationResult, Trace, simulate, stability_bound
+from .simulate import DivergenceError, SimulationResult, Trace, gd_ensemble, simulate, stability_bound
 from .subspace import (RowSpaceBasis, RowSpaceSolver, project_null, project_row, row_space_basis,
                        row_space_solver)
 
@@ -17,7 +17,10 @@ __all__ = [
     "Gaussian", "MeanFieldGaussian", "Predictive", "w2", "w2_squared",
     "RowSpaceBasis", "RowSpaceSolver", "row_space_basis", "row_space_solver", "project_null", "project_row",
     "ibvi_limit", "ibvi_limit_w2_squared", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_loss",
-    "simulate", "stability_bound", "DivergenceError", "SimulationResult", "Trace",
+    "simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace",
     "RegressionProblem", "random_regression", "FeatureRegression1D", "feature_regression_1d",
     "ClassificationProblem", "separable_classification",
 ]
+from .stability import ThresholdResult, mc_factor_threshold, predicted_mc_threshold
+
+__all__ += ["ThresholdResult", "mc_factor_threshold", "predicted_mc_threshold"]

@@ -218,7 +218,8 @@ def w2_squared(p, q) -> float:
     The minimum is attained at the polar factor ``U = AB^T`` of ``L_qᵀL_p = AΣBᵀ`` (narrower
     factors are padded with zero columns). The difference ``L_p − L_qU`` is formed explicitly
     instead of the nuclear-norm expression: that avoids the cancellation in ``‖L_p‖² + ‖L_q‖² −
-    2‖·‖_*``, which would lose half the digits of ``W₂`` when ``p`` and ``q`` are close. Exact
+    2‖·‖_*``, which would lose half the digits of ``W₂`` when ``p`` and ``q`` are close (the error is about ``eps·‖L‖·κ(L)`` in ``W₂``
+    instead of ``√eps·‖L‖``). Exact
     (to rounding) for singular covariances and factors of different widths; exactly ``0.0`` for
     identical inputs.
 

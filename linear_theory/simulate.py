@@ -23,7 +23,7 @@ from .closed_form import bayes_posterior, ibvi_limit
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 from .subspace import row_space_solver
 
-__all__ = ["simulate", "stability_bound", "DivergenceError", "SimulationResult", "Trace"]
+__all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
 FAMILIES = ("full", "lowrank", "meanfield")
 OPTIMIZERS = ("gd", "sgd", "momentum")
@@ -222,45 +222,70 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
 
     full_batch = batch_size is None or batch_size == n
     record(0)
-    for t in range(1, steps + 1):
-        if full_batch:
-            XB, yB, scale = X, y, 1.0
-        else:
-            rows = rng.choice(n, size=batch_size, replace=False)
-            XB, yB, scale = X[rows], y[rows], n / batch_size
-        if mc_samples == 0:
-            g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
-            if meanfield:
-                g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
+    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(1, steps + 1):
+            if full_batch:
+                XB, yB, scale = X, y, 1.0
             else:
-                g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
-        elif meanfield:
-            eps = rng.standard_normal((mc_samples, d))
-            R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
-            XtR = XB.T @ R  # (d, M)
-            g_mu = -2.0 * scale * XtR.mean(axis=1)
-            g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
-        else:
-            Z = rng.standard_normal((mc_samples, spread.shape[1]))
-            R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
-            g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
-            g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
-        if preconditioned:
-            g_mu = L0 @ (L0.T @ g_mu)
-            g_spread = L0 @ (L0.T @ g_spread)
-        if optimizer == "momentum":
-            vel_mu = momentum * vel_mu + g_mu
-            vel_spread = momentum * vel_spread + g_spread
-            g_mu, g_spread = vel_mu, vel_spread
-        mu = mu - lr * g_mu
-        spread = spread - lr_factor * g_spread
-        if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
-            raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
-        if t % record_every == 0 or t == steps:
-            record(t)
+                rows = rng.choice(n, size=batch_size, replace=False)
+                XB, yB, scale = X[rows], y[rows], n / batch_size
+            if mc_samples == 0:
+                g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
+                if meanfield:
+                    g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
+                else:
+                    g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
+            elif meanfield:
+                eps = rng.standard_normal((mc_samples, d))
+                R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
+                XtR = XB.T @ R  # (d, M)
+                g_mu = -2.0 * scale * XtR.mean(axis=1)
+                g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
+            else:
+                Z = rng.standard_normal((mc_samples, spread.shape[1]))
+                R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
+                g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
+                g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
+            if preconditioned:
+                g_mu = L0 @ (L0.T @ g_mu)
+                g_spread = L0 @ (L0.T @ g_spread)
+            if optimizer == "momentum":
+                vel_mu = momentum * vel_mu + g_mu
+                vel_spread = momentum * vel_spread + g_spread
+                g_mu, g_spread = vel_mu, vel_spread
+            mu = mu - lr * g_mu
+            spread = spread - lr_factor * g_spread
+            if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
+                raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
+            if t % record_every == 0 or t == steps:
+                record(t)
 
     trace = Trace(steps=np.asarray(records["steps"]), expected_loss=np.asarray(records["loss"]),
                   w2_to_prior=np.asarray(records["w2p"]), w2_to_limit=np.asarray(records["w2l"]),
                   null_mean_drift=np.asarray(records["dmu"]), null_factor_drift=np.asarray(records["dL"]))
     return SimulationResult(final=current(), trace=trace, limit=limit, stability_bound=bound,
                             family=family, optimizer=optimizer)
+
+
+def gd_ensemble(X, y, initial, *, lr: float, steps: int) -> np.ndarray:
+    """Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
+
+    ``initial`` is ``(K, d)`` (e.g. ``prior.sample(K, rng)``); every member takes ``steps`` steps
+    ``w ← w + 2ηXᵀ(y − Xw)`` and the ``(K, d)`` result is returned (Proposition S1: the members
+    converge to ``P_null w₀ + X⁺y``). Cost ``O(steps·K·n·d)``.
+
+    Raises ``ValueError`` for mismatched shapes or a step at or above ``1/s_max²``.
+    """
+    X, y = check_problem(X, y)
+    W = np.array(initial, dtype=np.float64, copy=True)
+    if W.ndim != 2 or W.shape[1] != X.shape[1] or not np.all(np.isfinite(W)):
+        raise ValueError(f"initial must be a finite (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
+    lr = as_positive_float("lr", lr)
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    bound = stability_bound(X)
+    if lr >= bound:
+        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max²)")
+    for _ in range(steps):
+        W += 2.0 * lr * (y[None, :] - W @ X.T) @ X
+    return W

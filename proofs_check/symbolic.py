@@ -1,0 +1,827 @@
+"""Symbolic derivations (sympy) behind the linear-model claims of ``shared/spec/THEORY.md``.
+
+Each derivation is a pure function that *derives* a quantity (an expectation by replacing the
+moments of ``z``, a gradient by differentiation, a recursion by ``rsolve``, a minimizer by solving
+its stationarity equations, an integral by ``integrate``) and compares it with a *candidate*
+closed form. The candidate defaults to the formula stated in THEORY.md and can be replaced by
+the caller: the tests pass deliberately wrong candidates to show that each comparison can fail.
+
+Every function returns a small frozen dataclass holding the derived expression(s) and
+``residuals``: named sympy expressions (or matrices) that are identically zero exactly when the
+candidate agrees with the derivation. :func:`residual_size` turns a residual into a number:
+``0.0`` when sympy proves it zero, otherwise the largest ``|residual|`` at random rational points
+of its free symbols (so a wrong candidate gives a visibly nonzero error).
+
+Sizes are kept small (``n ≤ 2``, ``d ≤ 3``, ``r ≤ 2``) so that each derivation runs in about a
+second; the identities are polynomial/rational in the entries, so a symbolic proof at these
+sizes with *generic symbolic entries* is a proof for those sizes, not a spot check.
+
+References: THEORY.md §1 (expected loss, gradients, W₂), §2 C1 (GD contraction, IBVI limit),
+C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+__all__ = [
+    "Residual",
+    "ExpectedLoss", "Gradients", "GDIterate", "PenalizedW2GVI", "GaussianMGF", "W2Bures",
+    "IBVILimitExact",
+    "expected_loss", "gradients", "gd_iterate", "penalized_w2_gvi", "gaussian_mgf",
+    "w2_factor_vs_bures", "ibvi_limit_exact",
+    "expected_loss_formula", "gradient_formula", "gd_contraction_factor", "gd_stable_upper",
+    "penalized_formula", "mgf_formula", "bures_cross_term", "ibvi_limit_formula",
+    "residual_size", "is_exactly_zero",
+    "standard_normal_moment", "expectation_over_z", "psd_sqrt", "nuclear_norm",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Residuals and their size
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Residual:
+    """A named sympy expression or matrix that must be identically zero."""
+
+    name: str
+    value: object  # sympy.Expr or sympy.MatrixBase
+
+
+def _entries(value) -> list:
+    if isinstance(value, sp.MatrixBase):
+        return list(value)
+    if isinstance(value, (tuple, list)):
+        return [e for v in value for e in _entries(v)]
+    return [sp.sympify(value)]
+
+
+def is_exactly_zero(value) -> bool:
+    """True when sympy proves every entry of ``value`` to be identically zero.
+
+    Cheap routes first (``expand``, ``cancel``), ``simplify`` only where they do not decide:
+    the residuals here are polynomials, rational functions or radical expressions.
+    """
+    for entry in _entries(value):
+        if entry == 0:
+            continue
+        reduced = sp.expand(entry)
+        if reduced == 0:
+            continue
+        reduced = sp.cancel(sp.together(reduced))
+        if reduced == 0:
+            continue
+        if sp.simplify(reduced) == 0:
+            continue
+        return False
+    return True
+
+
+def _random_value(symbol: sp.Symbol, rng: np.random.Generator):
+    # Rationals keep the evaluation exact until the final evalf; the assumptions of each
+    # symbol (integer, positive, real) decide the admissible range.
+    if symbol.is_integer:
+        return sp.Integer(int(rng.integers(1, 6)))
+    numerator = int(rng.integers(1, 20))
+    value = sp.Rational(numerator, int(rng.integers(1, 7)))
+    if symbol.is_positive or symbol.is_nonnegative:
+        return value
+    return value if rng.random() < 0.5 else -value
+
+
+def residual_size(value, rng: np.random.Generator | None = None, points: int = 3) -> float:
+    """Size of a residual: 0.0 when sympy proves it zero, else ``max |residual|`` at random points.
+
+    Parameters
+    ----------
+    value : sympy.Expr, sympy.Matrix or Residual
+        The residual; every entry must vanish identically for a correct candidate.
+    rng : numpy.random.Generator, optional
+        Source of the random rational evaluation points (``default_rng(0)`` when omitted).
+    points : int
+        Number of random points for a residual that sympy does not prove zero.
+
+    Returns
+    -------
+    float
+        ``0.0`` for an exact symbolic zero; otherwise the largest absolute value found (from a
+        30-digit evaluation at exact rational points; ``inf`` if an entry does not evaluate to
+        a finite number). ``nan`` when sympy does not prove the residual zero but every point
+        evaluates to zero: undecided, so a check with tolerance 0 fails rather than claiming
+        a proof it does not have.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not a positive integer.
+    """
+    if isinstance(value, Residual):
+        value = value.value
+    if not isinstance(points, (int, np.integer)) or points < 1:
+        raise ValueError(f"points must be a positive integer, got {points!r}")
+    if is_exactly_zero(value):
+        return 0.0
+    rng = np.random.default_rng(0) if rng is None else rng
+    worst = 0.0
+    for entry in _entries(value):
+        symbols = sorted(entry.free_symbols, key=lambda s: s.name)
+        for _ in range(points if symbols else 1):
+            point = {s: _random_value(s, rng) for s in symbols}
+            number = complex(sp.N(entry.subs(point), 30))
+            size = abs(number)
+            if not np.isfinite(size):
+                return float("inf")
+            worst = max(worst, size)
+    return float(worst) if worst > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------
+
+def _matrix(name: str, rows: int, cols: int, **assumptions) -> sp.Matrix:
+    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}{j}", **assumptions))
+
+
+def _vector(name: str, size: int, **assumptions) -> sp.Matrix:
+    return sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"{name}_{i}", **assumptions))
+
+
+def _check_sizes(**sizes) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def standard_normal_moment(k: int) -> sp.Expr:
+    """``E[z^k]`` for ``z ~ N(0, 1)``, by integrating against the density (not from a table)."""
+    if not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k must be a non-negative integer, got {k!r}")
+    z = sp.Symbol("z", real=True)
+    density = sp.exp(-z ** 2 / 2) / sp.sqrt(2 * sp.pi)
+    return sp.simplify(sp.integrate(z ** int(k) * density, (z, -sp.oo, sp.oo)))
+
+
+def expectation_over_z(expr: sp.Expr, zs) -> sp.Expr:
+    """``E_z[expr]`` for a polynomial in independent standard normal ``zs``.
+
+    Each monomial ``Π z_i^{k_i}`` is replaced by ``Π E[z^{k_i}]`` (independence), with the
+    one-dimensional moments integrated by :func:`standard_normal_moment`.
+    """
+    zs = list(zs)
+    poly = sp.Poly(sp.expand(expr), *zs)
+    moments: dict[int, sp.Expr] = {}
+    total = sp.Integer(0)
+    for powers, coefficient in poly.terms():
+        factor = sp.Integer(1)
+        for k in powers:
+            if k not in moments:
+                moments[k] = standard_normal_moment(k)
+            factor *= moments[k]
+        total += coefficient * factor
+    return sp.expand(total)
+
+
+def psd_sqrt(matrix: sp.Matrix) -> sp.Matrix:
+    """Symmetric PSD square root ``Σ_k √λ_k P_k`` from an exact orthonormal eigenbasis.
+
+    Each eigenspace is orthonormalized (Gram–Schmidt) so that repeated eigenvalues are handled.
+    """
+    if not isinstance(matrix, sp.MatrixBase) or not matrix.is_square:
+        raise ValueError("matrix must be a square sympy Matrix")
+    if matrix.rows == 1:
+        return sp.Matrix([[sp.sqrt(matrix[0, 0])]])
+    if matrix.is_diagonal():
+        return sp.diag(*[sp.sqrt(matrix[i, i]) for i in range(matrix.rows)])
+    root = sp.zeros(matrix.rows, matrix.cols)
+    for value, _, vectors in matrix.eigenvects():
+        for q in sp.GramSchmidt(vectors, orthonormal=True):
+            root += sp.sqrt(value) * q * q.T
+    return root.applyfunc(sp.radsimp)
+
+
+def nuclear_norm(matrix: sp.Matrix) -> sp.Expr:
+    """``‖A‖_*`` = sum of singular values = ``Σ √eig(AᵀA)`` (with multiplicities), exact."""
+    gram = matrix.T * matrix
+    if gram.is_diagonal():
+        return sum((sp.sqrt(gram[i, i]) for i in range(gram.rows)), sp.Integer(0))
+    return sum((mult * sp.sqrt(ev) for ev, mult in gram.eigenvals().items()), sp.Integer(0))
+
+
+# --------------------------------------------------------------------------------------------
+# (a) Expected loss under q = N(μ, LLᵀ)
+# --------------------------------------------------------------------------------------------
+
+def expected_loss_formula(X, y, mu, L):
+    """THEORY.md §1: ``‖y − Xμ‖² + ‖XL‖²_F``."""
+    residual = y - X * mu
+    return (residual.T * residual)[0, 0] + sum(e ** 2 for e in X * L)
+
+
+@dataclass(frozen=True)
+class ExpectedLoss:
+    """``E_{w~N(μ,LLᵀ)} ‖y − Xw‖²`` derived from the moments of ``z`` (``w = μ + Lz``)."""
+
+    X: sp.Matrix
+    y: sp.Matrix
+    mu: sp.Matrix
+    L: sp.Matrix
+    derived: sp.Expr
+    candidate: sp.Expr
+    residuals: tuple[Residual, ...]
+
+
+def expected_loss(n: int = 2, d: int = 3, r: int = 2,
+                  candidate: Callable | None = None) -> ExpectedLoss:
+    """Derive ``E‖y − Xw‖²`` for ``w = μ + Lz``, ``z ~ N(0, I_r)``, with symbolic entries.
+
+    .. math:: \\mathbb E_z \\|y - X(\\mu + Lz)\\|^2 = \\|y - X\\mu\\|^2 + \\|XL\\|_F^2
+
+    The square is expanded as a polynomial in ``z`` and every monomial replaced by its moment
+    (moments integrated against the normal density), so the right side is derived, not typed.
+
+    Parameters
+    ----------
+    n, d, r : int
+        Sizes of ``X (n×d)``, ``y (n)``, ``μ (d)``, ``L (d×r)``; all entries are real symbols.
+    candidate : callable ``(X, y, mu, L) -> Expr``, optional
+        The closed form compared with the derivation (default :func:`expected_loss_formula`).
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer.
+    """
+    _check_sizes(n=n, d=d, r=r)
+    candidate = expected_loss_formula if candidate is None else candidate
+    X = _matrix("x", n, d, real=True)
+    y = _vector("y", n, real=True)
+    mu = _vector("m", d, real=True)
+    L = _matrix("l", d, r, real=True)
+    z = _vector("z", r, real=True)
+    residual = y - X * (mu + L * z)
+    derived = expectation_over_z((residual.T * residual)[0, 0], list(z))
+    stated = sp.expand(candidate(X, y, mu, L))
+    return ExpectedLoss(X=X, y=y, mu=mu, L=L, derived=derived, candidate=stated,
+                        residuals=(Residual("E||y-Xw||^2 - candidate", sp.expand(derived - stated)),))
+
+
+# --------------------------------------------------------------------------------------------
+# (b) Gradients
+# --------------------------------------------------------------------------------------------
+
+def gradient_formula(X, y, mu, L):
+    """THEORY.md §1: ``∇_μ = −2Xᵀ(y − Xμ)``, ``∇_L = 2XᵀXL``."""
+    return -2 * X.T * (y - X * mu), 2 * X.T * X * L
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Gradients of the *derived* expected loss, by sympy differentiation."""
+
+    grad_mean: sp.Matrix
+    grad_factor: sp.Matrix
+    residuals: tuple[Residual, ...]
+
+
+def gradients(n: int = 2, d: int = 3, r: int = 2, candidate: Callable | None = None) -> Gradients:
+    """Differentiate the expected loss derived by :func:`expected_loss` entrywise.
+
+    .. math:: \\nabla_\\mu \\bar\\ell = -2X^\\top(y - X\\mu),\\qquad \\nabla_L \\bar\\ell = 2X^\\top X L
+
+    Parameters
+    ----------
+    n, d, r : int
+        Sizes as in :func:`expected_loss`.
+    candidate : callable ``(X, y, mu, L) -> (d×1 Matrix, d×r Matrix)``, optional
+        Closed-form gradients compared entrywise (default :func:`gradient_formula`).
+    """
+    loss = expected_loss(n, d, r)
+    candidate = gradient_formula if candidate is None else candidate
+    grad_mean = loss.mu.applyfunc(lambda m: sp.diff(loss.derived, m))
+    grad_factor = loss.L.applyfunc(lambda l: sp.diff(loss.derived, l))
+    cand_mean, cand_factor = candidate(loss.X, loss.y, loss.mu, loss.L)
+    return Gradients(
+        grad_mean=grad_mean, grad_factor=grad_factor,
+        residuals=(Residual("d/dmu - candidate", (grad_mean - cand_mean).applyfunc(sp.expand)),
+                   Residual("d/dL - candidate", (grad_factor - cand_factor).applyfunc(sp.expand))))
+
+
+# --------------------------------------------------------------------------------------------
+# (c) Closed-form GD iterate
+# --------------------------------------------------------------------------------------------
+
+def gd_contraction_factor(eta, s):
+    """THEORY.md C1: per-step factor ``1 − 2ηs²`` along a right singular vector with value ``s``."""
+    return 1 - 2 * eta * s ** 2
+
+
+def gd_stable_upper(s):
+    """THEORY.md C1: GD is stable iff ``0 < η < 1/s²``."""
+    return 1 / s ** 2
+
+
+@dataclass(frozen=True)
+class GDIterate:
+    """Full-batch GD on the mean, solved in the eigenbasis of ``XᵀX``."""
+
+    solution: sp.Expr          # e_t from rsolve
+    factor: sp.Expr            # e_{t+1}/e_t from the solution
+    stable_set: sp.Set         # {η : |factor| < 1}, from solve_univariate_inequality
+    squared_singular_values: tuple
+    residuals: tuple[Residual, ...]
+
+
+# An exact example with XXᵀ = [[2, 1], [1, 2]]: squared singular values 3 and 1 (and 0 on null(X)).
+_GD_EXAMPLE_X = ((1, 1, 0), (0, 1, 1))
+
+
+def gd_iterate(candidate_factor: Callable | None = None,
+               candidate_upper: Callable | None = None) -> GDIterate:
+    """Solve ``μ_{t+1} = μ_t + 2ηXᵀ(y − Xμ_t)`` in the eigenbasis and derive its stability set.
+
+    Steps (each a residual):
+
+    1. error form: with ``y = Xμ̂`` (any interpolant), ``μ_{t+1} − μ̂ = (I − 2ηXᵀX)(μ_t − μ̂)``
+       for a symbolic ``2×3`` ``X``;
+    2. eigenbasis: each exact eigenvector ``v`` of ``XᵀX`` (eigenvalue ``s²``) for the rational
+       example is an eigenvector of the GD map with eigenvalue ``candidate_factor(η, s)``;
+    3. the coefficient of the scalar recursion ``e_{t+1} = c e_t`` is derived from the GD map
+       on a right singular vector of a symbolic ``X = [a, b]`` (``s² = a² + b²``); ``rsolve``
+       with ``e_0`` given is compared with ``candidate_factor(η, s)^t e_0``, and the
+       contraction ratio ``e_{t+1}/e_t`` with ``candidate_factor(η, s)``;
+    4. ``{η real : |c| < 1}`` by ``solve_univariate_inequality`` against
+       ``(0, candidate_upper(s))``.
+
+    Parameters
+    ----------
+    candidate_factor : callable ``(eta, s) -> Expr``, optional
+        Default :func:`gd_contraction_factor`.
+    candidate_upper : callable ``(s) -> Expr``, optional
+        Upper end of the stable step interval, default :func:`gd_stable_upper`.
+    """
+    candidate_factor = gd_contraction_factor if candidate_factor is None else candidate_factor
+    candidate_upper = gd_stable_upper if candidate_upper is None else candidate_upper
+    eta = sp.Symbol("eta", positive=True)
+    s = sp.Symbol("s", positive=True)
+
+    # 1. error recursion for a generic X; the interpolant exists because rank(X) = n.
+    X = _matrix("x", 2, 3, real=True)
+    mu_t = _vector("m", 3, real=True)
+    mu_hat = _vector("h", 3, real=True)
+    y = X * mu_hat
+    step = mu_t + 2 * eta * X.T * (y - X * mu_t)
+    gd_map = sp.eye(3) - 2 * eta * X.T * X
+    error_form = (step - mu_hat - gd_map * (mu_t - mu_hat)).applyfunc(sp.expand)
+
+    # 2. eigenbasis of the exact example.
+    Xe = sp.Matrix(_GD_EXAMPLE_X)
+    gram = Xe.T * Xe
+    map_e = sp.eye(3) - 2 * eta * gram
+    eigen_residual = []
+    squared = []
+    for value, _, vectors in gram.eigenvects():
+        squared.append(value)
+        for v in vectors:
+            eigen_residual.append((map_e * v - candidate_factor(eta, sp.sqrt(value)) * v)
+                                  .applyfunc(sp.expand))
+    eigen_residual = sp.Matrix.vstack(*eigen_residual)
+
+    # 3. the scalar recursion along a right singular vector v of a symbolic X = [a, b]:
+    #    XᵀXv = s²v with s² = a² + b², and the GD map multiplies v by vᵀ(I − 2ηXᵀX)v / vᵀv.
+    a, b = sp.symbols("a b", real=True)
+    X1 = sp.Matrix([[a, b]])
+    v = X1.T
+    singular_vector = (X1.T * X1 * v - (a ** 2 + b ** 2) * v).applyfunc(sp.expand)
+    map_1 = sp.eye(2) - 2 * eta * X1.T * X1
+    coefficient = sp.cancel((v.T * map_1 * v)[0, 0] / (v.T * v)[0, 0])
+    coefficient = sp.expand(sp.expand(coefficient).subs(a ** 2, s ** 2 - b ** 2))
+    if coefficient.free_symbols - {eta, s}:
+        raise RuntimeError(f"GD coefficient did not reduce to (eta, s): {coefficient}")
+
+    e = sp.Function("e")
+    t = sp.Symbol("t", integer=True, nonnegative=True)
+    e0 = sp.Symbol("e0", real=True)
+    solution = sp.rsolve(e(t + 1) - coefficient * e(t), e(t), {e(0): e0})
+    if solution is None:
+        raise RuntimeError("sympy.rsolve found no solution of the GD recursion")
+    # Left unsimplified: expand decides these, while simplify first rewrites powers of
+    # (1 − 2ηs²) into (−1)^t (2ηs² − 1)^t forms that it then cannot cancel.
+    recursion_check = solution.subs(t, t + 1) - coefficient * solution
+    closed = solution - candidate_factor(eta, s) ** t * e0
+    factor = sp.simplify(solution.subs(t, t + 1) / solution)
+    factor_residual = sp.expand(factor - candidate_factor(eta, s))
+
+    # 4. stability: η is any real here so that η > 0 is derived, not assumed.
+    eta_real = sp.Symbol("eta_r", real=True)
+    stable = sp.solve_univariate_inequality(
+        sp.Abs(coefficient.subs(eta, eta_real)) < 1, eta_real, relational=False)
+    if not isinstance(stable, sp.Interval):
+        raise RuntimeError(f"stability set is not an interval: {stable}")
+    upper = candidate_upper(s)
+    interval_residual = sp.Matrix([stable.start - 0, stable.end - upper,
+                                   int(not stable.left_open), int(not stable.right_open)])
+    return GDIterate(
+        solution=solution, factor=factor, stable_set=stable,
+        squared_singular_values=tuple(squared),
+        residuals=(Residual("error recursion (I-2eta X^T X)", error_form),
+                   Residual("eigenvectors of the GD map", eigen_residual),
+                   Residual("right singular vector of X = [a, b]", singular_vector),
+                   Residual("rsolve solution satisfies recursion", recursion_check),
+                   Residual("e_t - candidate^t e_0", closed),
+                   Residual("e_{t+1}/e_t - candidate", factor_residual),
+                   Residual("stable interval - (0, candidate)", interval_residual)))
+
+
+# --------------------------------------------------------------------------------------------
+# (d) Penalized W₂-GVI: stationarity and closed form
+# --------------------------------------------------------------------------------------------
+
+def penalized_formula(X, y, mu0, L0, lam):
+    """THEORY.md C5: ``μ_λ = μ₀ + Xᵀ(XXᵀ+λI)⁻¹(y − Xμ₀)``, ``L_λ = (I − Xᵀ(XXᵀ+λI)⁻¹X)L₀``."""
+    inner = (X * X.T + lam * sp.eye(X.rows)).inv()
+    return mu0 + X.T * inner * (y - X * mu0), (sp.eye(X.cols) - X.T * inner * X) * L0
+
+
+@dataclass(frozen=True)
+class PenalizedW2GVI:
+    """Solutions of the stationarity equations of the (aligned) penalized W₂-GVI objective."""
+
+    mean_symbolic: sp.Matrix
+    factor_symbolic: sp.Matrix
+    mean_rational: sp.Matrix
+    factor_rational: sp.Matrix
+    shrinkage: sp.Matrix  # A with L_λ = A L₀ (symbolic case)
+    residuals: tuple[Residual, ...]
+
+
+# n = 2, d = 3 with small integers; λ stays symbolic.
+# μ₀ and both columns of L₀ have components in row(X) and null(X) = span((−2, 1, 1)), and
+# y ≠ Xμ₀, so neither the data term nor the prior term is trivially satisfied.
+_PENALIZED_EXAMPLE = dict(X=((1, 2, 0), (0, 1, -1)), y=(3, 1), mu0=(1, 1, 2),
+                          L0=((1, 0), (1, 1), (0, 3)))
+
+
+def _solve_stationarity(X, y, mu0, L0, lam):
+    d, r = L0.shape
+    mu = _vector("u", d, real=True)
+    L = _matrix("v", d, r, real=True)
+    fit = y - X * mu
+    objective = ((fit.T * fit)[0, 0] + sum(e ** 2 for e in X * L)
+                 + lam * (sum(e ** 2 for e in mu - mu0) + sum(e ** 2 for e in L - L0)))
+    unknowns = list(mu) + list(L)
+    equations = [sp.diff(objective, u) for u in unknowns]
+    solutions = sp.solve(equations, unknowns, dict=True)
+    if len(solutions) != 1:
+        raise RuntimeError(f"stationarity equations have {len(solutions)} solutions, expected 1")
+    sol = solutions[0]
+    mean = mu.applyfunc(lambda u: sp.cancel(sol[u]))
+    factor = L.applyfunc(lambda v: sp.cancel(sol[v]))
+    return mean, factor
+
+
+def penalized_w2_gvi(candidate: Callable | None = None) -> PenalizedW2GVI:
+    """Solve the stationarity equations of ``‖y−Xμ‖² + ‖XL‖²_F + λ(‖μ−μ₀‖² + ‖L−L₀‖²_F)``.
+
+    **Alignment assumption.** The W₂ factor term ``‖L‖² + ‖L₀‖² − 2‖LᵀL₀‖_*`` equals
+    ``‖L − L₀‖²_F`` when ``LᵀL₀`` is symmetric PSD. This loses nothing: replacing ``L`` by
+    ``LQ`` (``Q`` orthogonal) leaves ``LLᵀ``, ``‖XL‖`` and ``‖LᵀL₀‖_*`` unchanged, and some
+    ``Q`` makes ``tr(QᵀLᵀL₀) = ‖LᵀL₀‖_*`` (von Neumann), so both problems have the same
+    minimum. The solution found here is ``L_λ = A L₀`` with ``A`` symmetric positive definite,
+    so ``L_λᵀL₀ = L₀ᵀAL₀`` is symmetric PSD: the assumption holds at the optimum. Both facts
+    about ``A`` are residuals below. The objective is strictly convex for ``λ > 0`` (Hessian
+    ``2(XᵀX + λI)``), so the unique stationary point is the minimizer.
+
+    Two cases are solved: fully symbolic ``n=1, d=2, r=2`` and rational ``n=2, d=3, r=2``
+    with symbolic ``λ > 0``. The push-through identity
+    ``λ(XᵀX + λI)⁻¹ = I − Xᵀ(XXᵀ + λI)⁻¹X`` is not used: it is what the comparison proves.
+
+    Parameters
+    ----------
+    candidate : callable ``(X, y, mu0, L0, lam) -> (mean, factor)``, optional
+        Closed form compared with the solved stationary point (default :func:`penalized_formula`).
+    """
+    candidate = penalized_formula if candidate is None else candidate
+    lam = sp.Symbol("lambda", positive=True)
+
+    X = _matrix("x", 1, 2, real=True)
+    y = _vector("y", 1, real=True)
+    mu0 = _vector("p", 2, real=True)
+    L0 = _matrix("k", 2, 2, real=True)
+    mean_s, factor_s = _solve_stationarity(X, y, mu0, L0, lam)
+    cand_mean_s, cand_factor_s = candidate(X, y, mu0, L0, lam)
+    # L_λ is linear in L₀ column by column: A is the Jacobian of a column.
+    shrinkage = factor_s[:, 0].jacobian(L0[:, 0]).applyfunc(sp.cancel)
+    shrink_use = (factor_s - shrinkage * L0).applyfunc(sp.cancel)
+    symmetric = (shrinkage - shrinkage.T).applyfunc(sp.cancel)
+    # Positive definite for λ > 0: sympy decides the sign of every eigenvalue from the
+    # assumptions (λ > 0, entries of X real).
+    not_positive = [ev for ev in shrinkage.eigenvals()
+                    if sp.simplify(ev).is_positive is not True]
+
+    ex = _PENALIZED_EXAMPLE
+    Xr, yr = sp.Matrix(ex["X"]), sp.Matrix(ex["y"])
+    mu0r, L0r = sp.Matrix(ex["mu0"]), sp.Matrix(ex["L0"])
+    mean_r, factor_r = _solve_stationarity(Xr, yr, mu0r, L0r, lam)
+    cand_mean_r, cand_factor_r = candidate(Xr, yr, mu0r, L0r, lam)
+
+    def diff(a, b):
+        return (a - b).applyfunc(lambda e: sp.cancel(sp.together(e)))
+
+    return PenalizedW2GVI(
+        mean_symbolic=mean_s, factor_symbolic=factor_s, mean_rational=mean_r,
+        factor_rational=factor_r, shrinkage=shrinkage,
+        residuals=(Residual("mean, symbolic n=1 d=2", diff(mean_s, cand_mean_s)),
+                   Residual("factor, symbolic n=1 d=2", diff(factor_s, cand_factor_s)),
+                   Residual("mean, rational n=2 d=3", diff(mean_r, cand_mean_r)),
+                   Residual("factor, rational n=2 d=3", diff(factor_r, cand_factor_r)),
+                   Residual("L_lambda = A L0", shrink_use),
+                   Residual("A symmetric", symmetric),
+                   Residual("number of eigenvalues of A not proved positive", sp.Integer(len(not_positive)))))
+
+
+# --------------------------------------------------------------------------------------------
+# (e) Gaussian moment generating function (exponential loss)
+# --------------------------------------------------------------------------------------------
+
+def mgf_formula(x, y_label, mu, L):
+    """THEORY.md C7: ``E exp(−y xᵀw) = exp(−y xᵀμ + ½‖Lᵀx‖²)`` for ``y = ±1``."""
+    proj = L.T * x
+    return sp.exp(-y_label * (x.T * mu)[0, 0] + sp.Rational(1, 2) * (proj.T * proj)[0, 0])
+
+
+@dataclass(frozen=True)
+class GaussianMGF:
+    """``E exp(a w)`` integrated in 1-D, then lifted to ``w ~ N(μ, LLᵀ)`` through ``xᵀw``."""
+
+    one_dimensional: sp.Expr
+    projection_mean: sp.Expr
+    projection_variance: sp.Expr
+    residuals: tuple[Residual, ...]
+
+
+def gaussian_mgf(d: int = 2, r: int = 2, candidate: Callable | None = None) -> GaussianMGF:
+    """Derive ``E_{w~N(μ,LLᵀ)} exp(−y xᵀw)`` for ``y = ±1``.
+
+    .. math:: \\mathbb E\\, e^{a w} = e^{a m + a^2 s^2/2}\\ (w \\sim N(m, s^2)),\\qquad
+              \\mathbb E\\, e^{-y x^\\top w} = e^{-y x^\\top\\mu + \\frac12 \\|L^\\top x\\|^2}
+
+    The 1-D formula is ``sympy.integrate`` of ``e^{aw}`` against the normal density. The
+    projection ``xᵀw = xᵀμ + (Lᵀx)ᵀz`` is Gaussian; its mean and variance are derived from the
+    moments of ``z``. A second route integrates each independent ``z_k`` separately
+    (``E e^{cᵀz} = Π E e^{c_k z_k}``), without the projection.
+
+    Parameters
+    ----------
+    d, r : int
+        Sizes of ``x, μ (d)`` and ``L (d×r)``, symbolic real entries.
+    candidate : callable ``(x, y_label, mu, L) -> Expr``, optional
+        Default :func:`mgf_formula`.
+    """
+    _check_sizes(d=d, r=r)
+    candidate = mgf_formula if candidate is None else candidate
+    w = sp.Symbol("w", real=True)
+    a = sp.Symbol("a", real=True)
+    m = sp.Symbol("m", real=True)
+    s = sp.Symbol("s", positive=True)
+    density = sp.exp(-(w - m) ** 2 / (2 * s ** 2)) / sp.sqrt(2 * sp.pi * s ** 2)
+    one_d = sp.simplify(sp.integrate(sp.exp(a * w) * density, (w, -sp.oo, sp.oo)))
+
+    x = _vector("x", d, real=True)
+    mu = _vector("m", d, real=True)
+    L = _matrix("l", d, r, real=True)
+    z = _vector("z", r, real=True)
+    projection = (x.T * (mu + L * z))[0, 0]
+    proj_mean = expectation_over_z(projection, list(z))
+    proj_var = sp.expand(expectation_over_z(projection ** 2, list(z)) - proj_mean ** 2)
+    proj_scale = sp.sqrt(proj_var)
+
+    # Route 2: product of independent 1-D integrals with m = 0, s = 1.
+    zeta = sp.Symbol("zeta", real=True)
+    c = sp.Symbol("c", real=True)
+    unit = sp.simplify(sp.integrate(sp.exp(c * zeta) * sp.exp(-zeta ** 2 / 2) / sp.sqrt(2 * sp.pi),
+                                    (zeta, -sp.oo, sp.oo)))
+
+    residuals = []
+    for label in (1, -1):
+        via_projection = one_d.subs({a: -label, m: proj_mean, s: proj_scale}, simultaneous=True)
+        coefficients = (-label) * (L.T * x)
+        via_product = sp.exp(-label * (x.T * mu)[0, 0])
+        for ck in coefficients:
+            via_product *= unit.subs(c, ck)
+        stated = candidate(x, label, mu, L)
+        # Compare logarithms: both sides are positive exponentials, the log is polynomial.
+        residuals.append(Residual(f"log E exp(-y x^T w) - log candidate, projection, y={label:+d}",
+                                  sp.expand(sp.expand_log(sp.log(via_projection) - sp.log(stated),
+                                                          force=True))))
+        residuals.append(Residual(f"log E exp(-y x^T w) - log candidate, product, y={label:+d}",
+                                  sp.expand(sp.expand_log(sp.log(via_product) - sp.log(stated),
+                                                          force=True))))
+    return GaussianMGF(one_dimensional=one_d, projection_mean=proj_mean,
+                       projection_variance=proj_var, residuals=tuple(residuals))
+
+
+# --------------------------------------------------------------------------------------------
+# (f) W₂ factor formula against the Bures formula
+# --------------------------------------------------------------------------------------------
+
+def bures_cross_term(sigma1, sigma2):
+    """Bures cross term ``tr (Σ₂^{½} Σ₁ Σ₂^{½})^{½}`` by exact diagonalizations."""
+    root2 = psd_sqrt(sigma2)
+    middle = (root2 * sigma1 * root2).applyfunc(sp.radsimp)
+    if middle.is_diagonal():
+        return sum((sp.sqrt(middle[i, i]) for i in range(middle.rows)), sp.Integer(0))
+    return sum((mult * sp.sqrt(ev) for ev, mult in middle.eigenvals().items()), sp.Integer(0))
+
+
+def _w2_squared_factor(m1, L1, m2, L2):
+    dm = m1 - m2
+    return ((dm.T * dm)[0, 0] + sum(e ** 2 for e in L1) + sum(e ** 2 for e in L2)
+            - 2 * nuclear_norm(L1.T * L2))
+
+
+def _w2_squared_bures(m1, L1, m2, L2, cross):
+    dm = m1 - m2
+    s1, s2 = L1 * L1.T, L2 * L2.T
+    return (dm.T * dm)[0, 0] + s1.trace() + s2.trace() - 2 * cross(s1, s2)
+
+
+@dataclass(frozen=True)
+class W2Bures:
+    """W₂² by the factor formula and by the Bures formula, three cases."""
+
+    factor_values: tuple
+    bures_values: tuple
+    residuals: tuple[Residual, ...]
+    mpmath_max_abs_difference: float
+
+
+# A non-commuting pair of covariances with exact rational factors.
+_BURES_EXAMPLE = dict(m1=(1, -1), L1=((1, 2), (0, 1)), m2=(0, 2), L2=((2, 0), (1, 1)))
+
+
+def w2_factor_vs_bures(candidate_cross: Callable | None = None,
+                       rng: np.random.Generator | None = None, mp_cases: int = 3,
+                       mp_digits: int = 50) -> W2Bures:
+    """Compare ``‖μ₁−μ₂‖² + ‖L₁‖² + ‖L₂‖² − 2‖L₁ᵀL₂‖_*`` with the Bures formula.
+
+    .. math:: W_2^2 = \\|\\mu_1-\\mu_2\\|^2 + \\operatorname{tr}(\\Sigma_1 + \\Sigma_2
+              - 2(\\Sigma_2^{1/2}\\Sigma_1\\Sigma_2^{1/2})^{1/2})
+
+    Cases: 1-D with symbolic real ``m₁, m₂, a, b`` (exact); commuting diagonal ``2×2`` with
+    symbolic real entries (exact); a general non-commuting ``2×2`` pair with rational factors,
+    square roots by exact diagonalization (algebraic numbers, exact). In addition
+    ``mp_cases`` random rational ``2×2`` pairs drawn from ``rng`` are compared in mpmath at
+    ``mp_digits`` digits (``mpmath.sqrtm`` against ``mpmath.svd_r``) — a numeric cross-check of
+    the identity itself, independent of ``candidate_cross``.
+
+    Parameters
+    ----------
+    candidate_cross : callable ``(Sigma1, Sigma2) -> Expr``, optional
+        The Bures cross term used in the three exact cases (default :func:`bures_cross_term`).
+    rng : numpy.random.Generator, optional
+        Draws the random rational pairs (``default_rng(0)`` when omitted).
+    mp_cases, mp_digits : int
+        Number of random cases and working precision.
+    """
+    _check_sizes(mp_digits=mp_digits)
+    if not isinstance(mp_cases, int) or mp_cases < 0:
+        raise ValueError(f"mp_cases must be a non-negative integer, got {mp_cases!r}")
+    cross = bures_cross_term if candidate_cross is None else candidate_cross
+    rng = np.random.default_rng(0) if rng is None else rng
+
+    m1, m2, a, b = sp.symbols("m1 m2 a b", real=True)
+    one = (sp.Matrix([m1]), sp.Matrix([[a]]), sp.Matrix([m2]), sp.Matrix([[b]]))
+    a1, a2, b1, b2 = sp.symbols("a1 a2 b1 b2", real=True)
+    mv1 = _vector("p", 2, real=True)
+    mv2 = _vector("q", 2, real=True)
+    diag = (mv1, sp.diag(a1, a2), mv2, sp.diag(b1, b2))
+    ex = _BURES_EXAMPLE
+    general = (sp.Matrix(ex["m1"]), sp.Matrix(ex["L1"]), sp.Matrix(ex["m2"]), sp.Matrix(ex["L2"]))
+
+    factor_values, bures_values, residuals = [], [], []
+    for name, case in (("1-D, symbolic", one), ("commuting diagonal 2x2, symbolic", diag),
+                       ("general 2x2, exact algebraic", general)):
+        fv = _w2_squared_factor(*case)
+        bv = _w2_squared_bures(*case, cross)
+        factor_values.append(fv)
+        bures_values.append(bv)
+        residuals.append(Residual(f"factor - Bures, {name}", fv - bv))
+
+    worst = _mpmath_w2_gap(rng, mp_cases, mp_digits) if mp_cases else 0.0
+    return W2Bures(factor_values=tuple(factor_values), bures_values=tuple(bures_values),
+                   residuals=tuple(residuals), mpmath_max_abs_difference=worst)
+
+
+def _mpmath_w2_gap(rng, cases, digits) -> float:
+    """Largest ``|‖L₁ᵀL₂‖_* − tr(Σ₂^{½}Σ₁Σ₂^{½})^{½}|`` over random rational 2×2 pairs.
+
+    Both sides in mpmath at ``digits`` digits: singular values by ``svd_r``, square roots by
+    ``sqrtm``; the means and the traces of ``Σ₁, Σ₂`` are common to both formulas.
+    """
+    import mpmath
+
+    def draw():
+        return mpmath.matrix([[mpmath.mpf(int(rng.integers(-9, 10))) / int(rng.integers(1, 5))
+                               for _ in range(2)] for _ in range(2)])
+
+    worst = mpmath.mpf(0)
+    with mpmath.workdps(digits):
+        for _ in range(cases):
+            L1, L2 = draw(), draw()
+            s1, s2 = L1 * L1.T, L2 * L2.T
+            nuclear = sum(mpmath.svd_r(L1.T * L2, compute_uv=False))
+            root2 = mpmath.sqrtm(s2)
+            middle = root2 * s1 * root2
+            bures = sum(mpmath.sqrtm((middle + middle.T) / 2)[i, i] for i in range(2))
+            worst = max(worst, abs(nuclear - bures))
+    return float(worst)
+
+
+# --------------------------------------------------------------------------------------------
+# (g) Exact rational example: IBVI limit = constrained W₂ minimizer
+# --------------------------------------------------------------------------------------------
+
+def ibvi_limit_formula(X, y, mu0, L0):
+    """THEORY.md C1: ``μ∞ = μ₀ + X⁺(y − Xμ₀)``, ``L∞ = (I − X⁺X)L₀`` (exact pseudo-inverse)."""
+    pinv = X.pinv()
+    return mu0 + pinv * (y - X * mu0), (sp.eye(X.cols) - pinv * X) * L0
+
+
+@dataclass(frozen=True)
+class IBVILimitExact:
+    """IBVI limit and the Lagrange solution of ``min W₂²(q, p)`` s.t. ``Xμ = y, XL = 0``."""
+
+    limit_mean: sp.Matrix
+    limit_factor: sp.Matrix
+    lagrange_mean: sp.Matrix
+    lagrange_factor: sp.Matrix
+    w2_squared: sp.Expr
+    residuals: tuple[Residual, ...]
+
+
+# As in the penalized example: μ₀ and L₀ have row- and null-space parts, y ≠ Xμ₀.
+_LIMIT_EXAMPLE = dict(X=((1, 2, 0), (0, 1, -1)), y=(1, 2), mu0=(1, 1, 2), L0=((1, 0), (1, 1), (0, 3)))
+
+
+def ibvi_limit_exact(candidate: Callable | None = None) -> IBVILimitExact:
+    """Exact rational ``n=2, d=3, r=2`` example: the IBVI limit is the constrained W₂ minimizer.
+
+    The minimizer is found with Lagrange multipliers (``sympy.solve``): for the mean,
+    ``min ‖μ − μ₀‖²`` s.t. ``Xμ = y``; for the factor, ``min ‖L − L₀‖²_F`` s.t. ``XL = 0``,
+    which has the same minimum as the W₂ factor term (alignment, see :func:`penalized_w2_gvi`).
+    The candidate limit is compared in ``μ`` and in the covariance ``LLᵀ``; its W₂² to the
+    prior, with the exact nuclear norm, is compared with
+    ``‖X⁺(Xμ₀ − y)‖² + ‖P_row L₀‖²_F`` and with the Lagrange solution's value.
+
+    Parameters
+    ----------
+    candidate : callable ``(X, y, mu0, L0) -> (mean, factor)``, optional
+        Default :func:`ibvi_limit_formula`.
+    """
+    candidate = ibvi_limit_formula if candidate is None else candidate
+    ex = _LIMIT_EXAMPLE
+    X, y = sp.Matrix(ex["X"]), sp.Matrix(ex["y"])
+    mu0, L0 = sp.Matrix(ex["mu0"]), sp.Matrix(ex["L0"])
+    n, d = X.shape
+    r = L0.cols
+
+    mu = _vector("u", d, real=True)
+    nu = _vector("nu", n, real=True)
+    lagrangian_mean = sum(e ** 2 for e in mu - mu0) + (nu.T * (X * mu - y))[0, 0]
+    unknowns = list(mu) + list(nu)
+    sol = sp.solve([sp.diff(lagrangian_mean, v) for v in unknowns], unknowns, dict=True)
+    if len(sol) != 1:
+        raise RuntimeError(f"mean Lagrange system has {len(sol)} solutions, expected 1")
+    mean_lg = mu.subs(sol[0])
+
+    L = _matrix("v", d, r, real=True)
+    Lam = _matrix("g", n, r, real=True)
+    lagrangian_factor = (sum(e ** 2 for e in L - L0)
+                         + sum(g * c for g, c in zip(Lam, X * L)))
+    unknowns = list(L) + list(Lam)
+    sol = sp.solve([sp.diff(lagrangian_factor, v) for v in unknowns], unknowns, dict=True)
+    if len(sol) != 1:
+        raise RuntimeError(f"factor Lagrange system has {len(sol)} solutions, expected 1")
+    factor_lg = L.subs(sol[0])
+
+    mean_c, factor_c = candidate(X, y, mu0, L0)
+    pinv = X.pinv()
+    stated_value = (sum(e ** 2 for e in pinv * (X * mu0 - y))
+                    + sum(e ** 2 for e in pinv * X * L0))
+    value_c = _w2_squared_factor(mean_c, factor_c, mu0, L0)
+    value_lg = _w2_squared_factor(mean_lg, factor_lg, mu0, L0)
+    return IBVILimitExact(
+        limit_mean=mean_c, limit_factor=factor_c, lagrange_mean=mean_lg,
+        lagrange_factor=factor_lg, w2_squared=value_c,
+        residuals=(Residual("mean: candidate - Lagrange", mean_c - mean_lg),
+                   Residual("covariance: candidate - Lagrange",
+                            factor_c * factor_c.T - factor_lg * factor_lg.T),
+                   Residual("constraints X mu = y, X L = 0 at candidate",
+                            sp.Matrix.vstack(X * mean_c - y, (X * factor_c).reshape(n * r, 1))),
+                   Residual("W2^2(candidate, p) - stated value", value_c - stated_value),
+                   Residual("W2^2(candidate, p) - W2^2(Lagrange, p)", value_c - value_lg)))
