@@ -131,3 +131,30 @@ def test_figures_command_writes_only_the_selected_figure(tmp_path):
     out = tmp_path / "figs"
     assert cli.main(["figures", "--out", str(out), "--quick", "--only", "convergence", "--quiet"]) == 0
     assert sorted(os.listdir(out)) == ["convergence.pdf", "convergence.png"]
+
+
+def test_a_new_figure_module_is_discovered_without_registration(tmp_path, monkeypatch):
+    """How another branch's ``fig_d_*.py`` is picked up: dropping a module in the package is enough."""
+    import sys
+
+    import proofs_check.figures as package
+
+    (tmp_path / "fig_z_extra.py").write_text(
+        "from matplotlib.figure import Figure\n"
+        "NAME = 'extra'\n"
+        "CAPTION = 'A figure added later.'\n"
+        "def make(ctx):\n"
+        "    figure = Figure()\n"
+        "    ax = figure.subplots()\n"
+        "    ax.plot([0, 1], [ctx.seed, 1], label='line')\n"
+        "    ax.set(title='t', xlabel='x', ylabel='y')\n"
+        "    ax.legend()\n"
+        "    return figure\n", encoding="utf-8")
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "proofs_check.figures.fig_z_extra", raising=False)
+    try:
+        assert [s.name for s in available_figures()][-1] == "extra"
+        (written,) = make_figures(tmp_path / "out", QUICK, only=["z_extra"])
+        assert written.ok and os.path.getsize(written.png) > 0
+    finally:
+        sys.modules.pop("proofs_check.figures.fig_z_extra", None)

@@ -49,14 +49,15 @@ def make(ctx) -> Figure:
     prior_loss = expected_loss(X, y, prior)
     # C6's comparison: q_t against q_λ with λ = 1/(2τ), τ = ηt, relative to W₂(p, q∞).
     partners = [w2_gvi(X, y, prior, 1.0 / (2.0 * lr * t), solver=solver) for t in steps]
-    partner_loss, partner_w2 = coordinates(partners)
     limit_distance = w2(limit, prior)
     paired = np.array([w2(q_t, q_lam) for q_t, q_lam in zip(early, partners)]) / limit_distance
 
     figure = Figure(figsize=(11.0, 4.6), layout="constrained")
     ax, ax_gap = figure.subplots(1, 2, width_ratios=(1.35, 1.0))
-    for k in np.linspace(0, len(steps) - 1, 7).astype(int)[1:-1]:
-        ax.plot([gd_loss[k], partner_loss[k]], [gd_w2[k], partner_w2[k]], color="0.55", lw=0.9, zorder=1)
+    segments = np.linspace(0, len(steps) - 1, 7).astype(int)[1:-1]
+    partner_loss, partner_w2 = coordinates([partners[k] for k in segments])
+    for k, loss, distance in zip(segments, partner_loss, partner_w2):
+        ax.plot([gd_loss[k], loss], [gd_w2[k], distance], color="0.55", lw=0.9, zorder=1)
     ax.plot(pen_loss, pen_w2, "-o", ms=3, color="tab:purple", label="penalized W₂-GVI path q_λ", zorder=2)
     ax.plot(np.r_[prior_loss, gd_loss], np.r_[0.0, gd_w2], "-s", ms=3, color="tab:orange",
             label="GD early-stopping path q_t", zorder=2)
