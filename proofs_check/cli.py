@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list the claims, run their checks (default), draw the figures, or write "
                              "the report (claims and figures)")
     parser.add_argument("--only", action="append", metavar="ID",
-                        help="run only this claim id, or every id starting with 'ID-' (repeatable); "
-                             "for 'figures': only this figure name")
+                        help="run only this claim id (or, when no id is exactly ID, every id starting with "
+                             "'ID-'); repeatable; for 'figures': only this figure name")
     parser.add_argument("--quick", action="store_true", help="smallest sizes that still test each claim")
     parser.add_argument("--full", action="store_true", help="expensive variants (wide networks, GPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random path (default 0)")
@@ -108,7 +108,8 @@ def environment() -> dict:
             "matplotlib": matplotlib.__version__, "platform": platform.platform()}
 
 
-def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=sys.stdout) -> list[ClaimResult]:
+def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None) -> list[ClaimResult]:
+    stream = sys.stdout if stream is None else stream
     results = []
     for i, c in enumerate(claims, 1):
         if not quiet:

@@ -156,7 +156,7 @@ def _sort_key(claim_id: str):
 
 
 def select(only: Sequence[str] | None = None) -> list[Claim]:
-    """Claims whose id equals, or starts with ``ID-``, one of ``only`` (all when empty).
+    """Claims whose id equals one of ``only`` or, failing that, starts with ``ID-`` (all when empty).
 
     Raises ``ValueError`` naming ``--only`` when a pattern matches no claim.
     """
@@ -165,8 +165,9 @@ def select(only: Sequence[str] | None = None) -> list[Claim]:
         return claims
     chosen = []
     for pattern in only:
-        hits = [c for c in claims if c.id == pattern or c.id.startswith(pattern + "-")
-                or c.id.lower() == pattern.lower()]
+        hits = [c for c in claims if c.id.lower() == pattern.lower()]
+        if not hits:  # no exact id: the family of ids starting with 'ID-'
+            hits = [c for c in claims if c.id.lower().startswith(pattern.lower() + "-")]
         if not hits:
             known = ", ".join(c.id for c in claims)
             raise ValueError(f"--only {pattern!r} matches no claim; known ids: {known}")
