@@ -21,3 +21,6 @@ __all__ = [
     "RegressionProblem", "random_regression", "FeatureRegression1D", "feature_regression_1d",
     "ClassificationProblem", "separable_classification",
 ]
+from .classification import *  # noqa: F401,F403,E402  (claims C7, C8: exponential/logistic loss, SVM)
+from .classification import __all__ as _classification_all  # noqa: E402
+__all__ += _classification_all
