@@ -15,8 +15,9 @@ SVM computed independently (Lawson–Hanson NNLS, :func:`linear_theory.hard_marg
 * invariants: ``P_null μ_t = P_null μ₀`` and ``P_null L_t = P_null L₀`` to rounding.
 
 The data are drawn (seeded) until every point is a support vector, the usual case for
-``n ≪ d``: there the expansion has the closed form above. (With non-support points the spread
-along directions seen only by them decays through summable ``e_n(t)``; see the report.)
+``n ≪ d``: there the expansion has the closed form above. With non-support points, the spread
+along row-space directions seen only by them shrinks through summable ``e_n(t) = O(t^{−γ})``,
+``γ > 1``, so ``XL_t → 0`` need not hold there; that case is not judged here.
 """
 from __future__ import annotations
 
