@@ -117,13 +117,13 @@ class MLP:
 
     def step_multipliers(self) -> dict:
         """Step-size multiplier of every trainable tensor (same keys as named_parameters)."""
-        return {f"layer{i}.{k}": layer.multipliers[k] for i, layer in enumerate(self.layers)
-                for k in layer.params}
+        return {f"layer{i}.{k}": m for i, layer in enumerate(self.layers)
+                for k, m in layer.multipliers.items()}
 
     def init_stds(self) -> dict:
         """Initial standard deviation of every trainable tensor."""
-        return {f"layer{i}.{k}": layer.init_stds[k] for i, layer in enumerate(self.layers)
-                for k in layer.params}
+        return {f"layer{i}.{k}": s for i, layer in enumerate(self.layers)
+                for k, s in layer.init_stds.items()}
 
     def num_parameters(self) -> int:
         return int(sum(v.size for v in self.named_parameters().values()))
