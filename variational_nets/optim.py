@@ -74,9 +74,10 @@ class SGD:
         """
         xp = model.xp
         params = model.named_parameters()
+        missing = [name for name in params if name not in grads]
+        if missing:  # checked before any update so that a failed step changes nothing
+            raise KeyError(f"no gradient for trainable tensors {', '.join(missing)}")
         for name, param in params.items():
-            if name not in grads:
-                raise KeyError(f"no gradient for trainable tensor {name!r}")
             lr = self.lr * self.multipliers[name]
             buf = self.buffers[name]
             g = grads[name]
