@@ -37,7 +37,8 @@ DEFAULT_RANK = 16
 
 
 def _bad(name, option, expected, value):
-    return ValueError(f"invalid {name} ({option}): expected {expected}, got {value!r}")
+    # str() of the value as given, so that "0" from the command line and 0 from Python read alike
+    return ValueError(f"invalid {name} ({option}): expected {expected}, got '{value}'")
 
 
 def _positive_int(name, option, value):
@@ -52,14 +53,15 @@ def _positive_int(name, option, value):
 
 
 def _positive_float(name, option, value):
+    given = value
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise _bad(name, option, "a positive number", value) from None
+            raise _bad(name, option, "a positive number", given) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
-        raise _bad(name, option, "a positive number", value)
+        raise _bad(name, option, "a positive number", given)
     return float(value)
 
 
