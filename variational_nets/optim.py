@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+from scipy.linalg import get_blas_funcs
+
 from .layers import FactorGrad
 
 
@@ -34,14 +37,44 @@ def update_factor(factor, buf, g, z, lr, momentum, xp):
 
     Notes
     -----
-    Cost ``O(size(factor))``, three passes over memory. One temporary of the factor's size.
+    Cost ``O(size(factor))``. On NumPy with contiguous float32/float64 arrays the update runs as
+    three in-place BLAS calls (``scal``, ``ger`` for the rank-one ``g zᵀ``, ``axpy``): about
+    three passes over memory and no temporary of the factor's size (the array expression
+    below makes two). Elsewhere (CuPy, other layouts) it is the array expression.
     """
+    if xp is np and _blas_ok(factor, buf, g, z):
+        _update_factor_blas(factor, buf, g, z, lr, momentum)
+        return
     buf *= momentum
     if z is None:
         buf += g
     else:
         buf += g[..., None] * z
     factor -= lr * buf
+
+
+def _blas_ok(factor, buf, g, z):
+    arrays = (factor, buf, g) if z is None else (factor, buf, g, z)
+    return (factor.dtype in (np.float32, np.float64) and factor.size > 0
+            and all(isinstance(a, np.ndarray) and a.dtype == factor.dtype and a.flags.c_contiguous
+                    for a in arrays))
+
+
+def _update_factor_blas(factor, buf, g, z, lr, momentum):
+    scal, ger, axpy = get_blas_funcs(("scal", "ger", "axpy"), (factor,))
+    flat_buf = buf.reshape(-1)  # views: C-contiguous arrays reshape without copying
+    out = scal(momentum, flat_buf)
+    if z is None:
+        out = axpy(g.reshape(-1), flat_buf, a=1.0)
+    else:
+        # buf viewed as (R, P) in Fortran order is buf.reshape(P, R).T: ger adds z gᵀ in place
+        buf_t = buf.reshape(-1, z.shape[0]).T
+        out_t = ger(1.0, z, g.reshape(-1), a=buf_t, overwrite_a=True)
+        if not np.shares_memory(out_t, buf):  # defensive: never expected with these layouts
+            buf_t[...] = out_t
+    out = axpy(flat_buf, factor.reshape(-1), a=-lr)
+    if not np.shares_memory(out, factor):
+        factor.reshape(-1)[...] = out
 
 
 def update_dense(param, buf, grad, lr, momentum):
