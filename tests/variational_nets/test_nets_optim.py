@@ -91,3 +91,27 @@ def test_missing_gradient_is_an_error():
 def test_bad_step_size(lr):
     with pytest.raises(ValueError, match="--lr"):
         sgd(MLP((2, 3, 1), np.random.default_rng(0)), lr)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "mixed-dtype"])
+def test_update_factor_array_path_equals_blas_path(layout):
+    """The in-place BLAS path (NumPy, contiguous) and the array expression (CuPy, other layouts)
+    give the same update; float64 rounding only."""
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((4, 5, 3))
+    buf = rng.standard_normal(factor.shape)
+    g, z = rng.standard_normal((4, 5)), rng.standard_normal(3)
+    f1, b1 = factor.copy(), buf.copy()
+    update_factor(f1, b1, g, z, 0.1, 0.9, np)  # contiguous float64: BLAS path
+    if layout == "fortran":
+        f2, b2 = np.asfortranarray(factor), np.asfortranarray(buf)
+        g2, z2 = g, z
+    else:
+        f2, b2 = factor.copy(), buf.copy()
+        g2, z2 = g.astype(np.float32), z.astype(np.float32)
+    update_factor(f2, b2, g2, z2, 0.1, 0.9, np)
+    # float64: rounding only. float32 g, z: their rounding (relative 6e-8) times the size of
+    # the terms (|g z| ≲ 10 here) is an absolute error up to about 1e-6; measured 2e-8
+    atol = 1e-12 if layout == "fortran" else 1e-6
+    np.testing.assert_allclose(f2, f1, rtol=1e-12, atol=atol)
+    np.testing.assert_allclose(b2, b1, rtol=1e-12, atol=atol)
