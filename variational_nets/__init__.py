@@ -1,0 +1,19 @@
+"""PyTorch-free variational networks trained by IBVI (NumPy, optionally CuPy), SP and μP.
+
+Modules: :mod:`.backend` (array namespace), :mod:`.parametrization` (SP/μP), :mod:`.layers`,
+:mod:`.model` (MLP, per-layer activations), :mod:`.losses` (closed-form and Monte Carlo expected
+losses), :mod:`.optim` (momentum SGD as in PyTorch, :func:`~.optim.update_factor`),
+:mod:`.train` (IBVI, deterministic and mean-field VI baselines, :func:`~.train.train_step`),
+:mod:`.metrics`, :mod:`.data`, :mod:`.experiment` and :mod:`.cli`
+(``python -m variational_nets train ...``).
+"""
+from .backend import get_xp, to_numpy
+from .experiment import ExperimentConfig, ExperimentResult, run_experiment
+from .model import MLP, layer_activations
+from .optim import sgd, update_factor
+from .parametrization import Parametrization
+from .train import TrainingDiverged, fit, predict, train_state, train_step
+
+__all__ = ["get_xp", "to_numpy", "ExperimentConfig", "ExperimentResult", "run_experiment", "MLP",
+           "layer_activations", "sgd", "update_factor", "Parametrization", "TrainingDiverged",
+           "fit", "predict", "train_state", "train_step"]

@@ -1,0 +1,135 @@
+"""Expected losses of the last layer: closed forms and Monte Carlo versions.
+
+Every loss is a mean over the ``N`` rows of a batch. With the output Gaussian ``f ~ N(m, diag v)``
+given the features (the last layer's weights integrated out), the closed forms are
+
+* squared error (exact): ``E Σ_o (f_o − y_o)² = Σ_o (m_o − y_o)² + v_o`` (sum of squares, no ½);
+* softmax cross-entropy (Jensen bound): ``E[−f_y + log Σ_c e^{f_c}] ≤ −m_y + log Σ_c e^{m_c + v_c/2}``;
+* binary cross-entropy with one logit (the same bound with a fixed zero logit):
+  ``E[softplus(f) − t f] ≤ softplus(m + v/2) − t m``.
+
+The Monte Carlo versions evaluate the same losses at sampled outputs ``f``. Each function returns
+a :class:`LossValue` (value and gradients with respect to its inputs), shapes: m, v, f (N, C);
+targets (N, C) floats for squared error, (N,) integers in ``[0, C)`` for softmax, (N,) or (N, 1)
+in {0, 1} for binary. Cost ``O(N C)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LossValue:
+    """A loss value (Python float) with ``dm`` = ∂L/∂m (or ∂L/∂f) and ``dv`` = ∂L/∂v (None for MC)."""
+
+    value: float
+    dm: object
+    dv: object = None
+
+
+def _xp(a):
+    import numpy as np
+
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy  # noqa: only reached for CuPy arrays
+
+    return cupy
+
+
+def _sigmoid(xp, x):
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+
+
+def _logsumexp_softmax(xp, z):
+    zmax = z.max(axis=1, keepdims=True)
+    e = xp.exp(z - zmax)
+    s = e.sum(axis=1, keepdims=True)
+    return (zmax + xp.log(s))[:, 0], e / s
+
+
+def _onehot(xp, labels, num_classes, dtype):
+    out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
+    out[xp.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+def _binary_targets(t, n):
+    return t.reshape(n, 1)
+
+
+def squared_error_closed(m, v, y) -> LossValue:
+    """Exact expected squared error ``mean_n Σ_o (m − y)² + v``."""
+    n = m.shape[0]
+    r = m - y
+    value = float(((r * r).sum() + v.sum()) / n)
+    return LossValue(value, 2.0 * r / n, _xp(m).full(v.shape, 1.0 / n, dtype=v.dtype))
+
+
+def squared_error(f, y) -> LossValue:
+    """Squared error ``mean_n Σ_o (f − y)²`` at a sampled output."""
+    n = f.shape[0]
+    r = f - y
+    return LossValue(float((r * r).sum() / n), 2.0 * r / n)
+
+
+def softmax_ce_closed(m, v, labels) -> LossValue:
+    """Jensen bound ``mean_n [−m_y + log Σ_c exp(m_c + v_c/2)]`` on the expected cross-entropy."""
+    xp = _xp(m)
+    n, c = m.shape
+    lse, p = _logsumexp_softmax(xp, m + 0.5 * v)
+    onehot = _onehot(xp, labels, c, m.dtype)
+    value = float((lse - (m * onehot).sum(axis=1)).sum() / n)
+    return LossValue(value, (p - onehot) / n, 0.5 * p / n)
+
+
+def softmax_ce(f, labels) -> LossValue:
+    """Cross-entropy ``mean_n [−f_y + log Σ_c exp f_c]`` at a sampled output."""
+    xp = _xp(f)
+    n, c = f.shape
+    lse, p = _logsumexp_softmax(xp, f)
+    onehot = _onehot(xp, labels, c, f.dtype)
+    return LossValue(float((lse - (f * onehot).sum(axis=1)).sum() / n), (p - onehot) / n)
+
+
+def binary_ce_closed(m, v, t) -> LossValue:
+    """Bound ``mean_n [softplus(m + v/2) − t m]`` on the expected binary cross-entropy."""
+    xp = _xp(m)
+    n = m.shape[0]
+    t = _binary_targets(t, n).astype(m.dtype)
+    a = m + 0.5 * v
+    value = float((xp.logaddexp(0.0, a) - t * m).sum() / n)
+    s = _sigmoid(xp, a)
+    return LossValue(value, (s - t) / n, 0.5 * s / n)
+
+
+def binary_ce(f, t) -> LossValue:
+    """Binary cross-entropy with logits ``mean_n [softplus(f) − t f]`` at a sampled output."""
+    xp = _xp(f)
+    n = f.shape[0]
+    t = _binary_targets(t, n).astype(f.dtype)
+    value = float((xp.logaddexp(0.0, f) - t * f).sum() / n)
+    return LossValue(value, (_sigmoid(xp, f) - t) / n)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A named loss with its closed form and its Monte Carlo (sampled-output) form."""
+
+    name: str
+    closed: object
+    sampled: object
+
+
+LOSSES = {
+    "squared_error": Loss("squared_error", squared_error_closed, squared_error),
+    "softmax_ce": Loss("softmax_ce", softmax_ce_closed, softmax_ce),
+    "binary_ce": Loss("binary_ce", binary_ce_closed, binary_ce),
+}
+
+
+def get_loss(name: str) -> Loss:
+    """The loss called ``name``; ValueError for an unknown name."""
+    if name not in LOSSES:
+        raise ValueError(f"invalid loss: expected one of {', '.join(LOSSES)}, got {name!r}")
+    return LOSSES[name]

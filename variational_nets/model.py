@@ -1,0 +1,210 @@
+"""A multilayer perceptron whose input and output layers are variational (by default).
+
+``sizes = (d_in, h_1, ..., h_L, d_out)`` gives ``L + 1`` affine layers with an activation after
+every layer but the last. Parameters are named ``"layer{i}.{name}"`` (``name`` as in
+:mod:`variational_nets.layers`), e.g. ``"layer0.factor_weight"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import get_xp, xp_name
+from .layers import COVARIANCES, Linear, VariationalLinear, make_activation
+from .parametrization import Parametrization
+
+VARIATIONAL_CHOICES = ("input-output", "all", "none", "output")
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """A forward pass kept for the backward pass and for inspection.
+
+    ``activations[i]`` is the output of layer ``i`` after its activation (the last entry is the
+    network output ``f``, or the mean ``m`` for a closed-form last layer); ``variance`` is the
+    closed-form output variance ``v`` (None on a sampled or mean path).
+    """
+
+    activations: tuple
+    variance: object
+    caches: tuple
+    act_caches: tuple
+    noise: tuple
+    closed_form: bool
+
+
+class MLP:
+    """Variational MLP.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(d_in, h_1, ..., h_L, d_out)`` with ``L ≥ 1`` (at least one hidden layer: the μP table
+        distinguishes input, hidden and output layers), all positive.
+    rng : numpy.random.Generator
+        Draws the initial parameters.
+    parametrization : Parametrization or str, default "mup"
+    activation : {"silu", "relu"}
+    variational : {"input-output", "all", "none", "output"}
+        Which layers carry a weight distribution (``"none"``: deterministic network).
+    covariance : {"full", "lowrank", "diagonal"}
+    rank : int, optional
+        Rank of low-rank factors.
+    backend : {"numpy", "cupy", "auto"}
+    dtype : float32 or float64
+
+    Raises
+    ------
+    ValueError, TypeError
+        For sizes that are not positive integers, fewer than three sizes, unknown options.
+    """
+
+    def __init__(self, sizes, rng, parametrization="mup", activation="silu",
+                 variational="input-output", covariance="full", rank=None, backend="numpy",
+                 dtype=np.float32):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        sizes = tuple(sizes)
+        if len(sizes) < 3:
+            raise ValueError(f"invalid sizes: expected (d_in, hidden..., d_out) with at least one "
+                             f"hidden layer, got {sizes!r}")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
+                raise ValueError(f"invalid sizes: every size must be a positive integer, got {sizes!r}")
+        if variational not in VARIATIONAL_CHOICES:
+            raise ValueError(f"invalid variational: expected one of {', '.join(VARIATIONAL_CHOICES)}, "
+                             f"got {variational!r}")
+        if covariance not in COVARIANCES:
+            raise ValueError(f"invalid covariance (--covariance): expected one of "
+                             f"{', '.join(COVARIANCES)}, got {covariance!r}")
+        if isinstance(parametrization, str):
+            parametrization = Parametrization(parametrization)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"invalid dtype: expected float32 or float64, got {dtype}")
+        self.xp = get_xp(backend)
+        self.sizes = tuple(int(s) for s in sizes)
+        self.parametrization = parametrization
+        self.activation = make_activation(activation)
+        self.dtype = dtype
+        n_layers = len(sizes) - 1
+        self.layers = []
+        for i in range(n_layers):
+            role = "input" if i == 0 else ("output" if i == n_layers - 1 else "hidden")
+            is_var = (variational == "all"
+                      or (variational == "input-output" and role in ("input", "output"))
+                      or (variational == "output" and role == "output"))
+            args = (self.sizes[i], self.sizes[i + 1], role, parametrization, rng, self.xp, dtype)
+            if is_var:
+                self.layers.append(VariationalLinear(*args, covariance=covariance, rank=rank))
+            else:
+                self.layers.append(Linear(*args))
+
+    # --- bookkeeping ---------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return xp_name(self.xp)
+
+    @property
+    def is_variational(self) -> bool:
+        return any(layer.variational for layer in self.layers)
+
+    def named_parameters(self) -> dict:
+        """Every trainable tensor, by name (the arrays themselves, not copies)."""
+        return {f"layer{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.params.items()}
+
+    def step_multipliers(self) -> dict:
+        """Step-size multiplier of every trainable tensor (same keys as named_parameters)."""
+        return {f"layer{i}.{k}": m for i, layer in enumerate(self.layers)
+                for k, m in layer.multipliers.items()}
+
+    def init_stds(self) -> dict:
+        """Initial standard deviation of every trainable tensor."""
+        return {f"layer{i}.{k}": s for i, layer in enumerate(self.layers)
+                for k, s in layer.init_stds.items()}
+
+    def num_parameters(self) -> int:
+        return int(sum(v.size for v in self.named_parameters().values()))
+
+    # --- forward / backward --------------------------------------------------------------
+    def sample_noise(self, rng) -> tuple:
+        """One weight sample's noise for every layer (None for deterministic layers)."""
+        return tuple(layer.sample_noise(rng) for layer in self.layers)
+
+    def forward(self, x, noise=None, closed_form=False) -> ForwardPass:
+        """Forward pass at the sample ``noise`` (a tuple from :meth:`sample_noise`; None: means).
+
+        With ``closed_form=True`` the last layer is not sampled: its output mean and variance
+        given the features are returned (``activations[-1]`` = m, ``variance`` = v).
+        Cost ``O(N Σ_l n_l n_{l+1})`` plus the samples ``O(Σ n_out n_in R)``.
+        """
+        xp = self.xp
+        noise = noise if noise is not None else (None,) * len(self.layers)
+        h = x
+        acts, caches, act_caches = [], [], []
+        variance = None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last and closed_form:
+                h, variance, cache = layer.moments(h)
+            else:
+                h, cache = layer.forward(h, noise[i])
+            caches.append(cache)
+            if i < last:
+                h, ac = self.activation.forward(xp, h)
+                act_caches.append(ac)
+            acts.append(h)
+        return ForwardPass(tuple(acts), variance, tuple(caches), tuple(act_caches), tuple(noise),
+                           closed_form)
+
+    def backward(self, fp: ForwardPass, dout, dvar=None) -> dict:
+        """Gradients of every trainable tensor given ``∂L/∂out`` (and ``∂L/∂v`` if closed form).
+
+        Returns a dict keyed like :meth:`named_parameters`; factor gradients of sampled layers are
+        :class:`~variational_nets.layers.FactorGrad` (``g zᵀ`` unexpanded).
+        """
+        grads = {}
+        last = len(self.layers) - 1
+        d = dout
+        for i in range(last, -1, -1):
+            layer = self.layers[i]
+            if i < last:
+                d = self.activation.backward(self.xp, d, fp.act_caches[i])
+            if i == last and fp.closed_form:
+                d, g = layer.moments_backward(d, dvar, fp.caches[i])
+            else:
+                d, g = layer.backward(d, fp.caches[i])
+            for k, v in g.items():
+                grads[f"layer{i}.{k}"] = v
+        return grads
+
+    def kl(self):
+        """Sum of the layers' KL terms and their gradients (diagonal layers only)."""
+        total, grads = 0.0, {}
+        for i, layer in enumerate(self.layers):
+            if layer.variational:
+                value, g = layer.kl()
+                total += value
+                grads.update({f"layer{i}.{k}": v for k, v in g.items()})
+        return total, grads
+
+
+def layer_activations(model: MLP, x, rng=None) -> tuple:
+    """Per-layer activations of one forward pass: the mean path (``rng=None``) or one sample.
+
+    Parameters
+    ----------
+    model : MLP
+    x : array (N, d_in)
+    rng : numpy.random.Generator, optional
+        When given, one weight sample (shared by the batch) is drawn from it.
+
+    Returns
+    -------
+    tuple of arrays
+        Output of each layer after its activation; the last entry is the network output.
+    """
+    noise = model.sample_noise(rng) if rng is not None else None
+    return model.forward(x, noise).activations

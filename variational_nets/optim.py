@@ -1,0 +1,145 @@
+"""SGD with momentum, with the update rule of ``torch.optim.SGD`` (dampening 0, no Nesterov,
+no weight decay) and a step size per tensor:
+
+    buf ← momentum · buf + grad      (buf starts at zero, so the first step has buf = grad)
+    param ← param − lr_tensor · buf,  lr_tensor = base_lr × the tensor's μP/SP multiplier.
+
+Covariance-factor gradients ``g zᵀ`` go through :func:`update_factor` without being formed, so a
+fused kernel can replace it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import get_blas_funcs
+
+from .layers import FactorGrad
+
+
+def update_factor(factor, buf, g, z, lr, momentum, xp):
+    """In-place momentum-SGD step of a covariance factor with gradient ``g[..., None] * z``.
+
+    Reference (LAYOUT.md): ``buf *= momentum; buf += g[..., None] * z; factor -= lr * buf``.
+
+    Parameters
+    ----------
+    factor, buf : arrays (..., R)
+        Factor and its momentum buffer, updated in place.
+    g : array (...)
+        Gradient with respect to the sampled mean tensor (shape of ``factor`` without the last
+        axis). With ``z=None``, ``g`` is instead the full factor gradient, shape of ``factor``
+        (used by the closed-form last layer, whose factor gradient is not of the form ``g zᵀ``).
+    z : array (R,) or None
+    lr, momentum : float
+    xp : module
+
+    Notes
+    -----
+    Cost ``O(size(factor))``. On NumPy with contiguous float32/float64 arrays the update runs as
+    three in-place BLAS calls (``scal``, ``ger`` for the rank-one ``g zᵀ``, ``axpy``): about
+    three passes over memory and no temporary of the factor's size (the array expression
+    below makes two). Elsewhere (CuPy, other layouts) it is the array expression.
+    """
+    if xp is np and _blas_ok(factor, buf, g, z):
+        _update_factor_blas(factor, buf, g, z, lr, momentum)
+        return
+    buf *= momentum
+    if z is None:
+        buf += g
+    else:
+        buf += g[..., None] * z
+    factor -= lr * buf
+
+
+def _blas_ok(factor, buf, g, z):
+    arrays = (factor, buf, g) if z is None else (factor, buf, g, z)
+    return (factor.dtype in (np.float32, np.float64) and factor.size > 0
+            and all(isinstance(a, np.ndarray) and a.dtype == factor.dtype and a.flags.c_contiguous
+                    for a in arrays))
+
+
+def _update_factor_blas(factor, buf, g, z, lr, momentum):
+    scal, ger, axpy = get_blas_funcs(("scal", "ger", "axpy"), (factor,))
+    flat_buf = buf.reshape(-1)  # views: C-contiguous arrays reshape without copying
+    out = scal(momentum, flat_buf)
+    if z is None:
+        out = axpy(g.reshape(-1), flat_buf, a=1.0)
+    else:
+        # buf viewed as (R, P) in Fortran order is buf.reshape(P, R).T: ger adds z gᵀ in place
+        buf_t = buf.reshape(-1, z.shape[0]).T
+        out_t = ger(1.0, z, g.reshape(-1), a=buf_t, overwrite_a=True)
+        if not np.shares_memory(out_t, buf):  # defensive: never expected with these layouts
+            buf_t[...] = out_t
+    out = axpy(flat_buf, factor.reshape(-1), a=-lr)
+    if not np.shares_memory(out, factor):
+        factor.reshape(-1)[...] = out
+
+
+def update_dense(param, buf, grad, lr, momentum):
+    """In-place momentum-SGD step of a mean (or scale) tensor: same rule as :func:`update_factor`."""
+    buf *= momentum
+    buf += grad
+    param -= lr * buf
+
+
+@dataclass
+class SGD:
+    """Momentum-SGD state: base step, momentum, per-tensor multipliers and buffers.
+
+    Built by :func:`sgd`; mutated in place by :meth:`step` (it is optimizer *state*, not a result).
+    """
+
+    lr: float
+    momentum: float
+    multipliers: dict
+    buffers: dict = field(default_factory=dict)
+    steps: int = 0
+
+    def step(self, model, grads: dict):
+        """Apply one update to every tensor of ``model`` from ``grads`` (keys of named_parameters).
+
+        Raises
+        ------
+        KeyError
+            When a trainable tensor has no gradient (none may be left out of the update).
+        """
+        xp = model.xp
+        params = model.named_parameters()
+        missing = [name for name in params if name not in grads]
+        if missing:  # checked before any update so that a failed step changes nothing
+            raise KeyError(f"no gradient for trainable tensors {', '.join(missing)}")
+        for name, param in params.items():
+            lr = self.lr * self.multipliers[name]
+            buf = self.buffers[name]
+            g = grads[name]
+            if isinstance(g, FactorGrad):
+                update_factor(param, buf, g.g, g.z, lr, self.momentum, xp)
+            elif name.split(".")[-1].startswith("factor_"):
+                update_factor(param, buf, g, None, lr, self.momentum, xp)
+            else:
+                update_dense(param, buf, g, lr, self.momentum)
+        self.steps += 1
+
+
+def sgd(model, lr: float, momentum: float = 0.9) -> SGD:
+    """Momentum-SGD state for ``model`` with the model's step multipliers.
+
+    Raises
+    ------
+    ValueError
+        For a step size that is not positive and finite, a momentum outside ``[0, 1)``, or a
+        trainable tensor without a step multiplier.
+    """
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"invalid lr (--lr): expected a positive finite number, got {lr!r}")
+    if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"invalid momentum: expected a number in [0, 1), got {momentum!r}")
+    params = model.named_parameters()
+    multipliers = model.step_multipliers()
+    missing = sorted(set(params) - set(multipliers))
+    if missing:
+        raise ValueError(f"trainable tensors without a step multiplier: {', '.join(missing)}")
+    buffers = {k: model.xp.zeros_like(v) for k, v in params.items()}
+    return SGD(float(lr), float(momentum), dict(multipliers), buffers)
