@@ -125,7 +125,9 @@ class RowSpaceSolver:
 
     @property
     def stability_bound(self) -> float:
-        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²``."""
+        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²`` (``inf`` for ``X = 0``)."""
+        if self.singular_values.size == 0:  # X = 0: the loss is flat, every step is stable
+            return float("inf")
         return float(1.0 / self.singular_values[0] ** 2)
 
     # -- core maps ---------------------------------------------------------------------------
