@@ -229,14 +229,17 @@ def row_space_solver(X, method: str = "auto", rtol: float | None = None) -> RowS
         top = max(evals[0], 0.0)
         # On the Gram route an eigenvalue is only known to ±eps·λ_max, so the rank it reports is
         # only trustworthy when every eigenvalue is far above that level.
-        full_rank = top > 0 and evals[-1] > 0
+        # eigh's backward error is about n·eps·λ_max: an eigenvalue below that level is
+        # indistinguishable from zero, and 1/s built on it would be pure rounding noise.
+        full_rank = top > 0 and evals[-1] > n * EPS * top
         cond = np.sqrt(top / evals[-1]) if full_rank else np.inf
         if full_rank and (method == "gram" or cond <= GRAM_MAX_CONDITION):
             return RowSpaceSolver(X=X, method="gram", singular_values=np.sqrt(evals), rtol=rtol,
                                   _U=np.ascontiguousarray(evecs))
         if method == "gram":
-            raise ValueError("method='gram' needs X of full row rank; X is rank deficient "
-                             "(use method='svd' or 'auto')")
+            raise ValueError("method='gram' needs X of full row rank; X is rank deficient at the Gram "
+                             f"route's resolution (smallest eigenvalue of XXᵀ {evals[-1]:.3e} ≤ n·eps·λ_max "
+                             f"= {n * EPS * top:.3e}); use method='svd' or 'auto'")
     elif method == "gram":
         raise ValueError(f"method='gram' needs a wide X (n ≤ d); got X of shape {X.shape}")
     basis = row_space_basis(X, rtol)
