@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_positive_float, as_positive_int, check_problem
-from .gaussian import Gaussian
+from .gaussian import Gaussian, MeanFieldGaussian
 from .subspace import RowSpaceSolver, row_space_solver
 
 __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_loss",
@@ -29,10 +29,16 @@ def _setup(X, y, prior, solver):
 
 
 def expected_loss(X, y, q) -> float:
-    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``."""
+    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``.
+
+    Raises ``TypeError`` when ``q`` is neither a :class:`Gaussian` nor a :class:`MeanFieldGaussian`,
+    and the shape/finiteness errors of the other closed forms.
+    """
+    if not isinstance(q, (Gaussian, MeanFieldGaussian)):
+        raise TypeError(f"q must be a Gaussian or MeanFieldGaussian, got {type(q).__name__}")
     X, y = check_problem(X, y, q.dim)
     residual = y - X @ q.mean
-    if hasattr(q, "factor"):
+    if isinstance(q, Gaussian):
         spread = float(np.sum((X @ q.factor) ** 2))
     else:
         spread = float(np.sum((X ** 2) @ (q.scale ** 2)))
