@@ -59,14 +59,25 @@ def as_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     return value
 
 
-def as_generator(seed) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a seed or an existing generator (never global state)."""
+def as_generator(seed, name: str = "seed") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed or an existing generator (never global state).
+
+    Raises ``ValueError`` for ``None`` and ``TypeError``/``ValueError`` naming ``name`` for
+    anything ``numpy.random.default_rng`` rejects (floats, strings, negative integers).
+    """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
-        raise ValueError("seed must be given explicitly (an int or a numpy.random.Generator); "
+        raise ValueError(f"{name} must be given explicitly (an int or a numpy.random.Generator); "
                          "global random state is not used")
-    return np.random.default_rng(seed)
+    try:
+        return np.random.default_rng(seed)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be a non-negative int, a sequence of them or a "
+                        f"numpy.random.Generator, got {type(seed).__name__}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a non-negative int, a sequence of them or a "
+                         f"numpy.random.Generator, got {seed!r}") from exc
 
 
 def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -102,7 +102,7 @@ class Gaussian:
     def sample(self, n: int, rng) -> np.ndarray:
         """``n`` draws ``mean + L z``, ``z ~ N(0, I_r)``, as an ``(n, d)`` array; ``rng`` a Generator or seed."""
         n = as_positive_int("n", n)
-        z = as_generator(rng).standard_normal((n, self.width))
+        z = as_generator(rng, "rng").standard_normal((n, self.width))
         return self.mean + z @ self.factor.T
 
     def predictive(self, X_test) -> Predictive:
@@ -183,7 +183,7 @@ class MeanFieldGaussian:
 
     def sample(self, n: int, rng) -> np.ndarray:
         n = as_positive_int("n", n)
-        return self.mean + as_generator(rng).standard_normal((n, self.dim)) * self.scale
+        return self.mean + as_generator(rng, "rng").standard_normal((n, self.dim)) * self.scale
 
     def predictive(self, X_test) -> Predictive:
         """Predictive mean ``X_test μ`` and variance ``Σ_j x_j² s_j²``; cost ``O(m·d)``."""
