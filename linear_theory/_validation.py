@@ -9,9 +9,11 @@ import numpy as np
 def as_float_array(name: str, value, *, ndim: int | tuple[int, ...], allow_empty: bool = False) -> np.ndarray:
     """``value`` as a float64 array of the given ``ndim``, finite, non-empty (unless allowed).
 
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` naming ``name`` for a wrong
+    Raises ``TypeError`` for non-numeric or complex input and ``ValueError`` naming ``name`` for a wrong
     number of dimensions, an empty array, or NaN/infinite entries.
     """
+    if np.iscomplexobj(value):  # a float64 cast would silently drop the imaginary part
+        raise TypeError(f"{name} must be real, got a complex array")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
