@@ -12,10 +12,15 @@ def as_float_array(name: str, value, *, ndim: int | tuple[int, ...], allow_empty
     Raises ``TypeError`` for non-numeric or complex input and ``ValueError`` naming ``name`` for a wrong
     number of dimensions, an empty array, or NaN/infinite entries.
     """
-    if np.iscomplexobj(value):  # a float64 cast would silently drop the imaginary part
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise TypeError(f"{name} must be a real numeric array of a regular shape, "
+                        f"got a ragged {type(value).__name__}") from exc
+    if np.iscomplexobj(array):  # a float64 cast would silently drop the imaginary part
         raise TypeError(f"{name} must be real, got a complex array")
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = array.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a real numeric array, got {type(value).__name__}") from exc
     ndims = (ndim,) if isinstance(ndim, int) else ndim
