@@ -49,7 +49,10 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [[str(c) for c in header]] + [[c if isinstance(c, str) else f"{c:.3g}" for c in row] for row in rows]
+    def fmt(c):
+        return c if isinstance(c, str) else str(c) if isinstance(c, (int, np.integer)) else f"{c:.3g}"
+
+    cells = [[str(c) for c in header]] + [[fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     print(f"\n{title}")
     print("  ".join(h.ljust(w) for h, w in zip(cells[0], widths)))
