@@ -9,11 +9,18 @@ import numpy as np
 def as_float_array(name: str, value, *, ndim: int | tuple[int, ...], allow_empty: bool = False) -> np.ndarray:
     """``value`` as a float64 array of the given ``ndim``, finite, non-empty (unless allowed).
 
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` naming ``name`` for a wrong
+    Raises ``TypeError`` for non-numeric or complex input and ``ValueError`` naming ``name`` for a wrong
     number of dimensions, an empty array, or NaN/infinite entries.
     """
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise TypeError(f"{name} must be a real numeric array of a regular shape, "
+                        f"got a ragged {type(value).__name__}") from exc
+    if np.iscomplexobj(array):  # a float64 cast would silently drop the imaginary part
+        raise TypeError(f"{name} must be real, got a complex array")
+    try:
+        array = array.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a real numeric array, got {type(value).__name__}") from exc
     ndims = (ndim,) if isinstance(ndim, int) else ndim
@@ -59,14 +66,25 @@ def as_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     return value
 
 
-def as_generator(seed) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a seed or an existing generator (never global state)."""
+def as_generator(seed, name: str = "seed") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed or an existing generator (never global state).
+
+    Raises ``ValueError`` for ``None`` and ``TypeError``/``ValueError`` naming ``name`` for
+    anything ``numpy.random.default_rng`` rejects (floats, strings, negative integers).
+    """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
-        raise ValueError("seed must be given explicitly (an int or a numpy.random.Generator); "
+        raise ValueError(f"{name} must be given explicitly (an int or a numpy.random.Generator); "
                          "global random state is not used")
-    return np.random.default_rng(seed)
+    try:
+        return np.random.default_rng(seed)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be a non-negative int, a sequence of them or a "
+                        f"numpy.random.Generator, got {type(seed).__name__}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a non-negative int, a sequence of them or a "
+                         f"numpy.random.Generator, got {seed!r}") from exc
 
 
 def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:

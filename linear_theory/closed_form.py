@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_positive_float, as_positive_int, check_problem
-from .gaussian import Gaussian
+from .gaussian import Gaussian, MeanFieldGaussian
 from .subspace import RowSpaceSolver, row_space_solver
 
 __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_loss",
@@ -29,10 +29,16 @@ def _setup(X, y, prior, solver):
 
 
 def expected_loss(X, y, q) -> float:
-    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``."""
+    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``.
+
+    Raises ``TypeError`` when ``q`` is neither a :class:`Gaussian` nor a :class:`MeanFieldGaussian`,
+    and the shape/finiteness errors of the other closed forms.
+    """
+    if not isinstance(q, (Gaussian, MeanFieldGaussian)):
+        raise TypeError(f"q must be a Gaussian or MeanFieldGaussian, got {type(q).__name__}")
     X, y = check_problem(X, y, q.dim)
     residual = y - X @ q.mean
-    if hasattr(q, "factor"):
+    if isinstance(q, Gaussian):
         spread = float(np.sum((X @ q.factor) ** 2))
     else:
         spread = float(np.sum((X ** 2) @ (q.scale ** 2)))
@@ -115,7 +121,10 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
 
     ``steps = 0`` gives the prior; ``steps → ∞`` (with ``η < 1/s_max²``) gives :func:`ibvi_limit`.
     Any ``η`` is accepted (the formula holds for every step count), so divergent paths can be
-    studied too. Cost ``O(n²d + n³ + n·d·r)``.
+    studied too, as long as the iterate stays finite. Cost ``O(n²d + n³ + n·d·r)``.
+
+    Raises ``ValueError`` for a non-positive ``lr``, a negative ``steps``, and when a step above
+    the stability bound makes the iterate overflow float64 (the message names the bound).
     """
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
@@ -123,8 +132,14 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
     if steps == 0:
         return prior
     phi = _gd_filter(lr, steps)
-    mean = prior.mean + solver.spectral_map(y - X @ prior.mean, phi)
-    factor = prior.factor - solver.spectral_map(X @ prior.factor, phi)
+    # Above the bound the filter grows like |1 − 2ηs²|^t; report the overflow against lr
+    # instead of letting Gaussian() complain about a non-finite mean.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = prior.mean + solver.spectral_map(y - X @ prior.mean, phi)
+        factor = prior.factor - solver.spectral_map(X @ prior.factor, phi)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
+        raise ValueError(f"lr={lr:.4g} is above the stability bound {solver.stability_bound:.4g} (1/s_max²) and "
+                         f"the GD iterate overflows float64 after steps={steps}")
     return Gaussian(mean, factor)
 
 

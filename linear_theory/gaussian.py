@@ -24,6 +24,7 @@ References
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,11 @@ class Predictive:
     @property
     def std(self) -> np.ndarray:
         return np.sqrt(self.variance)
+
+
+def _is_scalar(value) -> bool:
+    """A real number or 0-d array (``np.ndim`` would raise on ragged lists, so test types first)."""
+    return isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0)
 
 
 def _test_inputs(X_test, d: int) -> np.ndarray:
@@ -102,7 +108,7 @@ class Gaussian:
     def sample(self, n: int, rng) -> np.ndarray:
         """``n`` draws ``mean + L z``, ``z ~ N(0, I_r)``, as an ``(n, d)`` array; ``rng`` a Generator or seed."""
         n = as_positive_int("n", n)
-        z = as_generator(rng).standard_normal((n, self.width))
+        z = as_generator(rng, "rng").standard_normal((n, self.width))
         return self.mean + z @ self.factor.T
 
     def predictive(self, X_test) -> Predictive:
@@ -120,7 +126,7 @@ class Gaussian:
         ``mean`` may be a scalar (then ``d`` is required) or a ``(d,)`` array.
         """
         scale = as_positive_float("scale", scale)
-        if np.ndim(mean) == 0:
+        if _is_scalar(mean):
             if d is None:
                 raise ValueError("d is required when mean is a scalar")
             d = as_positive_int("d", d)
@@ -183,7 +189,7 @@ class MeanFieldGaussian:
 
     def sample(self, n: int, rng) -> np.ndarray:
         n = as_positive_int("n", n)
-        return self.mean + as_generator(rng).standard_normal((n, self.dim)) * self.scale
+        return self.mean + as_generator(rng, "rng").standard_normal((n, self.dim)) * self.scale
 
     def predictive(self, X_test) -> Predictive:
         """Predictive mean ``X_test μ`` and variance ``Σ_j x_j² s_j²``; cost ``O(m·d)``."""
@@ -193,7 +199,7 @@ class MeanFieldGaussian:
     @classmethod
     def isotropic(cls, mean, scale: float, d: int | None = None) -> "MeanFieldGaussian":
         scale = as_positive_float("scale", scale)
-        if np.ndim(mean) == 0:
+        if _is_scalar(mean):
             if d is None:
                 raise ValueError("d is required when mean is a scalar")
             mean = np.full(as_positive_int("d", d), float(mean))

@@ -51,9 +51,11 @@ def random_regression(n: int, d: int, *, rank: int | None = None, condition_numb
     seed : int or ``numpy.random.Generator``.
 
     Cost ``O((n + d)·rank²)``. Raises ``ValueError`` for non-positive sizes, a rank above
-    ``min(n, d)``, a condition number below 1 or a spectrum with non-positive values.
+    ``min(n, d)``, a non-positive or non-finite ``scale``, a condition number below 1 or a
+    spectrum with non-positive values.
     """
     n, d = as_positive_int("n", n), as_positive_int("d", d)
+    scale = as_positive_float("scale", scale)
     rank = min(n, d) if rank is None else as_positive_int("rank", rank)
     if rank > min(n, d):
         raise ValueError(f"rank must be at most min(n, d) = {min(n, d)}, got {rank}")

