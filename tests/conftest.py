@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from variational_nets.backend import cupy_available
+
 matplotlib.use("Agg")
 
 settings.register_profile(
@@ -32,18 +34,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
-
-
-def cupy_available() -> bool:
-    """True when CuPy imports *and* sees a CUDA device (``import cupy`` alone is not enough)."""
-    try:
-        import cupy
-    except Exception:
-        return False
-    try:
-        return bool(cupy.cuda.is_available())
-    except Exception:
-        return False
 
 
 @pytest.fixture(params=["numpy", "cupy"])
