@@ -150,11 +150,11 @@ def _cupy_peak_hook(cupy):
             self.peak = 0
 
         def malloc_postprocess(self, **kwargs):
-            self.current += int(kwargs["mem_size"])
+            self.current += int(kwargs.get("mem_size", kwargs.get("size", 0)))
             self.peak = max(self.peak, self.current)
 
         def free_postprocess(self, **kwargs):
-            self.current -= int(kwargs["mem_size"])
+            self.current -= int(kwargs.get("mem_size", 0))
 
     return PeakHook()
 
@@ -414,14 +414,19 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for width in args.widths:
         run_width(be, torch_dev, width, args, record["rows"])
-    record["seconds"] = time.perf_counter() - start
+        record["seconds"] = time.perf_counter() - start
+        write_json(args.json, record)  # after every width: a run cut short keeps its rows
     print(f"total {record['seconds']:.1f} s; torch/fused > 1: ours faster (target at W >= 2048); "
           f"ovh ratio = memory overhead over the deterministic net, ours / torch (target <= 0.5)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(record, fh, indent=2, default=lambda v: None)
     return 0
+
+
+def write_json(path, record):
+    if path is None:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(record, fh, indent=2, default=lambda v: None)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,14 @@ def _pyplot():
     return plt
 
 
+def _log_ticks(ax, values, fmt="{:g}"):
+    """Ticks at the grid values only: log axes otherwise crowd the axis with minor labels."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(list(values), [fmt.format(v) for v in values], rotation=45, fontsize=6)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path)
@@ -78,8 +86,9 @@ def plot_coordcheck(result, path=None):
     cfg = result.config
     slopes = {(s.parametrization, s.path, s.step, s.layer): s for s in coordcheck_slopes(result)}
     columns = [(p, t) for p in cfg.parametrizations for t in range(cfg.steps + 1)]
+    # one y scale per row: growth under SP and flatness under μP are read off the same axis
     fig, axes = plt.subplots(len(PATHS), len(columns), figsize=(2.3 * len(columns), 2.4 * len(PATHS)),
-                             sharex=True, squeeze=False)
+                             sharex=True, sharey="row", squeeze=False)
     names = {"sp": "SP", "mup": "μP"}
     for row, which in enumerate(PATHS):
         for col, (param, step) in enumerate(columns):
@@ -90,6 +99,7 @@ def plot_coordcheck(result, path=None):
                           label=f"{layer} ({s.slope:+.2f})")
             ax.set_title(f"{names.get(param, param)} {which}, step {step}", fontsize=8)
             ax.tick_params(labelsize=6)
+            _log_ticks(ax, cfg.widths)
             ax.legend(fontsize=5, loc="best")
             if row == len(PATHS) - 1:
                 ax.set_xlabel("width", fontsize=7)
@@ -136,6 +146,7 @@ def plot_transfer(result, path=None):
             ax.set_title(f"{names.get(param, param)}: drift {result.drift(param, metric):g} grid points",
                          fontsize=9)
             ax.set_ylabel(metric.replace("_", " "), fontsize=8)
+            _log_ticks(ax, cfg.lrs, "{:.3g}")
             if row == len(metrics) - 1:
                 ax.set_xlabel("base step size", fontsize=8)
             ax.legend(fontsize=6)

@@ -85,3 +85,18 @@ def test_gpu_benchmark_code_paths_on_the_cpu(tmp_path, capsys):
         # the factors add memory over the deterministic network
         assert row["ours_fused_peak_bytes"] > row["ours_det_peak_bytes"]
     assert "torch/fused" in capsys.readouterr().out
+
+
+def test_full_settings_are_the_documented_large_ones(monkeypatch, tmp_path):
+    from proofs_check.claims import mup
+
+    full = Context(full=True)
+    assert max(mup.coordcheck_config(full).widths) == 8192
+    assert mup.coordcheck_config(full).backend == "auto"
+    monkeypatch.delenv(mup.CIFAR_ENV, raising=False)
+    assert mup.transfer_config(full).task == "digits"
+    monkeypatch.setenv(mup.CIFAR_ENV, str(tmp_path))
+    config = mup.transfer_config(full)
+    assert (config.task, config.data_dir, config.backend) == ("cifar10", str(tmp_path), "auto")
+    ratios = [b / a for a, b in zip(config.lrs, config.lrs[1:])]
+    assert ratios == pytest.approx([2.0] * len(ratios))  # a factor-2 grid, as the claim states
