@@ -4,8 +4,10 @@ Modules: :mod:`.backend` (array namespace), :mod:`.parametrization` (SP/μP), :m
 :mod:`.model` (MLP, per-layer activations), :mod:`.losses` (closed-form and Monte Carlo expected
 losses), :mod:`.optim` (momentum SGD as in PyTorch, :func:`~.optim.update_factor`),
 :mod:`.train` (IBVI, deterministic and mean-field VI baselines, :func:`~.train.train_step`),
-:mod:`.metrics`, :mod:`.data`, :mod:`.experiment` and :mod:`.cli`
-(``python -m variational_nets train ...``).
+:mod:`.metrics`, :mod:`.data`, :mod:`.experiment`, :mod:`.kernels` (the fused CUDA factor update),
+:mod:`.sweep` (grids on local processes or Dask, resumable), :mod:`.coordcheck` (μP coordinate
+check, claim C9), :mod:`.transfer` (step-size transfer, claim C10), :mod:`.plots` and :mod:`.cli`
+(``python -m variational_nets train ...`` / ``python -m variational_nets sweep ...``).
 """
 from .backend import get_xp, to_numpy
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment

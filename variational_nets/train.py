@@ -83,10 +83,14 @@ class TrainHistory:
 
 
 def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="closed-form",
-                kl_weight=0.0, max_loss=1e6) -> TrainState:
-    """A fresh training state (zero momentum buffers) for ``model``; ValueError on bad input."""
-    return TrainState(sgd(model, lr, momentum), Objective(loss, expectation, float(kl_weight),
-                                                          float(max_loss)))
+                kl_weight=0.0, max_loss=1e6, fused=True) -> TrainState:
+    """A fresh training state (zero momentum buffers) for ``model``; ValueError on bad input.
+
+    ``fused`` chooses the fused CUDA kernel for covariance-factor updates on CuPy (see
+    :func:`~variational_nets.optim.sgd`).
+    """
+    return TrainState(sgd(model, lr, momentum, fused=fused),
+                      Objective(loss, expectation, float(kl_weight), float(max_loss)))
 
 
 def loss_and_grads(model, xb, yb, objective: Objective, noise):

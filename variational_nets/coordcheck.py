@@ -1,0 +1,394 @@
+r"""Coordinate check (claim C9): typical activation size per layer against width, SP vs μP.
+
+For each parametrization, width and seed an MLP ``d_in → W → … → W → C`` (variational input and
+output layers with rank-``R`` factors, as trained by IBVI) takes ``k`` steps of the real
+:func:`~variational_nets.train.train_step` (momentum SGD, closed-form softmax bound, one weight
+sample per step). Before the first step and after every step the *typical size* of each layer's
+output on a fixed probe batch is recorded,
+
+.. math::
+
+    \operatorname{size}(h) = \frac{1}{N n} \sum_{i, j} |h_{ij}|, \qquad h \in \mathbb{R}^{N \times n},
+
+on two paths: the **mean** path (every weight at its mean) and the **sampled** path (one
+weight sample, drawn from a fixed generator, so it moves only because the parameters move).
+Layers are named ``h1 … hL`` (the hidden layers' outputs after the activation, ``h1`` being the
+input layer's) and ``output`` (the network output before the softmax).
+
+The result is summarised by the least-squares slope of ``log size`` (averaged over seeds)
+against ``log width`` for every (parametrization, path, step, layer), with the standard error
+of that slope across seeds (sample std of the per-seed slopes over ``√(seeds)``). μP predicts
+slopes near 0 at every step; SP with a fixed step predicts growth once the updates dominate:
+about ``width¹`` for the output and ``width^{1/2}`` for updated hidden layers (THEORY.md §3 C9).
+
+Data: a synthetic classification task (standard normal inputs, labels from a random linear
+teacher), one mini-batch per step; the probe batch is the first one. Every random path is
+derived from the point's seed (:class:`numpy.random.SeedSequence`).
+
+The grid (width × seed × parametrization) runs through :func:`variational_nets.sweep.run_sweep`
+(in-process, local processes or Dask, resumable); :func:`coordcheck_point` is the function it
+evaluates. Cost per point: ``k`` training steps and ``2(k + 1)`` forward passes on the probe
+batch, each ``O(N (d_in W + (L − 1) W² + W C) + R (d_in W + W C))``.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backend import BACKENDS, asarray, get_xp, to_numpy
+from .model import MLP, layer_activations
+from .parametrization import PARAMETRIZATIONS
+from .sweep import SweepPoint, grid, run_sweep
+from .train import TrainingDiverged, train_state, train_step
+
+PATHS = ("mean", "sampled")
+
+__all__ = ["CoordCheckConfig", "CoordRecord", "CoordSlope", "CoordCheckResult", "coordcheck_point",
+           "run_coordcheck", "coordcheck_slopes", "format_slopes", "layer_names", "PATHS"]
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"invalid {name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"invalid {name}: expected a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _distinct(name, values, check):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"invalid {name}: expected a sequence, got {values!r}")
+    values = tuple(check(name, v) for v in values)
+    if not values:
+        raise ValueError(f"invalid {name}: expected at least one value, got none")
+    if len(set(values)) != len(values):
+        raise ValueError(f"invalid {name}: values repeat in {values!r}")
+    return values
+
+
+def _seed(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"invalid {name}: expected integers >= 0, got {value!r}")
+    return int(value)
+
+
+def _parametrization(name, value):
+    if value not in PARAMETRIZATIONS:
+        raise ValueError(f"invalid {name}: expected values in {', '.join(PARAMETRIZATIONS)}, "
+                         f"got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CoordCheckConfig:
+    """Settings of a coordinate check.
+
+    ``widths`` (at least two, for a slope), ``seeds``, ``parametrizations`` are the grid;
+    ``steps`` = ``k`` SGD steps (sizes recorded after 0..k steps); ``lr`` the base step size
+    (the same for SP and μP, multiplied per tensor by the parametrization); ``depth`` hidden
+    layers; ``d_in`` inputs and ``num_classes`` outputs of the synthetic task; ``batch_size``
+    rows per step (and in the probe); ``rank`` of the input/output covariance factors.
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``invalid <name>: expected ..., got ...`` for the first bad field.
+    """
+
+    widths: tuple = (64, 128, 256, 512)
+    seeds: tuple = tuple(range(12))
+    parametrizations: tuple = ("sp", "mup")
+    steps: int = 3
+    lr: float = 0.3
+    momentum: float = 0.9
+    depth: int = 3
+    d_in: int = 32
+    num_classes: int = 10
+    batch_size: int = 64
+    rank: int = 16
+    backend: str = "numpy"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        widths = _distinct("widths (--widths)", self.widths, _positive_int)
+        if len(widths) < 2:
+            raise ValueError(f"invalid widths (--widths): a slope needs at least two widths, "
+                             f"got {widths!r}")
+        object.__setattr__(self, "widths", tuple(sorted(widths)))
+        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
+        object.__setattr__(self, "parametrizations",
+                           _distinct("parametrizations", self.parametrizations, _parametrization))
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
+                or self.steps < 0:
+            raise ValueError(f"invalid steps (--steps): expected an integer >= 0, got {self.steps!r}")
+        object.__setattr__(self, "lr", _positive_float("lr (--lrs)", self.lr))
+        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
+        for name in ("depth", "d_in", "num_classes", "batch_size", "rank"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        if self.num_classes < 2:
+            raise ValueError(f"invalid num_classes: expected at least 2, got {self.num_classes}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
+                             f"got {self.backend!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+
+    def point_params(self) -> dict:
+        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        return {"experiment": "coordcheck", "steps": int(self.steps),
+                "momentum": float(self.momentum), "depth": self.depth, "d_in": self.d_in,
+                "num_classes": self.num_classes, "batch_size": self.batch_size,
+                "rank": self.rank, "backend": self.backend, "dtype": self.dtype}
+
+    def points(self) -> list:
+        """The sweep grid: width × seed × parametrization at the one base step ``lr``."""
+        fixed = {k: [v] for k, v in self.point_params().items()}
+        return grid(width=self.widths, lr=[self.lr], seed=self.seeds,
+                    parametrization=self.parametrizations, **fixed)
+
+
+def layer_names(depth: int) -> tuple:
+    """``("h1", …, "h{depth}", "output")``: the outputs of the network's ``depth + 1`` layers."""
+    return tuple(f"h{i}" for i in range(1, depth + 1)) + ("output",)
+
+
+def _result_name(path: str, step: int, layer: str) -> str:
+    return f"{path}_t{step}_{layer}"
+
+
+def synthetic_batches(rng, steps: int, batch_size: int, d_in: int, num_classes: int):
+    """``max(steps, 1)`` mini-batches ``(x, labels)`` of a random linear-teacher task (NumPy).
+
+    ``x ~ N(0, I)`` (batch_size, d_in) float32; ``labels = argmax(x T)`` with a standard normal
+    teacher ``T`` (d_in, num_classes), so the task has signal to learn.
+    """
+    teacher = rng.standard_normal((d_in, num_classes))
+    batches = []
+    for _ in range(max(steps, 1)):
+        x = rng.standard_normal((batch_size, d_in))
+        batches.append((x.astype(np.float32), np.argmax(x @ teacher, axis=1).astype(np.int64)))
+    return batches
+
+
+def _sizes(xp, activations) -> list:
+    # one host transfer for all layers: size = mean |h| (the coordinate-check statistic)
+    return [float(v) for v in to_numpy(xp.stack([xp.abs(a).mean() for a in activations]))]
+
+
+def coordcheck_point(point: SweepPoint) -> dict:
+    """Sizes of every layer, path and step for one (width, seed, parametrization) point.
+
+    ``point`` carries ``width``, ``lr``, ``seed`` and the free parameters of
+    :meth:`CoordCheckConfig.point_params` plus ``parametrization``. Returns
+    ``{"{path}_t{step}_{layer}": size}`` for path in ``PATHS``, step in ``0..steps``, layer in
+    :func:`layer_names`; a size is NaN from the step at which training produced a NaN/inf
+    objective on (reported, not raised: blow-up is a possible outcome under SP).
+
+    The points come from :meth:`CoordCheckConfig.points`, which validated the settings; the
+    model and optimizer check them again (ValueError naming the setting).
+    """
+    p = point.param
+    steps, depth = int(p("steps")), int(p("depth"))
+    seq_data, seq_init, seq_train, seq_probe = np.random.SeedSequence(point.seed).spawn(4)
+    rng_data, rng_init, rng_train = (np.random.default_rng(s) for s in (seq_data, seq_init, seq_train))
+    batches = synthetic_batches(rng_data, steps, p("batch_size"), p("d_in"), p("num_classes"))
+    sizes = (p("d_in"),) + (point.width,) * depth + (p("num_classes"),)
+    model = MLP(sizes, rng_init, parametrization=p("parametrization"), covariance="lowrank",
+                rank=p("rank"), backend=p("backend"), dtype=np.dtype(p("dtype")))
+    xp = model.xp
+    # max_loss=inf: a large objective is a measurement here, not a failure; NaN still stops
+    state = train_state(model, point.lr, p("momentum"), loss="softmax_ce", max_loss=math.inf)
+    data = [(asarray(x, xp, model.dtype), asarray(y, xp)) for x, y in batches]
+    probe = data[0][0]
+    names = layer_names(depth)
+    out = {}
+    broken = False
+    for step in range(steps + 1):
+        for path in PATHS:
+            if broken:
+                values = [math.nan] * len(names)
+            else:
+                # the sampled path redraws the same weight noise from seq_probe at every step
+                rng = None if path == "mean" else np.random.default_rng(seq_probe)
+                values = _sizes(xp, layer_activations(model, probe, rng))
+            out.update({_result_name(path, step, n): v for n, v in zip(names, values)})
+        if step < steps and not broken:
+            x, y = data[step]
+            try:
+                train_step(model, state, x, y, rng_train)
+            except TrainingDiverged:  # NaN/inf objective: sizes are NaN from the next step on
+                broken = True
+    return out
+
+
+@dataclass(frozen=True)
+class CoordRecord:
+    """One measured size: ``size`` of ``layer`` on ``path`` after ``step`` steps."""
+
+    parametrization: str
+    path: str
+    step: int
+    layer: str
+    width: int
+    seed: int
+    size: float
+
+
+@dataclass(frozen=True)
+class CoordSlope:
+    """Log-log slope of the seed-averaged size against width, with its seed standard error.
+
+    ``sizes`` are the seed means at ``widths``; ``seed_se`` is NaN with one seed; ``slope`` is
+    NaN when fewer than two widths have finite, positive sizes (blow-up).
+    """
+
+    parametrization: str
+    path: str
+    step: int
+    layer: str
+    slope: float
+    seed_se: float
+    widths: tuple
+    sizes: tuple
+
+
+@dataclass(frozen=True)
+class CoordCheckResult:
+    """All sizes of a coordinate check, its configuration and where the sweep stored them."""
+
+    config: CoordCheckConfig
+    layers: tuple
+    records: tuple
+    results_path: str | None
+
+    def sizes(self, parametrization: str, path: str, step: int, layer: str) -> np.ndarray:
+        """Sizes as an array (seeds, widths) in the config's order."""
+        cfg = self.config
+        table = {(r.seed, r.width): r.size for r in self.records
+                 if (r.parametrization, r.path, r.step, r.layer) == (parametrization, path, step, layer)}
+        if not table:
+            raise KeyError(f"no sizes for {parametrization}/{path}/step {step}/{layer}")
+        return np.array([[table[s, w] for w in cfg.widths] for s in cfg.seeds])
+
+
+def _fit_slope(log_w, values):
+    ok = np.isfinite(values) & (values > 0)
+    if ok.sum() < 2:
+        return math.nan
+    return float(np.polyfit(log_w[ok], np.log(values[ok]), 1)[0])
+
+
+def coordcheck_slopes(result: CoordCheckResult) -> tuple:
+    """A :class:`CoordSlope` for every (parametrization, path, step, layer) of ``result``.
+
+    ``slope`` = least-squares slope of ``log mean_seeds(size)`` on ``log width``; ``seed_se`` =
+    ``std(per-seed slopes, ddof=1) / √seeds``. Cost ``O(records)``.
+    """
+    cfg = result.config
+    log_w = np.log(np.asarray(cfg.widths, dtype=float))
+    out = []
+    for param in cfg.parametrizations:
+        for path in PATHS:
+            for step in range(cfg.steps + 1):
+                for layer in result.layers:
+                    s = result.sizes(param, path, step, layer)
+                    with np.errstate(invalid="ignore"):
+                        mean = s.mean(axis=0)
+                    per_seed = np.array([_fit_slope(log_w, row) for row in s])
+                    finite = per_seed[np.isfinite(per_seed)]
+                    se = (float(np.std(finite, ddof=1) / math.sqrt(finite.size))
+                          if finite.size >= 2 else math.nan)
+                    out.append(CoordSlope(param, path, step, layer, _fit_slope(log_w, mean), se,
+                                          cfg.widths, tuple(float(v) for v in mean)))
+    return tuple(out)
+
+
+def format_slopes(slopes) -> str:
+    """A text table: one row per (parametrization, path, step), one column per layer
+    (``slope ± seed SE``)."""
+    layers = []
+    for s in slopes:
+        if s.layer not in layers:
+            layers.append(s.layer)
+    rows = {}
+    for s in slopes:
+        rows.setdefault((s.parametrization, s.path, s.step), {})[s.layer] = s
+    head = f"{'param':<6s} {'path':<8s} {'step':>4s}  " + "  ".join(f"{n:>15s}" for n in layers)
+    lines = ["log-log slope of mean |h| against width (± seed standard error)", head]
+    for (param, path, step), by_layer in rows.items():
+        cells = "  ".join(f"{by_layer[n].slope:+7.3f} ± {by_layer[n].seed_se:5.3f}" for n in layers)
+        lines.append(f"{param:<6s} {path:<8s} {step:>4d}  {cells}")
+    return "\n".join(lines)
+
+
+def _records_from_rows(config, rows) -> tuple:
+    names = layer_names(config.depth)
+    records = []
+    for row in rows:
+        pt = row.point
+        for path in PATHS:
+            for step in range(config.steps + 1):
+                for layer in names:
+                    records.append(CoordRecord(pt.param("parametrization"), path, step, layer,
+                                               pt.width, pt.seed,
+                                               float(row.value(_result_name(path, step, layer)))))
+    return tuple(records)
+
+
+def run_coordcheck(config: CoordCheckConfig | None = None, *, results_path=None,
+                   scheduler: str | None = None, processes: int | None = None,
+                   progress: bool = False) -> CoordCheckResult:
+    """Run the coordinate check of ``config`` through :func:`~variational_nets.sweep.run_sweep`.
+
+    Parameters
+    ----------
+    config : CoordCheckConfig, optional
+        Default: ``CoordCheckConfig()`` (widths 64…512, 12 seeds, 3 steps, NumPy).
+    results_path : path ending in ``.jsonl``, optional
+        Where the sweep stores its rows (resumable; a CSV table is written beside it). Default:
+        a temporary file, and the points run in this process.
+    scheduler, processes, progress
+        As for :func:`~variational_nets.sweep.run_sweep` (Dask scheduler address, local worker
+        processes, progress lines).
+
+    Returns
+    -------
+    CoordCheckResult
+
+    Raises
+    ------
+    ValueError
+        Bad settings (see :class:`CoordCheckConfig`).
+    RuntimeError
+        When a point failed (the errors are listed; the sweep keeps the finished points).
+    """
+    config = CoordCheckConfig() if config is None else config
+    if not isinstance(config, CoordCheckConfig):
+        raise TypeError(f"config must be a CoordCheckConfig, got {type(config).__name__}")
+    get_xp(config.backend)  # a missing GPU is a ValueError before any point runs
+    points = config.points()
+    if results_path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sweep = run_sweep(coordcheck_point, points, results_path=Path(tmp) / "coordcheck.jsonl",
+                              processes=1 if scheduler is None and processes is None else processes,
+                              scheduler=scheduler, progress=progress)
+        stored = None
+    else:
+        sweep = run_sweep(coordcheck_point, points, results_path=results_path,
+                          scheduler=scheduler, processes=processes, progress=progress)
+        stored = str(sweep.results_path)
+    if sweep.n_failed:
+        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
+        raise RuntimeError(f"{sweep.n_failed} coordinate-check points failed: {errors}")
+    return CoordCheckResult(config, layer_names(config.depth),
+                            _records_from_rows(config, sweep.rows), stored)

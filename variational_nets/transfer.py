@@ -1,0 +1,363 @@
+r"""Step-size transfer (claim C10): loss against the base step size for several widths, SP vs μP.
+
+Every point of the grid width × base step × seed × parametrization trains an MLP
+``d_in → W → … → W → C`` by IBVI (variational input and output layers with rank-``R`` factors,
+closed-form softmax bound, momentum SGD 0.9; :func:`~variational_nets.train.fit`) for a fixed
+number of epochs and records
+
+* ``train_loss``: the training objective on the whole training set after training, i.e. the
+  closed-form expected loss of the last layer averaged over ``num_samples`` samples of the
+  other variational layers;
+* ``test_nll``: the negative log-likelihood of the predictive distribution (probabilities
+  averaged over ``num_samples`` weight samples, :func:`~variational_nets.train.predict`);
+* ``test_accuracy`` and ``diverged`` (losses are ``inf`` for a run whose objective became
+  NaN/inf or exceeded ``max_loss``).
+
+Per (parametrization, width) the seed-mean of a metric is a curve over the step grid; its
+argmin is the *best step* (a diverged seed makes that grid point ``inf``). The *drift* of a
+parametrization is ``max − min`` of the best step's grid index over the widths: μP predicts a
+drift of at most one grid point, SP a drift that grows with the width range (THEORY.md §3 C10).
+
+Tasks: ``"digits"`` (8×8 digits of scikit-learn, the optional extra ``data``; the quick CPU
+setting), ``"synthetic"`` (a random linear-teacher task, no extra needed) and ``"cifar10"`` (the
+official binary files in ``data_dir``; the full GPU setting). The data split is fixed (seed 0)
+for every point; the point's seed draws the initialization, the batch order and the weight
+samples.
+
+The grid runs through :func:`variational_nets.sweep.run_sweep` (in-process, local processes or
+a Dask cluster, resumable); :func:`transfer_point` is the function it evaluates. Cost per
+point: ``epochs · N / B`` training steps plus ``num_samples`` forward passes over the training
+and test sets.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import data as data_mod
+from .backend import BACKENDS, asarray, get_xp, to_numpy
+from .coordcheck import _distinct, _parametrization, _positive_float, _positive_int, _seed
+from .losses import get_loss
+from .model import MLP
+from .sweep import SweepPoint, grid, run_sweep
+from .train import TrainingDiverged, fit, predict, train_state
+
+TASKS = ("digits", "synthetic", "cifar10")
+METRICS = ("train_loss", "test_nll")
+
+__all__ = ["TransferConfig", "TransferCurve", "TransferResult", "transfer_point", "run_transfer",
+           "format_transfer", "expected_training_loss", "TASKS", "METRICS"]
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Settings of a step-size transfer sweep.
+
+    ``widths``, ``lrs`` (the base-step grid, sorted ascending; at least two of each),
+    ``seeds``, ``parametrizations`` are the grid; ``task`` one of :data:`TASKS`; ``epochs`` and
+    ``batch_size`` the training budget; ``depth`` hidden layers; ``rank`` of the factors;
+    ``num_samples`` weight samples for the metrics; ``data_dir`` / ``limit`` for CIFAR-10
+    (``limit`` keeps the first records of each file, and then smaller files are accepted).
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``invalid <name>: expected ..., got ...`` for the first bad field.
+    """
+
+    widths: tuple = (32, 64, 128, 256, 512)
+    lrs: tuple = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
+    seeds: tuple = (0, 1)
+    parametrizations: tuple = ("sp", "mup")
+    task: str = "digits"
+    epochs: int = 1
+    batch_size: int = 64
+    momentum: float = 0.9
+    depth: int = 3
+    rank: int = 16
+    num_samples: int = 4
+    backend: str = "numpy"
+    dtype: str = "float32"
+    data_dir: str | None = None
+    limit: int | None = None
+
+    def __post_init__(self):
+        widths = _distinct("widths (--widths)", self.widths, _positive_int)
+        lrs = _distinct("lrs (--lrs)", self.lrs, _positive_float)
+        for name, values in (("widths (--widths)", widths), ("lrs (--lrs)", lrs)):
+            if len(values) < 2:
+                raise ValueError(f"invalid {name}: a transfer needs at least two, got {values!r}")
+        object.__setattr__(self, "widths", tuple(sorted(widths)))
+        object.__setattr__(self, "lrs", tuple(sorted(lrs)))
+        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
+        object.__setattr__(self, "parametrizations",
+                           _distinct("parametrizations", self.parametrizations, _parametrization))
+        if self.task not in TASKS:
+            raise ValueError(f"invalid task (--task): expected one of {', '.join(TASKS)}, "
+                             f"got {self.task!r}")
+        for name in ("epochs", "batch_size", "depth", "rank", "num_samples"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
+                             f"got {self.backend!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+        if self.task == "cifar10" and self.data_dir is None:
+            raise ValueError("invalid data directory (--data-dir): the cifar10 task needs the "
+                             "folder with the CIFAR-10 binary files")
+        if self.limit is not None:
+            object.__setattr__(self, "limit", _positive_int("limit (--limit)", self.limit))
+
+    def point_params(self) -> dict:
+        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        params = {"experiment": "transfer", "task": self.task, "epochs": self.epochs,
+                  "batch_size": self.batch_size, "momentum": float(self.momentum),
+                  "depth": self.depth, "rank": self.rank, "num_samples": self.num_samples,
+                  "backend": self.backend, "dtype": self.dtype}
+        if self.data_dir is not None:
+            params["data_dir"] = str(self.data_dir)
+        if self.limit is not None:
+            params["limit"] = self.limit
+        return params
+
+    def points(self) -> list:
+        """The sweep grid: width × base step × seed × parametrization."""
+        fixed = {k: [v] for k, v in self.point_params().items()}
+        return grid(width=self.widths, lr=self.lrs, seed=self.seeds,
+                    parametrization=self.parametrizations, **fixed)
+
+
+def _param_or(point, name, default):
+    return dict(point.params).get(name, default)
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(task: str, data_dir, limit):
+    # A sweep evaluates many points per worker process; CIFAR-10 takes seconds to read and
+    # standardize, so a worker keeps the last data sets it loaded (read-only arrays).
+    rng = np.random.default_rng(0)  # the same split for every point of a sweep
+    if task == "digits":
+        ds = data_mod.digits(rng)
+    elif task == "synthetic":
+        ds = synthetic_task(rng)
+    else:
+        ds = data_mod.cifar10(data_dir, strict_counts=limit is None, limit=limit)
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a.setflags(write=False)
+    return ds
+
+
+def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 32,
+                   num_classes: int = 10) -> data_mod.Dataset:
+    """A random linear-teacher classification task: ``x ~ N(0, I)``, ``y = argmax(x T)``.
+
+    The teacher ``T`` (d_in, num_classes) is standard normal; inputs float32, labels int64.
+    """
+    teacher = rng.standard_normal((d_in, num_classes))
+    x = rng.standard_normal((num_train + num_test, d_in))
+    y = np.argmax(x @ teacher, axis=1).astype(np.int64)
+    x = x.astype(np.float32)
+    return data_mod.Dataset("synthetic", x[:num_train], y[:num_train], x[num_train:],
+                            y[num_train:], num_classes)
+
+
+def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
+                           batch_size: int = 2048) -> float:
+    """The IBVI objective on ``(x, y)``: closed-form expected loss of the last layer, averaged
+    over ``num_samples`` samples of the other variational layers (one sample per pass, shared
+    by all rows, as in training). Cost ``num_samples`` forward passes.
+    """
+    xp = model.xp
+    closed = get_loss(loss).closed
+    total = 0.0
+    for _ in range(num_samples):
+        noise = model.sample_noise(rng) if model.is_variational else None
+        for lo in range(0, x.shape[0], batch_size):
+            xb = asarray(x[lo:lo + batch_size], xp, model.dtype)
+            yb = asarray(y[lo:lo + batch_size], xp)
+            fp = model.forward(xb, noise, closed_form=True)
+            total += closed(fp.activations[-1], fp.variance, yb).value * xb.shape[0]
+    return total / (num_samples * x.shape[0])
+
+
+def transfer_point(point: SweepPoint) -> dict:
+    """Train one (width, base step, seed, parametrization) point and measure it.
+
+    Returns ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
+    divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
+    """
+    p = point.param
+    ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
+    seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
+    depth = int(p("depth"))
+    sizes = (ds.x_train.shape[1],) + (point.width,) * depth + (ds.num_classes,)
+    model = MLP(sizes, np.random.default_rng(seq_init), parametrization=p("parametrization"),
+                covariance="lowrank", rank=p("rank"), backend=p("backend"),
+                dtype=np.dtype(p("dtype")))
+    state = train_state(model, point.lr, p("momentum"), loss="softmax_ce")
+    try:
+        history = fit(model, state, ds.x_train, ds.y_train, p("epochs"), p("batch_size"),
+                      np.random.default_rng(seq_train), quiet=True)
+    except TrainingDiverged as err:
+        return {"train_loss": math.inf, "test_nll": math.inf, "test_accuracy": math.nan,
+                "diverged": True, "steps": err.step}
+    rng = np.random.default_rng(seq_eval)
+    k = int(p("num_samples"))
+    train_loss = expected_training_loss(model, ds.x_train, ds.y_train, "softmax_ce", k, rng)
+    pred = predict(model, ds.x_test, "softmax_ce", k, rng)
+    p_label = pred.mean[np.arange(ds.y_test.size), ds.y_test]
+    test_nll = float(-np.mean(np.log(np.maximum(p_label, np.finfo(np.float64).tiny))))
+    accuracy = float(np.mean(np.argmax(pred.mean, axis=1) == ds.y_test))
+    finite = math.isfinite(train_loss) and math.isfinite(test_nll)
+    return {"train_loss": train_loss if finite else math.inf,
+            "test_nll": test_nll if finite else math.inf, "test_accuracy": accuracy,
+            "diverged": not finite, "steps": int(history.steps)}
+
+
+@dataclass(frozen=True)
+class TransferCurve:
+    """Seed-mean metrics of one (parametrization, width) over the step grid, and their argmins.
+
+    ``best_index[metric]`` is the grid index of the smallest seed mean (None when every grid
+    point diverged); ``num_diverged`` counts diverged runs per grid point.
+    """
+
+    parametrization: str
+    width: int
+    lrs: tuple
+    train_loss: tuple
+    test_nll: tuple
+    num_diverged: tuple
+    best_train_index: int | None
+    best_nll_index: int | None
+
+    def best_lr(self, metric: str = "train_loss"):
+        index = self.best_train_index if metric == "train_loss" else self.best_nll_index
+        return None if index is None else self.lrs[index]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """All curves of a transfer sweep, its configuration and where the sweep stored it."""
+
+    config: TransferConfig
+    curves: tuple
+    results_path: str | None
+
+    def curve(self, parametrization: str, width: int) -> TransferCurve:
+        for c in self.curves:
+            if (c.parametrization, c.width) == (parametrization, width):
+                return c
+        raise KeyError(f"no curve for {parametrization} at width {width}")
+
+    def best_indices(self, parametrization: str, metric: str = "train_loss") -> tuple:
+        """Grid index of the best step at each width (None where every point diverged)."""
+        _check_metric(metric)
+        attr = "best_train_index" if metric == "train_loss" else "best_nll_index"
+        return tuple(getattr(self.curve(parametrization, w), attr) for w in self.config.widths)
+
+    def drift(self, parametrization: str, metric: str = "train_loss") -> float:
+        """``max − min`` over widths of the best step's grid index (NaN if a width has none)."""
+        idx = self.best_indices(parametrization, metric)
+        if any(i is None for i in idx):
+            return math.nan
+        return float(max(idx) - min(idx))
+
+
+def _check_metric(metric):
+    if metric not in METRICS:
+        raise ValueError(f"invalid metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+
+
+def _argmin(values):
+    values = np.asarray(values, dtype=float)
+    if not np.any(np.isfinite(values)):
+        return None
+    return int(np.argmin(np.where(np.isfinite(values), values, np.inf)))
+
+
+def _curves(config: TransferConfig, rows) -> tuple:
+    by_point = {(r.point.param("parametrization"), r.point.width, r.point.lr, r.point.seed): r
+                for r in rows}
+    curves = []
+    for param in config.parametrizations:
+        for width in config.widths:
+            train, nll, diverged = [], [], []
+            for lr in config.lrs:
+                runs = [by_point[param, width, lr, s] for s in config.seeds]
+                # mean over seeds: one diverged seed (inf) makes the grid point inf
+                train.append(float(np.mean([r.value("train_loss") for r in runs])))
+                nll.append(float(np.mean([r.value("test_nll") for r in runs])))
+                diverged.append(int(sum(bool(r.value("diverged")) for r in runs)))
+            curves.append(TransferCurve(param, width, config.lrs, tuple(train), tuple(nll),
+                                        tuple(diverged), _argmin(train), _argmin(nll)))
+    return tuple(curves)
+
+
+def run_transfer(config: TransferConfig | None = None, *, results_path=None,
+                 scheduler: str | None = None, processes: int | None = None,
+                 progress: bool = False) -> TransferResult:
+    """Run the transfer sweep of ``config`` through :func:`~variational_nets.sweep.run_sweep`.
+
+    Parameters
+    ----------
+    config : TransferConfig, optional
+        Default ``TransferConfig()`` (digits, widths 32…512, 6 steps, 2 seeds, 1 epoch).
+    results_path : path ending in ``.jsonl``, optional
+        The sweep's store (resumable; CSV beside it). Default: a temporary file, in-process.
+    scheduler, processes, progress
+        As for :func:`~variational_nets.sweep.run_sweep`.
+
+    Raises
+    ------
+    ValueError
+        Bad settings (see :class:`TransferConfig`), a missing GPU for ``backend="cupy"``.
+    RuntimeError
+        When a point failed with an error (divergence is not an error; it is recorded).
+    """
+    config = TransferConfig() if config is None else config
+    if not isinstance(config, TransferConfig):
+        raise TypeError(f"config must be a TransferConfig, got {type(config).__name__}")
+    get_xp(config.backend)
+    points = config.points()
+    if results_path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sweep = run_sweep(transfer_point, points, results_path=Path(tmp) / "transfer.jsonl",
+                              processes=1 if scheduler is None and processes is None else processes,
+                              scheduler=scheduler, progress=progress)
+        stored = None
+    else:
+        sweep = run_sweep(transfer_point, points, results_path=results_path,
+                          scheduler=scheduler, processes=processes, progress=progress)
+        stored = str(sweep.results_path)
+    if sweep.n_failed:
+        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
+        raise RuntimeError(f"{sweep.n_failed} transfer points failed: {errors}")
+    return TransferResult(config, _curves(config, sweep.rows), stored)
+
+
+def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:
+    """Text table: seed-mean ``metric`` per (parametrization, width) over the step grid, the
+    best step per width (``*``) and each parametrization's drift in grid points."""
+    _check_metric(metric)
+    cfg = result.config
+    lines = [f"{metric} (mean over {len(cfg.seeds)} seeds) against the base step; * = best",
+             f"{'param':<6s} {'width':>6s}  " + "  ".join(f"{lr:>9.3g}" for lr in cfg.lrs)
+             + f"  {'best':>9s}"]
+    for param in cfg.parametrizations:
+        for width in cfg.widths:
+            c = result.curve(param, width)
+            values = c.train_loss if metric == "train_loss" else c.test_nll
+            best = c.best_train_index if metric == "train_loss" else c.best_nll_index
+            cells = "  ".join(f"{v:>8.4g}{'*' if i == best else ' '}" for i, v in enumerate(values))
+            lines.append(f"{param:<6s} {width:>6d}  {cells}  {c.best_lr(metric) or math.nan:>9.3g}")
+        lines.append(f"{param}: best-step drift across widths {result.drift(param, metric):g} "
+                     f"grid points (indices {result.best_indices(param, metric)})")
+    return "\n".join(lines)
