@@ -1,6 +1,6 @@
 """Layers with hand-written forward and backward passes.
 
-Layout (agreed with the fused-kernel work, see LAYOUT.md): a layer with fan-in ``n_in`` and fan-out
+Layout (shared with the fused kernel in variational_nets.kernels): a layer with fan-in ``n_in`` and fan-out
 ``n_out`` holds the mean ``weight`` (n_out, n_in) and ``bias`` (n_out,). A variational layer with a
 covariance factor of rank ``R`` also holds ``factor_weight`` (n_out, n_in, R) and ``factor_bias``
 (n_out, R); with ``θ = concat(weight.ravel(), bias)`` the factor is

@@ -24,7 +24,7 @@ from .layers import FactorGrad
 def update_factor(factor, buf, g, z, lr, momentum, xp, fused=False):
     """In-place momentum-SGD step of a covariance factor with gradient ``g[..., None] * z``.
 
-    Reference (LAYOUT.md): ``buf *= momentum; buf += g[..., None] * z; factor -= lr * buf``.
+    Reference (layout in variational_nets.layers): ``buf *= momentum; buf += g[..., None] * z; factor -= lr * buf``.
 
     Parameters
     ----------
