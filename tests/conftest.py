@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from variational_nets.backend import cupy_available
+from variational_nets.backend import cupy_available, one_blas_thread
 
 matplotlib.use("Agg")
 
@@ -55,3 +55,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def blas_single_thread():
+    """BLAS on one thread for a test module that trains small networks (see ``one_blas_thread``)."""
+    with one_blas_thread():
+        yield

@@ -7,6 +7,8 @@ same network on every backend.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 BACKENDS = ("numpy", "cupy", "auto")
@@ -67,3 +69,19 @@ def asarray(array, xp, dtype=None):
     if xp is np:
         return np.asarray(to_numpy(array), dtype=dtype)
     return xp.asarray(array, dtype=dtype)
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run BLAS on one thread inside the block, where threadpoolctl is installed (a no-op otherwise).
+
+    The networks of the quick experiments multiply matrices of at most a few hundred columns:
+    BLAS threads only spin-wait there, which on a loaded 2-core machine makes runs 10–50× slower.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

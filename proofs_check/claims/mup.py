@@ -17,9 +17,10 @@ Sizes of the three variants (``python -m proofs_check --only C9 [--quick | --ful
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
+
+from variational_nets.backend import one_blas_thread
 
 from ..registry import Measurement, Outcome, Table, claim
 
@@ -42,16 +43,6 @@ SP_OUTPUT_MIN_SLOPE = 0.5
 DRIFT_TOL = 1.0
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    """BLAS on one thread where threadpoolctl is installed (test extra); a no-op otherwise."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def coordcheck_config(ctx):
@@ -98,7 +89,7 @@ def check_coordcheck(ctx) -> Outcome:
     config = coordcheck_config(ctx)
     ctx.progress(f"coordinate check: widths {config.widths}, {len(config.seeds)} seeds, "
                  f"{config.steps} steps, backend {config.backend}")
-    with _one_blas_thread():
+    with one_blas_thread():
         result = run_coordcheck(config)
     slopes = coordcheck_slopes(result)
     hidden = [n for n in result.layers if n != "output"]
@@ -167,7 +158,7 @@ def check_transfer(ctx) -> Outcome:
     config = transfer_config(ctx)
     ctx.progress(f"transfer on {config.task}: widths {config.widths}, {len(config.lrs)} steps, "
                  f"{len(config.seeds)} seeds, backend {config.backend}")
-    with _one_blas_thread():
+    with one_blas_thread():
         result = run_transfer(config)
     measurements = [
         Measurement("muP: drift of the best base step across widths, training loss (grid points)",

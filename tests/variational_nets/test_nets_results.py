@@ -20,18 +20,7 @@ K = 64  # weight samples at evaluation: relative standard error of a std estimat
 SPREAD_SE = 1 / math.sqrt(2 * (K - 1))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_blas_thread():
-    """These networks multiply matrices of at most 64×64: BLAS threads only add spin-waiting,
-    which on a loaded 2-core machine made the runs 10× slower. threadpoolctl ships with
-    scikit-learn (test extra); without it the tests run unchanged, only slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("blas_single_thread")
 
 
 def _runs(task, epochs=None):

@@ -14,16 +14,7 @@ from variational_nets.coordcheck import (PATHS, CoordCheckConfig, CoordCheckResu
 from variational_nets.sweep import SweepPoint
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_blas_thread():
-    """Matrices here are at most 128 wide: BLAS threads only spin (10-50x slower when loaded)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("blas_single_thread")
 
 
 def point(width=16, lr=0.3, seed=0, parametrization="mup", **overrides):

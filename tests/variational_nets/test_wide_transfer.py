@@ -15,16 +15,7 @@ from variational_nets.transfer import (TransferConfig, TransferResult, _curves,
                                        synthetic_task, transfer_point)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_blas_thread():
-    """Matrices here are at most 64 wide: BLAS threads only spin (10-50x slower when loaded)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("blas_single_thread")
 
 
 TINY = dict(task="synthetic", widths=(8, 16), lrs=(0.05, 0.2), seeds=(0,), batch_size=256, rank=2)
