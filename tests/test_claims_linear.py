@@ -78,7 +78,7 @@ def test_ensemble_z_scores_detect_a_shifted_limit():
     members = lt.gd_ensemble(setup.X, setup.y, setup.prior.sample(2000, 0), lr=0.5 * lt.stability_bound(setup.X),
                              steps=300)
     directions = lt.project_null(setup.X, np.random.default_rng(1).standard_normal((15, 5))).T
-    z_mean, z_var = ensemble_z = ensembles.ensemble_z_scores(members, setup.limit, directions)
+    z_mean, z_var = ensembles.ensemble_z_scores(members, setup.limit, directions)
     assert np.max(np.abs(z_mean)) < ensembles.Z_TOLERANCE and np.max(np.abs(z_var)) < ensembles.Z_TOLERANCE
     shifted = lt.Gaussian(setup.limit.mean + 0.2 * directions[0] / np.linalg.norm(directions[0]), setup.limit.factor)
     wider = lt.Gaussian(setup.limit.mean, 1.2 * setup.limit.factor)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from linear_theory import (Gaussian, MeanFieldGaussian, bayes_posterior, expected_loss, gd_iterate, ibvi_limit,
-                           ibvi_limit_w2_squared, random_regression, row_space_solver, w2, w2_gvi, w2_squared)
+                           ibvi_limit_w2_squared, random_regression, w2, w2_gvi, w2_squared)
 
 EPS = np.finfo(np.float64).eps
 seeds = st.integers(0, 2**32 - 1)

@@ -33,16 +33,14 @@ batch, each ``O(N (d_in W + (L − 1) W² + W C) + R (d_in W + W C))``.
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .backend import BACKENDS, asarray, get_xp, to_numpy
 from .model import MLP, layer_activations
 from .parametrization import PARAMETRIZATIONS
-from .sweep import SweepPoint, grid, run_sweep
+from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged, train_state, train_step
 
 PATHS = ("mean", "sampled")
@@ -377,18 +375,7 @@ def run_coordcheck(config: CoordCheckConfig | None = None, *, results_path=None,
         raise TypeError(f"config must be a CoordCheckConfig, got {type(config).__name__}")
     get_xp(config.backend)  # a missing GPU is a ValueError before any point runs
     points = config.points()
-    if results_path is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            sweep = run_sweep(coordcheck_point, points, results_path=Path(tmp) / "coordcheck.jsonl",
-                              processes=1 if scheduler is None and processes is None else processes,
-                              scheduler=scheduler, progress=progress)
-        stored = None
-    else:
-        sweep = run_sweep(coordcheck_point, points, results_path=results_path,
-                          scheduler=scheduler, processes=processes, progress=progress)
-        stored = str(sweep.results_path)
-    if sweep.n_failed:
-        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
-        raise RuntimeError(f"{sweep.n_failed} coordinate-check points failed: {errors}")
+    rows, stored = run_sweep_strict(coordcheck_point, points, results_path=results_path, scheduler=scheduler,
+                                    processes=processes, progress=progress, what="coordinate-check")
     return CoordCheckResult(config, layer_names(config.depth),
-                            _records_from_rows(config, sweep.rows), stored)
+                            _records_from_rows(config, rows), stored)

@@ -6,7 +6,6 @@ their options with the same messages (``invalid <name> (--<option>): expected ..
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np

@@ -90,7 +90,6 @@ def ece(probs, labels, n_bins: int = ECE_BINS) -> float:
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # searchsorted(side="right") − 1 puts c in [e_m, e_{m+1}); clipping moves c = 1.0 to the last bin
     bins = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins)
     sum_conf = np.bincount(bins, weights=conf, minlength=n_bins)
     sum_correct = np.bincount(bins, weights=correct, minlength=n_bins)
     return float(np.sum(np.abs(sum_correct - sum_conf)) / conf.shape[0])

@@ -46,6 +46,7 @@ import numbers
 import os
 import pickle
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["SweepPoint", "SweepRow", "SweepResult", "grid", "run_sweep", "read_results", "main"]
+__all__ = ["SweepPoint", "SweepRow", "SweepResult", "grid", "run_sweep", "run_sweep_strict", "read_results",
+           "main"]
 
 _AXES = ("width", "lr", "seed")
 _ROW_COLUMNS = ("status", "error", "elapsed_s")
@@ -336,6 +338,32 @@ def _load(path: Path) -> dict:
                              f"fix or remove that line, or use another results_path") from exc
         rows[row.point] = row
     return rows
+
+
+def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes=None, progress=True,
+                     what: str = "sweep") -> tuple[list, str | None]:
+    """:func:`run_sweep` for experiments that need every point: failures raise.
+
+    Without ``results_path`` the rows go to a temporary file (nothing to resume) and the points run
+    in this process unless ``scheduler`` or ``processes`` says otherwise. Returns the rows and the
+    stored results path (``None`` for a temporary one).
+
+    Raises ``RuntimeError`` naming up to three failed points (the finished ones stay stored).
+    """
+    if results_path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sweep = run_sweep(fn, points, results_path=Path(tmp) / f"{what}.jsonl",
+                              processes=1 if scheduler is None and processes is None else processes,
+                              scheduler=scheduler, progress=progress)
+        stored = None
+    else:
+        sweep = run_sweep(fn, points, results_path=results_path, scheduler=scheduler, processes=processes,
+                          progress=progress)
+        stored = str(sweep.results_path)
+    if sweep.n_failed:
+        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
+        raise RuntimeError(f"{sweep.n_failed} {what} points failed: {errors}")
+    return sweep.rows, stored
 
 
 def read_results(results_path) -> SweepResult:

@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from . import data as data_mod
-from .backend import BACKENDS, asarray, get_xp, to_numpy
+from .backend import BACKENDS, asarray, get_xp
 from .coordcheck import _distinct, _parametrization, _positive_float, _positive_int, _seed
 from .losses import get_loss
 from .model import MLP
-from .sweep import SweepPoint, grid, run_sweep
+from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged, fit, predict, train_state
 
 TASKS = ("digits", "synthetic", "cifar10")
@@ -327,20 +325,9 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
         raise TypeError(f"config must be a TransferConfig, got {type(config).__name__}")
     get_xp(config.backend)
     points = config.points()
-    if results_path is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            sweep = run_sweep(transfer_point, points, results_path=Path(tmp) / "transfer.jsonl",
-                              processes=1 if scheduler is None and processes is None else processes,
-                              scheduler=scheduler, progress=progress)
-        stored = None
-    else:
-        sweep = run_sweep(transfer_point, points, results_path=results_path,
-                          scheduler=scheduler, processes=processes, progress=progress)
-        stored = str(sweep.results_path)
-    if sweep.n_failed:
-        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
-        raise RuntimeError(f"{sweep.n_failed} transfer points failed: {errors}")
-    return TransferResult(config, _curves(config, sweep.rows), stored)
+    rows, stored = run_sweep_strict(transfer_point, points, results_path=results_path, scheduler=scheduler,
+                                    processes=processes, progress=progress, what="transfer")
+    return TransferResult(config, _curves(config, rows), stored)
 
 
 def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:

@@ -8,7 +8,7 @@ import scipy.optimize
 
 import linear_theory as lt
 
-from ..registry import Measurement, Outcome, Table, claim
+from ..registry import Measurement, Outcome, claim
 from ._common import CONVERGED_RTOL, ROUNDING_RTOL, regression_setup, relative
 
 
