@@ -150,7 +150,8 @@ def test_gd_iterate_at_large_steps_is_the_limit(problem):
     lr = 0.5 / s[0] ** 2
     # slowest contraction 1 − 2ηs_min² = 1 − 1/κ²; enough steps to reach 1e-20
     # (one step suffices when 2ηs_min² = 1, where the log below is −inf)
-    steps = max(1, int(np.ceil(np.log(1e-20) / np.log1p(-2 * lr * s_min ** 2))))
+    with np.errstate(divide="ignore"):
+        steps = max(1, int(np.ceil(np.log(1e-20) / np.log1p(-2 * lr * s_min ** 2))))
     limit = ibvi_limit(X, y, prior)
     closed = gd_iterate(X, y, prior, lr, steps)
     size = 1 + np.linalg.norm(limit.mean) + np.linalg.norm(limit.factor)
