@@ -6,12 +6,30 @@ means the IBVI-minus-deterministic mean difference is below two standard errors 
 difference (a one-sided check at about 2.3 % false-alarm rate when the two are equal). Where the
 claim does not hold with the default recipe we say so with a strict xfail that records the
 measured numbers (it fails loudly the day the behaviour changes), instead of widening a margin.
+
+Why the two xfails are the method's behaviour and not a deviation from the authors' recipe: the
+authors' scripts (inferno-ml/inferno, ``docs/examples/ibvi/classification/run.py`` and the IBVI
+toy-regression ``run.py``) use the same model (SiLU MLP, full-rank factors on the input and output
+layers only, μP, SGD 1e-2 with momentum 0.9, one weight sample per batch, 16 samples at test, the
+K-sample mean as the regression prediction, no noise parameter). They differ from ours in the
+expected loss (they use the plain loss at one sampled output, our ``expectation="mc"``; our
+default is the exact closed form) and, for two moons, in size and data (2 hidden layers of 32,
+noise 0.2, against the issue's 3 × 64 and noise 0.1). Neither difference closes the gaps (tests
+below), and the authors' own published curves show the same numbers: test MSE ≈ 0.015–0.02
+(RMSE ≈ 0.12–0.14) over the last 100 of 300 epochs on the toy regression
+(``docs/examples/varibo/regression/plots/learning_curves.svg``) and test accuracy ≈ 0.95, still
+rising, at epoch 200 on two moons (``docs/examples/ibvi/classification/plots/learning_curves.svg``),
+where ours, run in the authors' settings (MC loss; 300 epochs for the regression; 2 × 32 and
+noise 0.2 for two moons), give 10-seed means of RMSE 0.111 and accuracy 0.938 (the deterministic
+network: 0.107 and 0.966). The authors never compare IBVI with the deterministic network on these
+toys.
 """
 import math
 
 import numpy as np
 import pytest
 
+from variational_nets.data import TOY_CLUSTERS
 from variational_nets.experiment import ExperimentConfig, evaluate, fit_experiment
 from variational_nets.train import predict
 
@@ -23,11 +41,12 @@ SPREAD_SE = 1 / math.sqrt(2 * (K - 1))
 pytestmark = pytest.mark.usefixtures("blas_single_thread")
 
 
-def _runs(task, epochs=None):
+def _runs(task, epochs=None, methods=("ibvi", "map"), **options):
     out = {}
     for seed in SEEDS:
-        for method in ("ibvi", "map"):
-            cfg = ExperimentConfig(task=task, method=method, seed=seed, num_samples=K, epochs=epochs)
+        for method in methods:
+            cfg = ExperimentConfig(task=task, method=method, seed=seed, num_samples=K, epochs=epochs,
+                                   **options)
             trained = fit_experiment(cfg, quiet=True)
             out[method, seed] = (trained, evaluate(trained))
     return out
@@ -79,12 +98,73 @@ def test_regression_spread_small_on_clusters_grows_in_gaps_and_outside(regressio
 
 
 @pytest.mark.xfail(strict=True, reason="measured with the default recipe (500 epochs): IBVI test "
-                   "MSE is higher than the deterministic network's by about 0.006 ± 0.001 per "
-                   "seed (RMSE ≈ 0.12 vs 0.09), the excess coming from the gap (−0.65, 0.25) "
-                   "where the latent sigmoid jumps; NLL is far better (see above)")
+                   "MSE is higher than the deterministic network's by 0.0055 ± 0.0009 (30 seeds, "
+                   "per-seed paired; IBVI better on 4 of 30), RMSE ≈ 0.12 vs 0.09. 98 % of the "
+                   "excess lies in the gap (−0.65, 0.25), where no data says where the latent "
+                   "sigmoid jumps (at 0, near the right cluster) and IBVI's mean moves across "
+                   "earlier (on seeds 0–1 it crosses zero at ≈ −0.17 against ≈ −0.09); on the "
+                   "clusters both fit to the noise level, and the mean-path network f(μ) has the "
+                   "excess as well, so it does not come from averaging sampled functions (next "
+                   "test). With the authors' MC loss: 0.0047 ± 0.0012 (8 of 30); with MC and 300 "
+                   "epochs as in their older script 0.0020 ± 0.0011, the deterministic network "
+                   "being worse there too; their own curve shows RMSE ≈ 0.12–0.14 (module "
+                   "docstring). NLL is far better (first test)")
 def test_regression_rmse_at_least_as_good(regression):
     mean, se = _paired(regression, "squared_error")
     assert mean < 2 * se, (mean, se)
+
+
+def _regression_squared_errors(trained):
+    """Squared errors of the K-sample mean and of the mean-path network f(μ), and the test x."""
+    ds, cfg = trained.dataset, trained.config
+    pred = predict(trained.model, ds.x_test, cfg.loss, K, np.random.default_rng([cfg.seed, 5]))
+    f_mu = np.asarray(trained.model.forward(ds.x_test.astype(trained.model.dtype)).activations[-1])
+    y = ds.y_test[:, 0]
+    return (pred.mean[:, 0] - y) ** 2, (f_mu[:, 0].astype(np.float64) - y) ** 2, ds.x_test[:, 0]
+
+
+def test_regression_rmse_excess_lies_in_the_gap_and_not_in_the_averaging(regression):
+    """Where the xfail above comes from (pooled over seeds, paired per test point).
+
+    * the squared-error excess of IBVI over the deterministic network is positive, and at least
+      80 % of it lies in the gap (−0.65, 0.25) (measured: 99 % on these seeds, 98 % over 12);
+    * on the training clusters IBVI fits to the noise level: RMSE below 2 noise std (0.04), i.e. a
+      mean-function error below √3 noise std (measured 0.022–0.032 over 12 seeds);
+    * the mean-path network f(μ) has a positive excess too (more than two standard errors of the
+      paired difference), so the excess is in the learned mean function, not an artefact of
+      averaging K sampled functions (measured: f(μ) is worse than the K-sample mean on 7 of 12
+      seeds).
+    """
+    gap_lo, gap_hi = TOY_CLUSTERS[0][1], TOY_CLUSTERS[1][0]
+    excess, excess_gap, excess_mu = [], [], []
+    for seed in SEEDS:
+        se_ibvi, se_mu, x = _regression_squared_errors(regression["ibvi", seed][0])
+        se_det, _, _ = _regression_squared_errors(regression["map", seed][0])
+        gap = (x > gap_lo) & (x < gap_hi)
+        clusters = np.zeros(x.shape, bool)
+        for lo, hi in TOY_CLUSTERS:
+            clusters |= (x >= lo) & (x <= hi)
+        noise_std = regression["ibvi", seed][0].config.noise_std
+        assert math.sqrt(se_ibvi[clusters].mean()) < 2 * noise_std, seed
+        excess.append(se_ibvi - se_det)
+        excess_gap.append(np.where(gap, se_ibvi - se_det, 0.0))
+        excess_mu.append(se_mu - se_det)
+    total, in_gap = np.concatenate(excess).sum(), np.concatenate(excess_gap).sum()
+    assert total > 0 and in_gap >= 0.8 * total, (total, in_gap)
+    d = np.concatenate(excess_mu)
+    assert d.mean() > 2 * d.std(ddof=1) / math.sqrt(d.size), (d.mean(), d.std(ddof=1))
+
+
+def test_regression_rmse_excess_also_with_the_authors_mc_loss(regression):
+    """The authors train on the loss at one sampled output (our ``expectation="mc"``), not on the
+    closed form; with it IBVI's squared-error excess is still there (paired difference above two
+    standard errors). The per-point standard error ignores that the points of one seed share one
+    learned function, so the seed is the honest unit: over 30 seeds the per-seed MSE excess is
+    0.0047 ± 0.0012 and IBVI is better on 8 of them; these three seeds are all worse."""
+    runs = _runs("toy-regression", methods=("ibvi",), expectation="mc")
+    runs.update({k: v for k, v in regression.items() if k[0] == "map"})  # same seeds and data
+    mean, se = _paired(runs, "squared_error")
+    assert mean > 2 * se, (mean, se)
 
 
 def test_moons_accuracy_at_least_as_good_and_spread(moons):
@@ -97,9 +177,11 @@ def test_moons_accuracy_at_least_as_good_and_spread(moons):
 
 
 @pytest.mark.xfail(strict=True, reason="measured with the default recipe (200 epochs): IBVI NLL "
-                   "≈ 0.013 vs 0.007 for the deterministic network (difference 2–4 standard "
-                   "errors): IBVI is still shrinking its variance; at 600 epochs the two agree "
-                   "(next test)")
+                   "≈ 0.012 vs 0.007 for the deterministic network (difference 2–6 standard "
+                   "errors; same with the authors' MC loss) at equal accuracy: IBVI is still "
+                   "shrinking its variance from the prior; at 600 epochs the two agree (next "
+                   "test). The authors' own two-moons curve is still rising at epoch 200 (module "
+                   "docstring)")
 def test_moons_nll_at_least_as_good_default_epochs(moons):
     mean, se = _paired(moons, "nll")
     assert mean < 2 * se, (mean, se)
