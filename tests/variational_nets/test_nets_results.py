@@ -45,8 +45,8 @@ def _runs(task, epochs=None, methods=("ibvi", "map"), **options):
     out = {}
     for seed in SEEDS:
         for method in methods:
-            cfg = ExperimentConfig(task=task, method=method, seed=seed, num_samples=K, epochs=epochs,
-                                   **options)
+            cfg = ExperimentConfig(task=task, method=method, seed=seed, num_samples=K,
+                                   epochs=epochs, **options)
             trained = fit_experiment(cfg, quiet=True)
             out[method, seed] = (trained, evaluate(trained))
     return out
