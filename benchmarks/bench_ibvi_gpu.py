@@ -66,6 +66,9 @@ from variational_nets.backend import cupy_available  # noqa: E402
 from variational_nets.model import MLP  # noqa: E402
 from variational_nets.train import Objective, loss_and_grads, train_state, train_step  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path (tests)
+import torch_reference  # noqa: E402
+
 LR = 1e-3
 MOMENTUM = 0.9
 ROUTES = ("ours_fused", "ours_unfused", "torch", "ours_det", "torch_det")
@@ -213,41 +216,10 @@ class TorchDevice:
 # --- the PyTorch step -------------------------------------------------------------------------
 
 def torch_step_factory(dev, model, lr, momentum):
-    """PyTorch copy of ``model`` (same values) and functions for its step and objective."""
-    torch = dev.torch
-    tparams = {k: dev.tensor(v).requires_grad_(True) for k, v in model.named_parameters().items()}
-    mult = model.step_multipliers()
-    opt = torch.optim.SGD([{"params": [p], "lr": lr * mult[k]} for k, p in tparams.items()],
-                          lr=lr, momentum=momentum)
-    n_layers = len(model.layers)
-    ranks = [layer.rank for layer in model.layers]
-
-    def objective(x, labels, zs):
-        h = x
-        for i in range(n_layers):
-            w, b = tparams[f"layer{i}.weight"], tparams[f"layer{i}.bias"]
-            if i == n_layers - 1:
-                m = h @ w.T + b
-                if ranks[i]:  # closed-form last layer: v_o = ‖S_oᵀ [h; 1]‖²
-                    a = torch.einsum("ni,oir->nor", h, tparams[f"layer{i}.factor_weight"]) \
-                        + tparams[f"layer{i}.factor_bias"]
-                    m_plus = m + 0.5 * (a * a).sum(-1)
-                else:
-                    m_plus = m
-                return (torch.logsumexp(m_plus, 1) - m.gather(1, labels[:, None])[:, 0]).mean()
-            if ranks[i]:
-                fw = tparams[f"layer{i}.factor_weight"]
-                w = w + (fw.reshape(-1, ranks[i]) @ zs[i]).reshape(fw.shape[:2])
-                b = b + tparams[f"layer{i}.factor_bias"] @ zs[i]
-            h = torch.nn.functional.silu(h @ w.T + b)
-
-    def step(x, labels, zs):
-        opt.zero_grad(set_to_none=True)
-        loss = objective(x, labels, zs)
-        loss.backward()
-        opt.step()
-        return loss
-
+    """PyTorch copy of ``model`` on ``dev`` (same values): step, objective, params, optimizer and
+    the bytes of its parameters."""
+    step, objective, tparams, opt = torch_reference.torch_step_factory(dev.torch, model, lr, momentum,
+                                                                      to_tensor=dev.tensor)
     live = sum(int(p.numel()) * p.element_size() for p in tparams.values())
     return step, objective, tparams, opt, live
 

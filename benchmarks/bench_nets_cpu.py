@@ -30,41 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from variational_nets.model import MLP  # noqa: E402
 from variational_nets.train import train_state, train_step  # noqa: E402
 
-
-def torch_step_factory(torch, model, lr, momentum):
-    """A PyTorch copy of ``model`` (same parameters) and a function doing one training step."""
-    tparams = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in model.named_parameters().items()}
-    mult = model.step_multipliers()
-    opt = torch.optim.SGD([{"params": [p], "lr": lr * mult[k]} for k, p in tparams.items()],
-                          lr=lr, momentum=momentum)
-    n_layers = len(model.layers)
-    ranks = [layer.rank for layer in model.layers]
-
-    def objective(x, labels, zs):
-        h = x
-        for i in range(n_layers):
-            w, b = tparams[f"layer{i}.weight"], tparams[f"layer{i}.bias"]
-            if i == n_layers - 1:  # closed-form last layer: m, v = ‖S_oᵀ[h; 1]‖²
-                m = h @ w.T + b
-                a = torch.einsum("ni,oir->nor", h, tparams[f"layer{i}.factor_weight"]) \
-                    + tparams[f"layer{i}.factor_bias"]
-                v = (a * a).sum(-1)
-                z = m + 0.5 * v
-                return (torch.logsumexp(z, 1) - m.gather(1, labels[:, None])[:, 0]).mean()
-            if ranks[i]:
-                fw = tparams[f"layer{i}.factor_weight"]
-                w = w + (fw.reshape(-1, ranks[i]) @ zs[i]).reshape(fw.shape[:2])
-                b = b + tparams[f"layer{i}.factor_bias"] @ zs[i]
-            h = torch.nn.functional.silu(h @ w.T + b)
-
-    def step(x, labels, zs):
-        opt.zero_grad(set_to_none=True)
-        loss = objective(x, labels, zs)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, objective
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also when loaded by file path
+from torch_reference import torch_step_factory  # noqa: E402
 
 
 def main(argv=None):
@@ -95,7 +62,7 @@ def main(argv=None):
         model = MLP(sizes, np.random.default_rng(1), covariance="lowrank", rank=args.rank)
         x = rng.standard_normal((args.batch, args.d_in)).astype(np.float32)
         labels = rng.integers(0, args.d_out, args.batch)
-        tstep, tobjective = torch_step_factory(torch, model, 1e-3, 0.9)
+        tstep, tobjective, _, _ = torch_step_factory(torch, model, 1e-3, 0.9)
         xt, lt = torch.from_numpy(x), torch.from_numpy(labels)
         # same parameters, same noise: the two objectives agree to float32 rounding
         noise_rng = np.random.default_rng(2)
