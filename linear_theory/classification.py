@@ -68,6 +68,16 @@ DIVERGENCE_FACTOR = 1e8
 
 
 # -- input checks -------------------------------------------------------------------------------
+def _check_problem(X, y, q, name: str):
+    """Validated ``(X, y)`` for a Gaussian ``q`` (called ``name`` in errors) of matching dimension."""
+    if not isinstance(q, Gaussian):
+        raise TypeError(f"{name} must be a linear_theory.Gaussian, got {type(q).__name__}")
+    X, y = _check_labels(X, y)
+    if X.shape[1] != q.dim:
+        raise ValueError(f"{name} has dimension {q.dim} but X has {X.shape[1]} columns")
+    return X, y
+
+
 def _check_labels(X, y) -> tuple[np.ndarray, np.ndarray]:
     X = as_matrix("X", X)
     y = np.asarray(y)
@@ -158,11 +168,7 @@ def classification_loss(X, y, q: Gaussian, *, loss: str = "exponential",
     unknown loss; ``TypeError`` for a ``q`` that is not a :class:`Gaussian`.
     """
     _check_loss(loss)
-    if not isinstance(q, Gaussian):
-        raise TypeError(f"q must be a linear_theory.Gaussian, got {type(q).__name__}")
-    X, y = _check_labels(X, y)
-    if X.shape[1] != q.dim:
-        raise ValueError(f"q has dimension {q.dim} but X has {X.shape[1]} columns")
+    X, y = _check_problem(X, y, q, "q")
     quadrature_nodes = as_positive_int("quadrature_nodes", quadrature_nodes)
     with np.errstate(over="ignore"):
         value, g_mean, g_factor = _loss_and_grad(X, y, q.mean, q.factor, loss, _hermite_rule(quadrature_nodes))
@@ -362,11 +368,7 @@ def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential",
         Non-finite iterates or an expected loss above ``1e8`` times its start.
     """
     loss = _check_loss(loss)
-    if not isinstance(prior, Gaussian):
-        raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
-    X, y = _check_labels(X, y)
-    if X.shape[1] != prior.dim:
-        raise ValueError(f"prior has dimension {prior.dim} but X has {X.shape[1]} columns")
+    X, y = _check_problem(X, y, prior, "prior")
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
