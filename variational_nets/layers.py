@@ -154,12 +154,16 @@ class Linear:
         w, b = self.sampled_weights(noise)
         return x @ w.T + b, (x, w, noise)
 
-    def backward(self, dh, cache):
-        """Gradients of the loss: returns ``(dx, grads)`` with ``grads`` keyed like ``params``."""
+    def backward(self, dh, cache, input_grad=True):
+        """Gradients of the loss: returns ``(dx, grads)`` with ``grads`` keyed like ``params``.
+
+        ``input_grad=False`` skips ``dx = dh W`` (returned as None): the network's first layer
+        has no use for it, and at ``n_in ≫ n_out`` it is as costly as the weight gradient.
+        """
         x, w, noise = cache
         gw = dh.T @ x
         gb = dh.sum(axis=0)
-        return dh @ w, self._sample_grads(gw, gb, noise)
+        return (dh @ w if input_grad else None), self._sample_grads(gw, gb, noise)
 
     def _sample_grads(self, gw, gb, noise):
         return {"weight": gw, "bias": gb}
@@ -267,9 +271,9 @@ class VariationalLinear(Linear):
             grads["factor_bias"] = FactorGrad(gb, noise)
         return grads
 
-    def backward(self, dh, cache):
+    def backward(self, dh, cache, input_grad=True):
         """As :meth:`Linear.backward`; on the mean path (noise None) covariance grads are zero."""
-        dx, grads = super().backward(dh, cache)
+        dx, grads = super().backward(dh, cache, input_grad)
         if cache[2] is None:
             for name in self.params:
                 grads.setdefault(name, self.xp.zeros_like(self.params[name]))

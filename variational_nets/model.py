@@ -175,7 +175,8 @@ class MLP:
             if i == last and fp.closed_form:
                 d, g = layer.moments_backward(d, dvar, fp.caches[i])
             else:
-                d, g = layer.backward(d, fp.caches[i])
+                # the input's gradient is never used: skip its (N × d_in × h_1) product
+                d, g = layer.backward(d, fp.caches[i], input_grad=i > 0)
             for k, v in g.items():
                 grads[f"layer{i}.{k}"] = v
         return grads

@@ -137,3 +137,22 @@ def test_gradients_property_shapes_ranks_seeds_scalings(n, rank, seed, covarianc
     err, name = max_relative_fd_error(model, x, y, Objective("squared_error", "closed-form"),
                                       model.sample_noise(rng), max_coords=12)
     assert err < RTOL, f"{name}: {err:.2e}"
+
+
+@pytest.mark.parametrize("covariance", ["lowrank", "diagonal", None])
+def test_input_gradient_skip_changes_no_parameter_gradient(covariance):
+    """``input_grad=False`` (used for the first layer) returns no ``dx`` and the same grads."""
+    rng = np.random.default_rng(3)
+    model = MLP((5, 4, 3), rng, covariance=covariance or "lowrank", rank=2, dtype=np.float64,
+                variational="none" if covariance is None else "all")
+    layer = model.layers[0]
+    x = rng.standard_normal((6, 5))
+    noise = layer.sample_noise(rng)
+    _, cache = layer.forward(x, noise)
+    dh = rng.standard_normal((6, 4))
+    dx, full = layer.backward(dh, cache)
+    none, skipped = layer.backward(dh, cache, input_grad=False)
+    assert none is None and dx.shape == x.shape
+    assert set(full) == set(skipped)
+    for name in full:
+        np.testing.assert_array_equal(_dense(full[name]), _dense(skipped[name]))
