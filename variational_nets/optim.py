@@ -94,7 +94,8 @@ def _update_factor_blocked(factor, buf, g, z, lr, momentum):
 
     The rows are those of the ``(P, R)`` view (``P`` mean parameters); with ``z=None`` ``g`` has
     the factor's shape and is added as it is. Same operations, in the same order, per element
-    as the array expression of :func:`update_factor`.
+    as the array expression of :func:`update_factor`, so the same values (``einsum``'s outer
+    product writes an exact zero as +0 where the broadcast multiply may write −0).
     """
     R = factor.shape[-1]
     F, B = factor.reshape(-1, R), buf.reshape(-1, R)
