@@ -12,6 +12,9 @@ one parameter group per tensor). The deterministic network is the same MLP witho
 Routes, per width:
   ours_fused     variational_nets, CuPy, factor update by the fused kernel (sgd fused=True)
   ours_unfused   the same model, factor update as CuPy array expressions (fused=False)
+  ours_bf16      fused, with the factors' momentum buffers stored as bfloat16
+                 (factor_momentum="bfloat16": 6 instead of 8 bytes of state per factor element;
+                 not PyTorch's exact update any more, see variational_nets/kernels.py)
   torch          PyTorch, parameters cloned from ours (same initial values)
   ours_det / torch_det   the deterministic network, for the memory overhead
 
@@ -31,7 +34,8 @@ overhead(ours) / overhead(torch) with overheads relative to each one's own deter
 bytes that variational layers cost, compared directly (target ≤ 0.5). The extra bytes are
 dominated by the rank-R factor state: ours keeps the factor and its momentum buffer (2·P·R
 words), PyTorch also the factor's gradient g zᵀ (3·P·R), so 2/3 is the floor of that ratio
-unless the optimizer state itself is stored differently. Before timing, the first-step objective of ours
+while the update is PyTorch's exact one. ``extra bf16`` is the same ratio for ``ours_bf16``,
+whose factor state is 1.5·P·R words: its floor is 1/2. Before timing, the first-step objective of ours
 and PyTorch is compared from identical parameters and noise (``check`` = relative difference;
 float32 rounding, about 1e-6).
 
@@ -71,7 +75,7 @@ import torch_reference  # noqa: E402
 
 LR = 1e-3
 MOMENTUM = 0.9
-ROUTES = ("ours_fused", "ours_unfused", "torch", "ours_det", "torch_det")
+ROUTES = ("ours_fused", "ours_unfused", "ours_bf16", "torch", "ours_det", "torch_det")
 
 
 def parse_args(argv):
@@ -246,8 +250,9 @@ def nbytes(arrays):
     return int(sum(int(a.nbytes) for a in arrays))
 
 
-def bench_ours(be, model, x, labels, fused, args, seed):
-    state = train_state(model, LR, MOMENTUM, loss="softmax_ce", fused=fused)
+def bench_ours(be, model, x, labels, fused, args, seed, factor_momentum="exact"):
+    state = train_state(model, LR, MOMENTUM, loss="softmax_ce", fused=fused,
+                        factor_momentum=factor_momentum)
     rng = np.random.default_rng(seed)
     live = nbytes(list(model.named_parameters().values()) + list(state.optimizer.buffers.values())
                   + [x, labels])
@@ -313,10 +318,11 @@ def run_width(be, torch_dev, width, args, rows):
         record["torch_ms"], record["torch_peak_bytes"], _ = (
             _ms_bytes(bench_torch(torch_dev, model, x, labels, args, 3)))
         torch_dev.free()
-    for fused in (True, False):
-        key = "ours_fused" if fused else "ours_unfused"
+    for key, fused, factor_momentum in (("ours_fused", True, "exact"),
+                                        ("ours_unfused", False, "exact"),
+                                        ("ours_bf16", True, "bfloat16")):
         record[f"{key}_ms"], record[f"{key}_peak_bytes"], _ = (
-            _ms_bytes(bench_ours(be, model, x, labels, fused, args, 3)))
+            _ms_bytes(bench_ours(be, model, x, labels, fused, args, 3, factor_momentum)))
         be.free()
     del model, x, labels
     be.free()
@@ -339,12 +345,15 @@ def _ratios(r):
     r["overhead_ratio"] = r["ours_overhead"] / r["torch_overhead"] if r["torch_overhead"] else nan
     torch_extra = r.get("torch_peak_bytes", nan) - r.get("torch_det_peak_bytes", nan)
     r["extra_ratio"] = (r["ours_fused_peak_bytes"] - r["ours_det_peak_bytes"]) / torch_extra if torch_extra else nan
+    r["extra_ratio_bf16"] = ((r["ours_bf16_peak_bytes"] - r["ours_det_peak_bytes"]) / torch_extra
+                             if torch_extra else nan)
+    r["speed_vs_torch_bf16"] = r.get("torch_ms", nan) / r["ours_bf16_ms"]
 
 
 HEADER = (f"{'width':>6s} {'fused ms':>9s} {'unfused ms':>10s} {'torch ms':>9s} {'det ms':>7s} "
           f"{'tdet ms':>8s} {'torch/fused':>11s} {'unf/fused':>9s} {'ours MB':>9s} {'det MB':>8s} "
           f"{'torch MB':>9s} {'tdet MB':>8s} {'ovh ours':>8s} {'ovh torch':>9s} {'ovh ratio':>9s} "
-          f"{'extra ratio':>11s} "
+          f"{'extra ratio':>11s} {'bf16 ms':>8s} {'bf16 MB':>8s} {'extra bf16':>10s} "
           f"{'check':>8s}")
 
 
@@ -358,7 +367,8 @@ def print_row(r):
           f"{r['ours_fused_peak_bytes'] * mb:>9.1f} {r['ours_det_peak_bytes'] * mb:>8.1f} "
           f"{g('torch_peak_bytes', nan) * mb:>9.1f} {g('torch_det_peak_bytes', nan) * mb:>8.1f} "
           f"{r['ours_overhead']:>8.1%} {r['torch_overhead']:>9.1%} {r['overhead_ratio']:>9.2f} "
-          f"{r['extra_ratio']:>11.2f} "
+          f"{r['extra_ratio']:>11.2f} {r['ours_bf16_ms']:>8.2f} "
+          f"{r['ours_bf16_peak_bytes'] * mb:>8.1f} {r['extra_ratio_bf16']:>10.3f} "
           f"{g('check', nan):>8.1e}", flush=True)
 
 
@@ -400,7 +410,7 @@ def main(argv=None) -> int:
     print(f"total {record['seconds']:.1f} s; torch/fused > 1: ours faster (target at W >= 2048); "
           f"ovh ratio = relative memory overhead over each deterministic net, ours / torch; "
           f"extra ratio = extra bytes over the deterministic net, ours / torch (target <= 0.5; floor 2/3, "
-          f"see the module docstring)")
+          f"see the module docstring); extra bf16 = the same with bfloat16 factor buffers (floor 1/2)")
     return 0
 
 

@@ -4,6 +4,8 @@ For a factor of shape (P, R) (R = 16 by default) and P in 1e6, 1e7, 5e7, times o
 momentum step on the factor, including forming its gradient g zᵀ where a route needs it:
 
   fused          variational_nets.kernels.fused_factor_momentum_update (one pass, no g zᵀ)
+  fused_bf16     the same kernel with the buffer stored as bfloat16 (float32 only; the
+                 optimizer's factor_momentum="bfloat16"): 12 instead of 16 bytes per element
   cupy_two_step  g zᵀ materialized, then a one-pass CuPy ElementwiseKernel momentum update
                  (the best unfused route: what a fused optimizer would do)
   cupy_naive     g zᵀ materialized, then buf *= m; buf += grad; factor -= lr * buf
@@ -36,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from variational_nets.kernels import fused_factor_momentum_update
+    from variational_nets.kernels import bfloat16_from_float32, fused_factor_momentum_update
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from variational_nets.kernels import fused_factor_momentum_update
+    from variational_nets.kernels import bfloat16_from_float32, fused_factor_momentum_update
 
 LR = 1e-3
 MOMENTUM = 0.9
@@ -47,13 +49,14 @@ MOMENTUM = 0.9
 # Words of (P, R) traffic per step for each route (see variational_nets/kernels.py).
 MODEL_WORDS = {
     "fused": 4,
+    "fused_bf16": 3,      # factor read and write, plus two half-size buffer words
     "cupy_two_step": 6,   # write g zᵀ; read grad, buf, factor; write buf, factor
     "cupy_naive": 11,     # g zᵀ (1), buf *= m (2), buf += grad (3), lr * buf (2), -= (3)
     "torch_foreach": 9,   # g zᵀ (1), _foreach_mul_ (2), _foreach_add_ (3), _foreach_add_ (3)
     "torch_fused": 6,     # g zᵀ (1), one fused pass (5)
 }
 # Extra (P, R) arrays each route allocates per step beyond factor and buffer.
-TEMP_ARRAYS = {"fused": 0, "cupy_two_step": 1, "cupy_naive": 2, "torch_foreach": 1,
+TEMP_ARRAYS = {"fused": 0, "fused_bf16": 0, "cupy_two_step": 1, "cupy_naive": 2, "torch_foreach": 1,
                "torch_fused": 1}
 
 
@@ -191,7 +194,10 @@ def cupy_routes(cupy, dtype):
         buf += grad
         factor -= lr * buf
 
-    return {"fused": fused, "cupy_two_step": two_step, "cupy_naive": naive}
+    routes = {"fused": fused, "cupy_two_step": two_step, "cupy_naive": naive}
+    if dtype == np.float32:
+        routes["fused_bf16"] = fused  # same call: the buffer it gets is bfloat16 (bench_size)
+    return routes
 
 
 def bench_size(cupy, torch, n_rows, rank, dtype, args, rows):
@@ -220,7 +226,8 @@ def bench_size(cupy, torch, n_rows, rank, dtype, args, rows):
         })
 
     for route, step in cupy_routes(cupy, dtype).items():
-        factor, buf = factor0.copy(), buf0.copy()
+        factor = factor0.copy()
+        buf = bfloat16_from_float32(buf0) if route == "fused_bf16" else buf0.copy()
         step(factor, buf, g, z)
         diff = rel_diff(cupy, factor, f_ref)
         med, best = median_ms(lambda: step(factor, buf, g, z), CupyEvents(cupy),

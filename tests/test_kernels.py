@@ -165,17 +165,23 @@ def test_dispatch_on_numpy_is_the_reference():
 # --- the CUDA source, compiled for the CPU --------------------------------------------------
 
 _HOST_SHIM = r"""
+#include <cstring>
 struct kernel_dim3 { unsigned x, y, z; };
 static kernel_dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __global__
+#define __device__
+#define __forceinline__ inline
 #define __restrict__ __restrict
+// CUDA's bit casts, as the C++ way to reinterpret a float's bits
+static inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
 """
 
 _HOST_DRIVER = r"""
 // Runs every thread of the grid one after another. Each element is written by exactly one
 // thread when the indexing is right, so the serial order cannot change the result; an element
 // visited twice or never shows up as a mismatch with the reference.
-extern "C" void run_{suffix}({T}* factor, {T}* buf, const {T}* g, const {T}* z, {T} lr,
+extern "C" void run_{suffix}({T}* factor, {B}* buf, const {T}* g, const {T}* z, {T} lr,
                              {T} momentum, long long n_rows, long long rank,
                              unsigned gx, unsigned bx, unsigned by)
 {{
@@ -199,9 +205,11 @@ def host_kernels(tmp_path_factory):
     if cxx is None:
         pytest.skip("no C++ compiler to build the CUDA source for the CPU")
     src = _HOST_SHIM
-    for dtype in ("float32", "float64"):
-        ctype, suffix = kernels._CTYPES[dtype]
-        src += kernels.kernel_source(dtype) + _HOST_DRIVER.format(T=ctype, suffix=suffix)
+    for dtype, buffer in (("float32", "same"), ("float64", "same"), ("float32", "bfloat16")):
+        ctype = kernels._CTYPES[dtype][0]
+        suffix = kernels.kernel_suffix(dtype, buffer)
+        src += kernels.kernel_source(dtype, buffer) + _HOST_DRIVER.format(
+            T=ctype, B="unsigned short" if buffer == "bfloat16" else ctype, suffix=suffix)
     work = tmp_path_factory.mktemp("host_kernel")
     (work / "kernel.cpp").write_text(src)
     lib = work / "kernel.so"
@@ -212,13 +220,16 @@ def host_kernels(tmp_path_factory):
 
 
 def run_host_kernel(lib, factor, buf, g, z, lr, momentum, max_blocks=kernels._MAX_BLOCKS):
-    ctype, suffix = kernels._CTYPES[factor.dtype.name]
+    ctype = kernels._CTYPES[factor.dtype.name][0]
+    buffer = "bfloat16" if buf.dtype == kernels.BFLOAT16_BITS else "same"
+    suffix = kernels.kernel_suffix(factor.dtype, buffer)
     cscalar = ctypes.c_float if ctype == "float" else ctypes.c_double
     ptr = np.ctypeslib.ndpointer(dtype=factor.dtype, flags="C_CONTIGUOUS")
+    buf_ptr = np.ctypeslib.ndpointer(dtype=buf.dtype, flags="C_CONTIGUOUS")
     fn = getattr(lib, f"run_{suffix}")
     fn.restype = None
-    fn.argtypes = [ptr, ptr, ptr, ptr, cscalar, cscalar, ctypes.c_longlong, ctypes.c_longlong,
-                   ctypes.c_uint, ctypes.c_uint, ctypes.c_uint]
+    fn.argtypes = [ptr, buf_ptr, ptr, ptr, cscalar, cscalar, ctypes.c_longlong,
+                   ctypes.c_longlong, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint]
     grid, block = kernels._launch_config(g.size, z.size, max_blocks)
     fn(factor, buf, np.ascontiguousarray(g), z, float(lr), float(momentum), g.size, z.size,
        grid[0], block[0], block[1])
@@ -426,3 +437,193 @@ def test_gpu_benchmark_exits_cleanly_without_gpu(tmp_path):
     assert "no CUDA GPU" in proc.stdout
     record = json.loads(out.read_text())
     assert record["skipped"] and record["rows"] == []
+
+
+# --- bfloat16 momentum buffer -----------------------------------------------------------------
+#
+# The buffer is stored as bfloat16 bit patterns (uint16); every route computes in float32,
+# stores round-to-nearest-even and moves the factor by the unrounded value, so the same
+# exactness argument as above applies to all of them.
+
+_BF16_INF = 0x7F80
+
+
+def bf16_round_by_comparison(x):
+    """Independent bfloat16 rounding: of the two bfloat16 neighbours of each float32 value,
+    take the nearer (compared in float64, where both differences are exact), ties to the even
+    pattern; beyond the largest finite bfloat16 the upper neighbour is inf, valued 2^128 as IEEE
+    rounding prescribes. NaN is kept a quiet NaN with its sign. Returns uint16 patterns."""
+    x = np.asarray(x, np.float32)
+    u = x.view(np.uint32).astype(np.int64)
+    out = np.empty(x.shape, np.uint16)
+    for i in np.ndindex(x.shape):
+        bits, value = int(u[i]), float(x[i])
+        if math.isnan(value):
+            out[i] = (bits >> 16) | 0x40
+            continue
+        low = bits >> 16  # truncation: the neighbour towards zero
+        if bits & 0xFFFF == 0 or math.isinf(value):
+            out[i] = low
+            continue
+        high = low + 1    # the neighbour away from zero (same sign bit)
+        sign = -1.0 if low & 0x8000 else 1.0
+        low_value = float(np.uint32(low << 16).view(np.float32))
+        high_value = (sign * 2.0**128 if high & 0x7FFF == _BF16_INF
+                      else float(np.uint32(high << 16).view(np.float32)))
+        d_low, d_high = abs(value - low_value), abs(high_value - value)
+        out[i] = low if d_low < d_high or (d_low == d_high and low % 2 == 0) else high
+    return out
+
+
+special_floats = st.sampled_from([
+    0.0, -0.0, 1.0, -1.0, 1 + 2.0**-8, 1 + 2.0**-7 + 2.0**-8, 1 + 2.0**-8 + 2.0**-20,
+    3.3895313892515355e38, 3.39e38, 3.4e38, float(np.finfo(np.float32).max),
+    float("inf"), float("-inf"), float(np.finfo(np.float32).tiny), 1e-40, -1e-45])
+
+
+@settings(max_examples=60)
+@given(values=st.lists(st.one_of(st.floats(width=32, allow_nan=False), special_floats),
+                       min_size=1, max_size=64))
+def test_bfloat16_rounding_is_nearest_even(values):
+    x = np.array(values, np.float32)
+    bits = kernels.bfloat16_from_float32(x)
+    assert bits.dtype == np.uint16
+    np.testing.assert_array_equal(bits, bf16_round_by_comparison(x))
+    # decoding is exact, and representable values survive the round trip
+    back = kernels.bfloat16_to_float32(bits)
+    np.testing.assert_array_equal(kernels.bfloat16_from_float32(back), bits)
+    finite = np.isfinite(back)
+    # nearest: at most half a bfloat16 ulp (2^-8 relative to the leading bit) away
+    x64, back64 = x[finite].astype(np.float64), back[finite].astype(np.float64)
+    normal = np.abs(x64) >= np.finfo(np.float32).tiny
+    assert np.all(np.abs(back64 - x64)[normal] <= 2.0**-8 * np.abs(x64)[normal])
+
+
+def test_bfloat16_nan_and_bad_input():
+    nan_bits = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFFFFFFFF], np.uint32)
+    x = nan_bits.view(np.float32)
+    back = kernels.bfloat16_to_float32(kernels.bfloat16_from_float32(x))
+    assert np.all(np.isnan(back))
+    np.testing.assert_array_equal(np.signbit(back), [False, True, False, True])
+    with pytest.raises(TypeError, match="float32"):
+        kernels.bfloat16_from_float32(np.zeros(3))
+    with pytest.raises(TypeError, match="uint16"):
+        kernels.bfloat16_to_float32(np.zeros(3, np.float32))
+
+
+def bf16_torch_like_steps(factor, bits, gz_pairs, lr, momentum):
+    """The bfloat16-buffer update written out with the independent rounding above."""
+    lr, momentum = np.float32(lr), np.float32(momentum)
+    param, bits = factor.copy(), bits.copy()
+    for g, z in gz_pairs:
+        b = momentum * (bits.astype(np.uint32) << 16).view(np.float32) + np.multiply.outer(g, z)
+        bits = bf16_round_by_comparison(b)
+        param = param - lr * b
+    return param, bits
+
+
+@settings(max_examples=25)
+@given(g_shape=g_shapes, rank=st.integers(1, 24), momentum=st.sampled_from([0.0, 0.9]),
+       lr=st.sampled_from([1e-3, 0.1]), steps=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_bfloat16_reference_equals_written_out_update(g_shape, rank, momentum, lr, steps, seed):
+    rng = np.random.default_rng(seed)
+    factor, start = make_state(rng, g_shape, rank, np.float32)
+    bits = bf16_round_by_comparison(start)
+    pairs = draws(rng, g_shape, rank, np.float32, steps)
+    expected_factor, expected_bits = bf16_torch_like_steps(factor, bits, pairs, lr, momentum)
+    for g, z in pairs:
+        fused_factor_momentum_update_reference(factor, bits, g, z, lr, momentum)
+    np.testing.assert_array_equal(bits, expected_bits)
+    np.testing.assert_array_equal(factor, expected_factor)
+
+
+def test_bfloat16_buffer_stays_within_rounding_of_the_exact_one():
+    """Against the float32 buffer over 50 steps. The error obeys e_t = m e_(t-1) + r_t with a
+    rounding |r_t| ≤ 2^-9 |b_t| (nearest-even to 8 significant bits), so
+    |e_t| ≤ 2^-9/(1 - m) · max_t |b_t| = 2e-2 · max_t |b_t| at m = 0.9 (float32 rounding is 2^-15
+    of that); measured 4e-3. The factors differ by lr times the summed buffer errors, at most
+    50 lr times that bound; measured 1e-3 · max_t |b_t|."""
+    rng = np.random.default_rng(11)
+    factor, _ = make_state(rng, (40, 6), 8, np.float32)
+    f_exact, b_exact = factor.copy(), np.zeros_like(factor)
+    f_bf16, bits = factor.copy(), np.zeros(factor.shape, np.uint16)
+    scale = 0.0
+    for g, z in draws(rng, (40, 6), 8, np.float32, 50):
+        fused_factor_momentum_update_reference(f_exact, b_exact, g, z, 0.01, 0.9)
+        fused_factor_momentum_update_reference(f_bf16, bits, g, z, 0.01, 0.9)
+        scale = max(scale, float(np.abs(b_exact).max()))
+    b_bf16 = kernels.bfloat16_to_float32(bits)
+    assert np.abs(b_bf16 - b_exact).max() <= 2.0**-9 / (1 - 0.9) * scale
+    assert np.abs(f_bf16 - f_exact).max() <= 0.01 * 50 * 2.0**-9 / (1 - 0.9) * scale
+    assert not np.array_equal(b_bf16, b_exact)  # it did round
+
+
+@pytest.mark.parametrize("g_shape,rank,max_blocks", [
+    ((1000,), 1, kernels._MAX_BLOCKS), ((37, 11), 16, kernels._MAX_BLOCKS),
+    ((300,), 17, kernels._MAX_BLOCKS), ((9, 2), 300, kernels._MAX_BLOCKS), ((401,), 16, 3),
+])
+def test_bfloat16_cuda_source_on_host_equals_reference(host_kernels, g_shape, rank, max_blocks):
+    rng = np.random.default_rng([*g_shape, rank, max_blocks])
+    factor, start = make_state(rng, g_shape, rank, np.float32)
+    bits = kernels.bfloat16_from_float32(start)
+    bits.reshape(-1)[:2] = [0x7FC0, 0x0001]  # a NaN and a subnormal pattern
+    f_ref, b_ref = factor.copy(), bits.copy()
+    for step, (g, z) in enumerate(draws(rng, g_shape, rank, np.float32, 3)):
+        momentum = 0.0 if step == 0 else 0.9
+        fused_factor_momentum_update_reference(f_ref, b_ref, g, z, 0.07, momentum)
+        lr_c, m_c = kernels._validate(factor, bits, g, z, 0.07, momentum)
+        run_host_kernel(host_kernels, factor, bits, g, z, lr_c, m_c, max_blocks)
+    np.testing.assert_array_equal(bits, b_ref)
+    np.testing.assert_array_equal(factor, f_ref)
+
+
+@pytest.mark.parametrize("g_shape,rank", [((1,), 1), ((513, 7), 16), ((33,), 300)])
+def test_bfloat16_backend_equals_reference(xp, g_shape, rank):
+    rng = np.random.default_rng(5)
+    factor, start = make_state(rng, g_shape, rank, np.float32)
+    bits = kernels.bfloat16_from_float32(start)
+    f_ref, b_ref = factor.copy(), bits.copy()
+    f_x, b_x = xp.asarray(factor), xp.asarray(bits)
+    for step, (g, z) in enumerate(draws(rng, g_shape, rank, np.float32, 3)):
+        momentum = 0.0 if step == 0 else 0.9
+        fused_factor_momentum_update_reference(f_ref, b_ref, g, z, 0.01, momentum)
+        fused_factor_momentum_update(f_x, b_x, xp.asarray(g), xp.asarray(z), 0.01, momentum)
+    np.testing.assert_array_equal(to_numpy(b_x), b_ref)
+    np.testing.assert_array_equal(to_numpy(f_x), f_ref)
+
+
+@pytest.mark.gpu
+def test_bfloat16_cupy_subnormals_are_flushed_as_modelled():
+    import cupy
+
+    rng = np.random.default_rng(4)
+    factor, start = make_state(rng, (1001,), 16, np.float32)
+    tiny = np.finfo(np.float32).tiny
+    start[:10] = tiny * 0.5  # decodes to a subnormal float32
+    bits = kernels.bfloat16_from_float32(start)
+    g, z = draws(rng, (1001,), 16, np.float32, 1)[0]
+    g[:10] = tiny * 3
+
+    def flush(x):  # CuPy's -ftz=true (see test_cupy_grid_stride_and_subnormals)
+        return np.where(np.abs(x) < tiny, np.float32(0), x).astype(np.float32)
+
+    lr32, m32 = np.float32(0.5), np.float32(0.25)
+    decoded = kernels.bfloat16_to_float32(bits)
+    b = flush(flush(m32 * flush(decoded)) + flush(flush(g)[:, None] * flush(z)))
+    b_ref = kernels.bfloat16_from_float32(b)
+    f_ref = flush(flush(factor) - flush(lr32 * b))
+    f_c, b_c = cupy.asarray(factor), cupy.asarray(bits)
+    lr_c, m_c = kernels._validate(f_c, b_c, cupy.asarray(g), cupy.asarray(z), 0.5, 0.25)
+    kernels._launch(f_c, b_c, cupy.asarray(g), cupy.asarray(z), lr_c, m_c, max_blocks=2)
+    np.testing.assert_array_equal(b_c.get(), b_ref)
+    np.testing.assert_array_equal(f_c.get(), f_ref)
+
+
+def test_bfloat16_buffer_needs_float32_factor():
+    factor, _, g, z = valid_args(np.float64)
+    with pytest.raises(TypeError, match="needs a float32 factor"):
+        fused_factor_momentum_update(factor, np.zeros(factor.shape, np.uint16), g, z, 0.1, 0.9)
+    with pytest.raises(TypeError, match="needs a float32 factor"):
+        kernels.kernel_source(np.float64, "bfloat16")
+    with pytest.raises(ValueError, match="buffer must be one of"):
+        kernels.kernel_source(np.float32, "float16")

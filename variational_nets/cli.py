@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rank", help="rank of low-rank factors (default 16)")
     t.add_argument("--expectation", default="closed-form", help="closed-form | mc")
     t.add_argument("--num-samples", default="16", help="weight samples at prediction (16)")
+    t.add_argument("--factor-momentum", default="exact",
+                   help="exact | bfloat16: momentum buffers of covariance factors in the model's "
+                        "dtype (PyTorch's update) or as bfloat16 (25%% less factor state)")
     t.add_argument("--limit", help="keep the first N records of each CIFAR-10 file")
     t.add_argument("--allow-small-files", action="store_true",
                    help="accept CIFAR-10 files with fewer than 10000 records")
@@ -227,7 +230,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size, seed=args.seed, backend=args.backend,
             data_dir=args.data_dir, covariance=args.covariance, rank=args.rank,
             expectation=args.expectation, num_samples=args.num_samples, limit=args.limit,
-            allow_small_files=args.allow_small_files)
+            allow_small_files=args.allow_small_files, factor_momentum=args.factor_momentum)
         result = run_experiment(config, quiet=args.quiet, plot=args.plot)
     except (UsageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

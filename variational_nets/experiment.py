@@ -16,6 +16,7 @@ from .layers import ACTIVATIONS, COVARIANCES
 from .metrics import classification_metrics, regression_metrics
 from .model import MLP
 from .parametrization import PARAMETRIZATIONS
+from .optim import FACTOR_MOMENTUM
 from .train import EXPECTATIONS, fit, predict, train_state
 
 TASKS = ("toy-regression", "two-moons", "digits", "cifar10")
@@ -114,6 +115,7 @@ class ExperimentConfig:
     limit: int | None = None
     allow_small_files: bool = False
     dtype: str = "float32"
+    factor_momentum: str = "exact"
 
     def resolved(self) -> "ExperimentConfig":
         """A copy with defaults filled in and every option checked.
@@ -146,6 +148,7 @@ class ExperimentConfig:
             noise_std = _positive_float("noise std", "--noise-std", noise_std)
         limit = None if self.limit is None else _positive_int("limit", "--limit", self.limit)
         _choice("dtype", "--dtype", self.dtype, ("float32", "float64"))
+        _choice("factor momentum", "--factor-momentum", self.factor_momentum, FACTOR_MOMENTUM)
         if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
             raise _bad("momentum", "--momentum", "a number in [0, 1)", self.momentum)
         if task == "cifar10":
@@ -242,7 +245,8 @@ def fit_experiment(config: ExperimentConfig, progress=print, quiet=False) -> Tra
         n = dataset.x_train.shape[0]
         kl_weight = (2.0 * config.noise_std ** 2 if dataset.is_regression else 1.0) / n
     state = train_state(model, config.lr, config.momentum, loss=config.loss,
-                        expectation=config.expectation, kl_weight=kl_weight)
+                        expectation=config.expectation, kl_weight=kl_weight,
+                        factor_momentum=config.factor_momentum)
     history = fit(model, state, dataset.x_train, dataset.y_train, config.epochs,
                   config.batch_size, rng_train, quiet=quiet, progress=progress)
     return Trained(config, model, dataset, history)

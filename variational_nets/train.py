@@ -83,13 +83,14 @@ class TrainHistory:
 
 
 def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="closed-form",
-                kl_weight=0.0, max_loss=1e6, fused=True) -> TrainState:
+                kl_weight=0.0, max_loss=1e6, fused=True, factor_momentum="exact") -> TrainState:
     """A fresh training state (zero momentum buffers) for ``model``; ValueError on bad input.
 
-    ``fused`` chooses the fused CUDA kernel for covariance-factor updates on CuPy (see
+    ``fused`` chooses the fused CUDA kernel for covariance-factor updates on CuPy;
+    ``factor_momentum="bfloat16"`` stores the factors' momentum buffers in bfloat16 (see
     :func:`~variational_nets.optim.sgd`).
     """
-    return TrainState(sgd(model, lr, momentum, fused=fused),
+    return TrainState(sgd(model, lr, momentum, fused=fused, factor_momentum=factor_momentum),
                       Objective(loss, expectation, float(kl_weight), float(max_loss)))
 
 
