@@ -149,10 +149,14 @@ class Linear:
         return self.params["weight"], self.params["bias"]
 
     # --- sampled / mean path ------------------------------------------------------------
-    def forward(self, x, noise=None):
-        """``h = x W_sᵀ + b_s`` at the sample ``noise`` (mean for None); returns (h, cache)."""
+    def forward(self, x, noise=None, keep_weight=True):
+        """``h = x W_sᵀ + b_s`` at the sample ``noise`` (mean for None); returns (h, cache).
+
+        ``keep_weight=False`` leaves the (sampled) weight out of the cache, so that it is freed
+        at once: only ``dx`` needs it, and the network's first layer does not compute ``dx``.
+        """
         w, b = self.sampled_weights(noise)
-        return x @ w.T + b, (x, w, noise)
+        return x @ w.T + b, (x, w if keep_weight else None, noise)
 
     def backward(self, dh, cache, input_grad=True):
         """Gradients of the loss: returns ``(dx, grads)`` with ``grads`` keyed like ``params``.
@@ -161,6 +165,9 @@ class Linear:
         has no use for it, and at ``n_in ≫ n_out`` it is as costly as the weight gradient.
         """
         x, w, noise = cache
+        if input_grad and w is None:
+            raise ValueError("the forward pass kept no weight (keep_weight=False): "
+                             "no input gradient can be computed")
         gw = dh.T @ x
         gb = dh.sum(axis=0)
         return (dh @ w if input_grad else None), self._sample_grads(gw, gb, noise)

@@ -150,7 +150,9 @@ class MLP:
             if i == last and closed_form:
                 h, variance, cache = layer.moments(h)
             else:
-                h, cache = layer.forward(h, noise[i])
+                # the first layer's backward skips dx, the only use of its sampled weight: do
+                # not keep that weight (a P-sized array) alive until the backward pass
+                h, cache = layer.forward(h, noise[i], keep_weight=i > 0)
             caches.append(cache)
             if i < last:
                 h, ac = self.activation.forward(xp, h)

@@ -156,3 +156,12 @@ def test_input_gradient_skip_changes_no_parameter_gradient(covariance):
     assert set(full) == set(skipped)
     for name in full:
         np.testing.assert_array_equal(_dense(full[name]), _dense(skipped[name]))
+    # without the weight in the cache (the network's first layer), the same parameter grads
+    h, light = layer.forward(x, noise, keep_weight=False)
+    np.testing.assert_array_equal(h, layer.forward(x, noise)[0])
+    assert light[1] is None
+    _, from_light = layer.backward(dh, light, input_grad=False)
+    for name in full:
+        np.testing.assert_array_equal(_dense(full[name]), _dense(from_light[name]))
+    with pytest.raises(ValueError, match="keep_weight=False"):
+        layer.backward(dh, light)
