@@ -15,8 +15,8 @@ from .backend import BACKENDS, get_xp
 from .layers import ACTIVATIONS, COVARIANCES
 from .metrics import classification_metrics, regression_metrics
 from .model import MLP
-from .parametrization import PARAMETRIZATIONS
 from .optim import FACTOR_MOMENTUM
+from .parametrization import PARAMETRIZATIONS
 from .train import EXPECTATIONS, fit, predict, train_state
 
 TASKS = ("toy-regression", "two-moons", "digits", "cifar10")

@@ -408,8 +408,9 @@ def fused_factor_momentum_update(factor, buf, g, z, lr, momentum, xp=None) -> No
     ----------
     factor, buf : array, shape ``g.shape + (R,)``, float32 or float64
         Updated in place; ``buf`` may be uint16 (bfloat16 patterns) with a float32 factor, which
-        the kernel reads and writes as 2-byte words (``3PR`` words of 4 bytes in all). On the GPU they must be C-contiguous (so that the update can be in
-        place without a copy) and on one device with ``g`` and ``z``.
+        the kernel reads and writes as 2-byte words (``3PR`` words of 4 bytes in all). On the
+        GPU they must be C-contiguous (so that the update can be in place without a copy) and on
+        one device with ``g`` and ``z``.
     g : array, any shape, same dtype
     z : array, shape ``(R,)``, same dtype
     lr, momentum : float

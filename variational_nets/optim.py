@@ -157,6 +157,11 @@ def _update_factor_bfloat16(factor, buf, g, z, lr, momentum, xp, fused):
         F[start:stop] -= b
 
 
+def _is_factor(name: str) -> bool:
+    """Whether the tensor called ``name`` (``"layer{i}.{kind}"``) is a covariance factor."""
+    return name.split(".")[-1].startswith("factor_")
+
+
 def update_dense(param, buf, grad, lr, momentum):
     """In-place momentum-SGD step of a mean (or scale) tensor: same rule as :func:`update_factor`."""
     buf *= momentum
@@ -198,7 +203,7 @@ class SGD:
             g = grads[name]
             if isinstance(g, FactorGrad):
                 update_factor(param, buf, g.g, g.z, lr, self.momentum, xp, fused=self.fused)
-            elif name.split(".")[-1].startswith("factor_"):
+            elif _is_factor(name):
                 update_factor(param, buf, g, None, lr, self.momentum, xp)
             else:
                 update_dense(param, buf, g, lr, self.momentum)
@@ -247,11 +252,8 @@ def sgd(model, lr: float, momentum: float = 0.9, fused: bool = True,
     missing = sorted(set(params) - set(multipliers))
     if missing:
         raise ValueError(f"trainable tensors without a step multiplier: {', '.join(missing)}")
-    def is_factor(name):
-        return name.split(".")[-1].startswith("factor_")
-
     # bfloat16 pattern 0 is +0.0, so zeroed buffers start at zero either way
     buffers = {k: model.xp.zeros(v.shape, dtype=kernels.BFLOAT16_BITS)
-               if factor_momentum == "bfloat16" and is_factor(k) else model.xp.zeros_like(v)
+               if factor_momentum == "bfloat16" and _is_factor(k) else model.xp.zeros_like(v)
                for k, v in params.items()}
     return SGD(float(lr), float(momentum), dict(multipliers), buffers, fused=bool(fused))
