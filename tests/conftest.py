@@ -6,6 +6,10 @@ nondeterministic exploration run.
 
 The ``xp`` fixture runs a test over every available array backend (NumPy always; CuPy only
 where ``cupy.cuda.is_available()``), and skips the CuPy case cleanly elsewhere.
+
+BLAS runs on one thread for the whole session: the suite's matrices are small, and on a 2-core
+machine extra BLAS threads only spin and slow the suite down. Spawned
+worker processes set their own limit where it matters (``one_blas_thread``).
 """
 import os
 
@@ -13,10 +17,12 @@ import matplotlib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 from variational_nets.backend import cupy_available, one_blas_thread
 
 matplotlib.use("Agg")
+threadpool_limits(1)
 
 settings.register_profile(
     "deterministic",
