@@ -55,7 +55,7 @@ class Claims:
         0 for the closed-form expected loss, ``M ≥ 1`` reparametrized samples per step.
     step_multipliers : None, "random" or (d,) array
         Per-coordinate step multipliers the trainer applies: ``"random"`` lets the kit draw them
-        (log-uniform on ``[1/8, 1]``) and pass them; an array is passed as it is (its length fixes ``d``).
+        (log-uniform on ``[1/8, 1]``) and pass them; an array (length ``d``) is passed as it is.
 
     Raises
     ------
@@ -186,13 +186,15 @@ def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: f
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     if problem is None:
-        if isinstance(claims.step_multipliers, np.ndarray):
-            d = claims.step_multipliers.shape[0]
         problem = lt.random_regression(n, d, condition_number=condition_number, seed=[seed, 1])
     elif not isinstance(problem, lt.RegressionProblem):
         raise TypeError(f"problem must be a linear_theory.RegressionProblem, got {type(problem).__name__}")
     X, y = problem.X, problem.y
     n, d = X.shape
+    s = lt.row_space_solver(X).singular_values
+    if s.size >= d:
+        raise ValueError(f"the problem must be overparametrized, rank(X) < d: X has rank {s.size} and d = {d} "
+                         "(without a null space q_inf is a point mass and the checks say nothing)")
     if claims.batch_size is not None and claims.batch_size > n:
         raise ValueError(f"batch_size must be at most n = {n}, got {claims.batch_size}")
     if prior is None:
