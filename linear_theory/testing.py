@@ -225,13 +225,15 @@ def _hypothesis():
     return strategies
 
 
+_KIND_NAMES = {numbers.Integral: "an integer", numbers.Real: "a real number", str: "a string"}
+
+
 def _strategy(st, name: str, value, kind):
     """``value`` as a strategy: strategies pass through, a plain value of ``kind`` becomes ``just``."""
     if isinstance(value, st.SearchStrategy):
         return value
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind[0].__name__ if isinstance(kind, tuple) else kind.__name__} "
-                        f"or a hypothesis strategy, got {type(value).__name__}")
+        raise TypeError(f"{name} must be {_KIND_NAMES[kind]} or a hypothesis strategy, got {type(value).__name__}")
     return st.just(value)
 
 
@@ -255,7 +257,7 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
     d : int or strategy, optional
         Columns, ``d > n`` (overparametrized); default ``n`` plus 1..16.
     rank_deficit : int or strategy, default 0
-        How far the rank lies below ``n`` (0: full row rank).
+        How far the rank lies below ``n`` (0: full row rank; the rank is at least 1).
     condition_number : float or strategy, default log-uniform on ``[1, 1e3]``
     scale : float or strategy, default log-uniform on ``[1e-3, 1e3]``
         Largest singular value.
@@ -276,8 +278,8 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
 
     Notes
     -----
-    A drawn ``d ≤ n`` or a ``rank_deficit ≥ n`` is an error of the strategy given, raised as
-    ``ValueError`` while drawing.
+    A drawn ``d ≤ n`` or a negative ``rank_deficit`` is an error of the strategies given, raised
+    as ``ValueError`` while drawing.
     """
     st = _hypothesis()
     n_st = st.integers(2, 8) if n is None else _strategy(st, "n", n, numbers.Integral)
@@ -297,9 +299,9 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
             raise ValueError(f"regression_problems draws overparametrized problems: d must exceed n, got "
                              f"n = {rows}, d = {cols}")
         deficit = draw(deficit_st)
-        if not 0 <= deficit < rows:
-            raise ValueError(f"rank_deficit must lie in 0..n-1 = {rows - 1}, got {deficit}")
-        return random_regression(rows, cols, rank=rows - deficit, condition_number=draw(cond_st),
+        if deficit < 0:
+            raise ValueError(f"rank_deficit must be non-negative, got {deficit}")
+        return random_regression(rows, cols, rank=max(1, rows - deficit), condition_number=draw(cond_st),
                                  scale=draw(scale_st), noise=draw(noise_st), seed=draw(st.integers(0, _MAX_SEED)))
 
     return draw_problem()
@@ -315,7 +317,8 @@ def priors(d, *, kind=None, scale=None, width=None):
     kind : str or strategy, default any of :data:`PRIOR_KINDS`
     scale : float or strategy, default log-uniform on ``[1e-2, 1e2]``
     width : int or strategy, optional
-        Columns of a low-rank factor (default integers ``1..d−1``); ignored for other kinds.
+        Columns of a low-rank factor (default integers ``1..d−1``); ignored for other kinds. A
+        low-rank kind drawn for ``d = 1`` gives the general kind (no factor is narrower than 1).
 
     Returns
     -------
@@ -338,8 +341,6 @@ def priors(d, *, kind=None, scale=None, width=None):
     @st.composite
     def draw_prior(draw) -> Gaussian:
         dim, family = draw(d_st), draw(kind_st)
-        if family == "isotropic" and dim < 2:
-            family = "general"
         columns = None
         if family == "lowrank":
             if dim < 2:
