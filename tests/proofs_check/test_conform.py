@@ -209,6 +209,14 @@ def test_numpy_example_and_tensor_adapter_conform(claims):
         assert all(c.passed for c in report.checks)
 
 
+def test_hidden_multipliers_pass_once_claimed():
+    # The trainer that failed as plain GD is a correct preconditioned trainer: claiming its D, it
+    # reaches the D^-1-metric limit (as the authors' muP layer does, away from q_inf).
+    D = np.random.default_rng(7).uniform(1.0, 1.8, 16)
+    report = assert_conforms(HiddenStepMultipliers(), step_multipliers=D)
+    assert report.reached.startswith("the D^-1-metric limit")
+
+
 def test_metric_limit_is_reported_away_from_q_inf():
     report = check_conformance(reference_trainer, step_multipliers="random")
     limit = report.check("limit")
@@ -394,5 +402,5 @@ def test_pytorch_example_conforms():
     pytest.importorskip("torch")
     from examples.pytorch_ibvi_trainer import TorchIBVITrainer
 
-    assert_conforms(TorchIBVITrainer())
-    assert_conforms(TorchIBVITrainer(), optimizer="momentum", mc_samples=1, width=4)
+    assert_conforms(TorchIBVITrainer(), step_multipliers="random")
+    assert_conforms(TorchIBVITrainer(), optimizer="momentum", mc_samples=2, width=2, members=8, noise_runs=200)
