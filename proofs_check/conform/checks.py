@@ -48,7 +48,6 @@ import numpy as np
 import scipy.stats
 
 import linear_theory as lt
-from linear_theory.testing import stable_step_bound
 
 from ..claims._common import CONVERGED_RTOL, ROUNDING_RTOL
 from ..claims.ensembles import Z_TOLERANCE, ensemble_z_scores
@@ -56,7 +55,7 @@ from ..claims.theorem1 import measured_rate
 from ..registry import Measurement
 from .protocol import TrainerError, TrainerResult, as_result
 from .report import CheckResult, ConformanceReport
-from .setup import LR_FRACTION, Setup, contraction, prepare
+from .setup import Setup, contraction, prepare, step_size
 
 __all__ = ["CHECKS", "check_conformance", "run_checks", "assert_conforms", "mc_step_spread"]
 
@@ -225,7 +224,8 @@ def _check_invariants(setting: Setup, states: _States) -> _Measured:
 
 def _check_rate(setting: Setup, states: _States) -> _Measured:
     claims = setting.claims
-    predicted = contraction(claims, setting.singular_values, setting.lr)
+    predicted = max(contraction(claims, setting.singular_values, setting.lr),
+                    contraction(claims, setting.singular_values, setting.lr_factor))
     if _finite(states.means, states.factors):
         distance = np.sqrt(np.sum((states.means - states.final.mean) ** 2, axis=1)
                            + np.sum((states.factors - states.final.factor) ** 2, axis=(1, 2)))
@@ -365,19 +365,21 @@ def _correlated_rows(setting: Setup) -> np.ndarray:
 def _check_mc_noise(trainer, setting: Setup, runs: int) -> _Measured:
     y, prior, claims = setting.y, setting.prior, setting.claims
     X = _correlated_rows(setting)
-    lr = LR_FRACTION * stable_step_bound(X, claims.optimizer, momentum=claims.momentum,
-                                         batch_size=claims.batch_size, mc_samples=claims.mc_samples,
-                                         rank=prior.width, **setting.metric)
+    lr = step_size(claims, X, prior.width, setting.multipliers)
+    lr_factor = claims.factor_step_scale * lr
     full = None if claims.batch_size is None else X.shape[0]
     steps = [_call(trainer, setting, X=X, lr=lr, steps=1, seed=setting.seed + 10_000 + k, batch_size=full)
              for k in range(runs)]
-    exact = lt.gd_iterate(X, y, prior, lr, 1, **setting.metric)
-    shared = mc_step_spread(X, y, prior, lr, claims.mc_samples, step_multipliers=setting.multipliers)
-    per_row = mc_step_spread(X, y, prior, lr, claims.mc_samples, step_multipliers=setting.multipliers, shared=False)
+    exact_mean = lt.gd_iterate(X, y, prior, lr, 1, **setting.metric).mean
+    exact_factor = lt.gd_iterate(X, y, prior, lr_factor, 1, **setting.metric).factor
+    spreads = {shared: mc_step_spread(X, y, prior, lr, claims.mc_samples, lr_factor=lr_factor,
+                                      step_multipliers=setting.multipliers, shared=shared) for shared in (True, False)}
     measurements, details = [], {}
     for label, observed, expected, alternative in (
-            ("mean", np.array([np.sum((s.mean - exact.mean) ** 2) for s in steps]), shared[0], per_row[0]),
-            ("factor", np.array([np.sum((s.factor - exact.factor) ** 2) for s in steps]), shared[1], per_row[1])):
+            ("mean", np.array([np.sum((s.mean - exact_mean) ** 2) for s in steps]), spreads[True][0],
+             spreads[False][0]),
+            ("factor", np.array([np.sum((s.factor - exact_factor) ** 2) for s in steps]), spreads[True][1],
+             spreads[False][1])):
         spread = float(np.mean(observed))
         finite = bool(np.all(np.isfinite(observed)))
         standard_error = float(np.std(observed, ddof=1) / np.sqrt(runs)) if finite else math.inf
@@ -555,6 +557,7 @@ def run_checks(trainer, setup: Setup, *, name: str | None = None,
                                  skipped="exact gradients (no Monte Carlo samples claimed)" if claims.exact else None)
     hints = _hints(setup, results)
     return ConformanceReport(trainer=name or _name(trainer), claims=claims, problem=setup.description, lr=setup.lr,
+                             lr_factor=setup.lr_factor,
                              steps=setup.steps, reached=_reached(setup, results["limit"]),
                              checks=tuple(replace(results[c], hint=hints.get(c)) for c in CHECKS),
                              seconds=time.perf_counter() - started)

@@ -1,8 +1,9 @@
 """Command line of the conformance kit.
 
 ``python -m proofs_check.conform MODULE:CALLABLE [--optimizer gd|sgd|momentum] [--batch-size B]
-[--momentum M] [--mc-samples M] [--step-multipliers random|V1,V2,...] [--n N] [--d D] [--width R]
-[--condition-number K] [--seed S] [--members K] [--noise-runs K] [--json PATH] [--quiet]``
+[--momentum M] [--mc-samples M] [--step-multipliers random|V1,V2,...] [--factor-step-scale C]
+[--n N] [--d D] [--width R] [--condition-number K] [--seed S] [--members K] [--noise-runs K]
+[--json PATH] [--quiet]``
 
 imports the trainer, runs every check and prints the checks table. ``MODULE`` is a module name
 (imported with the current folder on the path) or a ``.py`` file; ``CALLABLE`` names a function,
@@ -35,7 +36,8 @@ PROG = "python -m proofs_check.conform"
 
 #: Python argument names of the library and the flags that set them (for error messages).
 FLAGS = {"optimizer": "--optimizer", "batch_size": "--batch-size", "momentum": "--momentum",
-         "mc_samples": "--mc-samples", "step_multipliers": "--step-multipliers", "n": "--n", "d": "--d",
+         "mc_samples": "--mc-samples", "step_multipliers": "--step-multipliers",
+         "factor_step_scale": "--factor-step-scale", "lr_factor": "--factor-step-scale", "n": "--n", "d": "--d",
          "width": "--width", "condition_number": "--condition-number", "seed": "--seed",
          "members": "--members", "noise_runs": "--noise-runs"}
 
@@ -59,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-multipliers", metavar="random|V1,V2,...",
                         help="per-coordinate step multipliers the trainer applies: 'random' (drawn by the kit) "
                              "or d comma-separated positive numbers")
+    parser.add_argument("--factor-step-scale", type=float, default=1.0, metavar="C",
+                        help="the factor's step over the mean's, e.g. muP's 1/R (default 1)")
     parser.add_argument("--n", type=int, default=6, help="rows of the generated problem (default 6)")
     parser.add_argument("--d", type=int, default=16, help="columns of the generated problem (default 16)")
     parser.add_argument("--width", type=int, metavar="R", help="columns of the prior's factor (default d)")
@@ -158,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--json {args.json!r}: the folder does not exist")
         setup = checks.prepare(optimizer=args.optimizer, batch_size=args.batch_size, momentum=args.momentum,
                                  mc_samples=args.mc_samples, step_multipliers=_step_multipliers(args.step_multipliers),
+                                 factor_step_scale=args.factor_step_scale,
                                  n=args.n, d=args.d, width=args.width, condition_number=args.condition_number,
                                  seed=args.seed, members=args.members, noise_runs=args.noise_runs)
         trainer = load_trainer(args.trainer)

@@ -61,6 +61,7 @@ class ConformanceReport:
     claims: Claims
     problem: str
     lr: float
+    lr_factor: float
     steps: int
     reached: str
     checks: tuple[CheckResult, ...]
@@ -85,7 +86,7 @@ class ConformanceReport:
         """The checks table: one line per measurement, then what each failure usually means."""
         lines = [f"conformance of {self.trainer}: {self.claims.describe()}",
                  f"  problem: {self.problem}",
-                 f"  lr = {self.lr:.4g} (mean and factor), {self.steps} steps",
+                 f"  lr = {self.lr:.4g}, lr_factor = {self.lr_factor:.4g}, {self.steps} steps",
                  f"  limit reached: {self.reached}", "",
                  f"  {'check':<11s} {'verdict':<7s} {'error':>10s} {'tolerance':>10s}  measurement (reason)"]
         for c in self.checks:
@@ -117,7 +118,7 @@ class ConformanceReport:
             return x if x is None or math.isfinite(x) else str(x)
 
         return {"trainer": self.trainer, "claims": self.claims.as_dict(), "problem": self.problem,
-                "lr": self.lr, "steps": self.steps, "reached": self.reached,
+                "lr": self.lr, "lr_factor": self.lr_factor, "steps": self.steps, "reached": self.reached,
                 "passed": self.passed, "failed": list(self.failed), "seconds": self.seconds,
                 "checks": [{"name": c.name, "description": c.description, "status": c.status,
                             "passed": c.passed, "hint": c.hint, "skipped": c.skipped, "error": c.error,

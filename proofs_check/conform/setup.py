@@ -22,7 +22,7 @@ from linear_theory.testing import random_prior, random_step_multipliers, stable_
 from ..claims.theorem1 import heavy_ball_rate
 from .protocol import TrainerOptions
 
-__all__ = ["Claims", "Setup", "prepare", "contraction", "LR_FRACTION", "MEMBERS", "NOISE_RUNS"]
+__all__ = ["Claims", "Setup", "prepare", "contraction", "step_size", "LR_FRACTION", "MEMBERS", "NOISE_RUNS"]
 
 #: Step size as a fraction of :func:`linear_theory.testing.stable_step_bound` (see the module docstring).
 LR_FRACTION = 0.4
@@ -56,12 +56,16 @@ class Claims:
     step_multipliers : None, "random" or (d,) array
         Per-coordinate step multipliers the trainer applies: ``"random"`` lets the kit draw them
         (log-uniform on ``[1/8, 1]``) and pass them; an array (length ``d``) is passed as it is.
+    factor_step_scale : float
+        The factor's step over the mean's (positive; μP's ``1/R`` for a factor of rank ``R``): the
+        trainer is passed ``lr_factor = factor_step_scale · lr``. A scalar on the factor's step
+        does not change the limit, only how fast the factor gets there (docs/theory.md §4 (C12)).
 
     Raises
     ------
     ValueError, TypeError
-        As :class:`~proofs_check.conform.TrainerOptions`, and for a ``step_multipliers`` string
-        other than ``"random"``.
+        As :class:`~proofs_check.conform.TrainerOptions`, for a ``step_multipliers`` string
+        other than ``"random"`` and a ``factor_step_scale`` that is not a positive finite number.
     """
 
     optimizer: str = "gd"
@@ -69,6 +73,7 @@ class Claims:
     momentum: float = 0.9
     mc_samples: int = 0
     step_multipliers: object = None
+    factor_step_scale: float = 1.0
 
     def __post_init__(self):
         multipliers = self.step_multipliers
@@ -77,7 +82,8 @@ class Claims:
                 raise ValueError(f"step_multipliers must be None, 'random' or a 1-D array, got {multipliers!r}")
             multipliers = None
         options = TrainerOptions(optimizer=self.optimizer, batch_size=self.batch_size, momentum=self.momentum,
-                                 mc_samples=self.mc_samples, step_multipliers=multipliers)
+                                 mc_samples=self.mc_samples, step_multipliers=multipliers,
+                                 lr_factor=self.factor_step_scale)  # validates it as a positive step
         if multipliers is not None:
             object.__setattr__(self, "step_multipliers", options.step_multipliers)
 
@@ -99,12 +105,14 @@ class Claims:
         if self.step_multipliers is not None:
             parts.append("step multipliers (kit-drawn)" if isinstance(self.step_multipliers, str)
                          else "step multipliers (given)")
+        if self.factor_step_scale != 1.0:
+            parts.append(f"factor step x{self.factor_step_scale:.4g}")
         return ", ".join(parts)
 
     def as_dict(self) -> dict:
         D = self.step_multipliers
         return {"optimizer": self.optimizer, "batch_size": self.batch_size, "momentum": self.momentum,
-                "mc_samples": self.mc_samples,
+                "mc_samples": self.mc_samples, "factor_step_scale": self.factor_step_scale,
                 "step_multipliers": D if D is None or isinstance(D, str) else [float(v) for v in D]}
 
 @dataclass(frozen=True, eq=False)
@@ -136,13 +144,18 @@ class Setup:
         """``{"step_multipliers": D}`` for the library's closed forms (empty without multipliers)."""
         return {} if self.multipliers is None else {"step_multipliers": self.multipliers}
 
+    @property
+    def lr_factor(self) -> float:
+        """The factor's step, ``factor_step_scale · lr``."""
+        return self.claims.factor_step_scale * self.lr
+
     def options(self, lr: float, *, record_every: int = 0, batch_size="claimed") -> dict:
-        """The trainer's keyword options; the factor takes the mean's step ``lr``."""
+        """The trainer's keyword options for a run at mean step ``lr`` (factor: the claimed multiple)."""
         claims = self.claims
         return TrainerOptions(optimizer=claims.optimizer,
                               batch_size=claims.batch_size if batch_size == "claimed" else batch_size,
                               momentum=claims.momentum, mc_samples=claims.mc_samples,
-                              step_multipliers=self.multipliers, lr_factor=lr,
+                              step_multipliers=self.multipliers, lr_factor=claims.factor_step_scale * lr,
                               record_every=record_every).as_dict()
 
 
@@ -157,6 +170,18 @@ def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float
     return float(np.max(np.abs(1.0 - 2.0 * lr * singular_values ** 2)))
 
 
+def step_size(claims: Claims, X: np.ndarray, rank: int, multipliers: np.ndarray | None) -> float:
+    """The mean's step the checks use on ``X``: ``LR_FRACTION`` of the stable bound for the claims.
+
+    The factor's step ``factor_step_scale · lr`` stays below the factor's bound too. Cost: one
+    largest singular value of ``X``.
+    """
+    metric = {} if multipliers is None else {"step_multipliers": multipliers}
+    bound = stable_step_bound(X, claims.optimizer, momentum=claims.momentum, batch_size=claims.batch_size,
+                              mc_samples=claims.mc_samples, rank=rank, **metric)
+    return LR_FRACTION * bound / max(1.0, claims.factor_step_scale)
+
+
 def _count(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -164,7 +189,7 @@ def _count(name: str, value) -> int:
 
 
 def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: float = 0.9, mc_samples: int = 0,
-            step_multipliers=None, problem: lt.RegressionProblem | None = None, prior: lt.Gaussian | None = None,
+            step_multipliers=None, factor_step_scale: float = 1.0, problem: lt.RegressionProblem | None = None, prior: lt.Gaussian | None = None,
             n: int = 6, d: int = 16, width: int | None = None, condition_number: float = 2.0, seed: int = 0,
             members: int = MEMBERS, noise_runs: int = NOISE_RUNS) -> Setup:
     """Validate the claims and the problem and plan the runs (see :func:`~proofs_check.conform.check_conformance`).
@@ -178,7 +203,7 @@ def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: f
         a batch larger than ``n``, fewer than 8 members or noise runs.
     """
     claims = Claims(optimizer=optimizer, batch_size=batch_size, momentum=momentum, mc_samples=mc_samples,
-                    step_multipliers=step_multipliers)
+                    step_multipliers=step_multipliers, factor_step_scale=factor_step_scale)
     members, noise_runs, seed = _count("members", members), _count("noise_runs", noise_runs), _count("seed", seed)
     if members < MIN_RUNS or noise_runs < MIN_RUNS:
         raise ValueError(f"members and noise_runs must be at least {MIN_RUNS} (standard errors), got "
@@ -213,11 +238,10 @@ def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: f
     # With MC samples the mean takes the factor's (smaller) step too: a mean step much larger than
     # the factor's feeds the mean's noise into the factor and slows or destabilizes it (measured
     # on the reference trainer: with the mean at 0.5/s_max^2 the factor diverges at 0.8 of its bound).
-    lr = LR_FRACTION * stable_step_bound(X, claims.optimizer, momentum=claims.momentum,
-                                         batch_size=claims.batch_size, mc_samples=claims.mc_samples,
-                                         rank=prior.width, **metric)
+    lr = step_size(claims, X, prior.width, D)
     s = lt.row_space_solver(X if D is None else X * np.sqrt(D)).singular_values
-    steps = math.log(CONVERGENCE_TARGET) / math.log(contraction(claims, s, lr))
+    slowest = max(contraction(claims, s, lr), contraction(claims, s, claims.factor_step_scale * lr))
+    steps = math.log(CONVERGENCE_TARGET) / math.log(slowest)
     if claims.optimizer == "momentum" and claims.deterministic:
         steps *= MOMENTUM_MARGIN
     if not claims.deterministic:

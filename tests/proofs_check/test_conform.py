@@ -189,7 +189,7 @@ def test_broken_trainer_fails_exactly_its_checks_through_the_command_line(traine
 
 
 @pytest.mark.parametrize("claims", [
-    {}, {"optimizer": "momentum"}, {"optimizer": "sgd", "batch_size": 2}, {"mc_samples": 2, "width": 4},
+    {}, {"optimizer": "momentum"}, {"optimizer": "sgd", "batch_size": 2}, {"mc_samples": 2, "width": 4, "members": 8},
     {"step_multipliers": "random"}, {"optimizer": "momentum", "step_multipliers": "random"},
 ], ids=["gd", "momentum", "sgd", "mc", "multipliers", "momentum-multipliers"])
 def test_reference_simulate_conforms(claims):
@@ -198,8 +198,8 @@ def test_reference_simulate_conforms(claims):
 
 
 @pytest.mark.parametrize("claims", [
-    {}, {"optimizer": "sgd", "batch_size": 3, "mc_samples": 1, "width": 3},
-    {"optimizer": "momentum", "mc_samples": 4, "width": 4, "step_multipliers": "random"},
+    {}, {"optimizer": "sgd", "batch_size": 3, "mc_samples": 1, "width": 2, "members": 8, "noise_runs": 200},
+    {"optimizer": "momentum", "mc_samples": 4, "width": 2, "step_multipliers": "random", "members": 8},
 ], ids=["gd", "sgd-mc", "momentum-mc-multipliers"])
 def test_numpy_example_and_tensor_adapter_conform(claims):
     from examples.numpy_ibvi_trainer import train
@@ -215,6 +215,16 @@ def test_hidden_multipliers_pass_once_claimed():
     D = np.random.default_rng(7).uniform(1.0, 1.8, 16)
     report = assert_conforms(HiddenStepMultipliers(), step_multipliers=D)
     assert report.reached.startswith("the D^-1-metric limit")
+
+
+def test_a_mup_style_factor_step_conforms_once_claimed():
+    # muP divides the factor's step by its rank R: the limit is the same, the factor only slower.
+    small = dict(n=4, d=8, members=8)
+    report = assert_conforms(NumpyTrainer(), step_multipliers="random", factor_step_scale=1 / 8, **small)
+    assert report.lr_factor == pytest.approx(report.lr / 8)
+    unclaimed = check_conformance(lambda *a, lr_factor, **o: NumpyTrainer()(*a, lr_factor=lr_factor / 8, **o),
+                                  **small)
+    assert "limit" in unclaimed.failed and "start" not in unclaimed.failed
 
 
 def test_metric_limit_is_reported_away_from_q_inf():
@@ -388,9 +398,8 @@ def test_load_trainer_instantiates_a_class():
 def test_python_dash_m_runs_the_example_in_a_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "MPLBACKEND": "Agg"}
     path = tmp_path / "r.json"
-    done = subprocess.run([sys.executable, "-m", "proofs_check.conform", EXAMPLE, "--optimizer", "sgd",
-                           "--batch-size", "3", "--json", str(path)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "proofs_check.conform", EXAMPLE, "--json", str(path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[conform] main run" in done.stderr and json.loads(path.read_text())["passed"]
     bad = subprocess.run([sys.executable, "-m", "proofs_check.conform", "nope:nope"], cwd=ROOT, env=env,
