@@ -34,8 +34,7 @@ checks, each with the tolerance and the reason printed beside the measured error
     shared by every row of the batch (derived in :func:`mc_step_spread`).
 
 Default problem: ``n = 6``, ``d = 16``, ``κ(X) = 2``, a general random prior with a full factor;
-steps sizes are half the guaranteed-stable bound and the step count is chosen from the predicted
-contraction so that exact runs converge to rounding.
+the step size and the step count are chosen by :func:`~proofs_check.conform.setup.prepare`.
 """
 from __future__ import annotations
 
@@ -49,7 +48,7 @@ import scipy.stats
 
 import linear_theory as lt
 
-from ..claims._common import CONVERGED_RTOL, ROUNDING_RTOL
+from ..claims._common import CONVERGED_RTOL, ROUNDING_RTOL, relative
 from ..claims.ensembles import Z_TOLERANCE, ensemble_z_scores
 from ..claims.theorem1 import measured_rate
 from ..registry import Measurement
@@ -71,24 +70,25 @@ ENSEMBLE_STEP_FRACTION = math.log(1e-10) / math.log(1e-14)
 RATE_RTOL = 1e-2
 #: Heavy ball: complex-conjugate modes oscillate around the envelope ``ρ^t`` (a few % at most).
 MOMENTUM_RATE_RTOL = 2e-2
-#: Standard-error multiple for the MC noise check: a z-score beyond 4.5 has probability 7e-6
-#: for a normal variable; two such scores (mean, factor) fail a correct trainer about once in 1e5.
+#: Standard-error multiple for the MC noise check (standard errors estimated from the runs): a
+#: normal z-score passes 4.5 with probability 7e-6; the spread's skewed distribution makes the
+#: real rate larger, which the tests bound by running correct trainers over many seeds.
 NOISE_Z = 4.5
 
 #: What a check returns: its measurements and diagnostic numbers for the hints.
 _Measured = tuple[tuple[Measurement, ...], dict]
 
 
-def _call(trainer, setting: Setup, *, X=None, lr=None, mean=None, steps=None, seed=None,
+def _call(trainer, setup: Setup, *, X=None, lr=None, mean=None, steps=None, seed=None,
           **option_changes) -> TrainerResult:
-    """One trainer run (the setting's unless overridden), its output checked for shape."""
-    prior = setting.prior
-    lr = setting.lr if lr is None else lr
-    args = (np.array(setting.X if X is None else X), setting.y.copy(),
+    """One trainer run (the setup's unless overridden), its output checked for shape."""
+    prior = setup.prior
+    lr = setup.lr if lr is None else lr
+    args = (np.array(setup.X if X is None else X), setup.y.copy(),
             np.array(prior.mean if mean is None else mean), np.array(prior.factor),
-            lr, setting.steps if steps is None else steps, setting.seed if seed is None else seed)
+            lr, setup.steps if steps is None else steps, setup.seed if seed is None else seed)
     try:
-        output = trainer(*args, **setting.options(lr, **option_changes))
+        output = trainer(*args, **setup.options(lr, **option_changes))
     except TrainerError:
         raise
     except Exception as exc:  # the trainer's own failure is a result of the check, not a crash
@@ -105,26 +105,26 @@ class _States:
     replayed: bool
 
 
-def _main_run(trainer, setting: Setup) -> _States:
+def _main_run(trainer, setup: Setup) -> _States:
     """The run most checks judge, with its states at recorded steps (from its trace, or replayed)."""
-    every = 1 if setting.claims.deterministic else max(1, setting.steps // 50)
-    final = _call(trainer, setting, record_every=every)
+    every = 1 if setup.claims.deterministic else max(1, setup.steps // 50)
+    final = _call(trainer, setup, record_every=every)
     if final.trace is not None:
         steps, means, factors = final.trace.steps, final.trace.means, final.trace.factors
         if steps[0] != 0:
-            first = _call(trainer, setting, steps=0)
+            first = _call(trainer, setup, steps=0)
             steps = np.concatenate([[0], steps])
             means = np.concatenate([first.mean[None], means])
             factors = np.concatenate([first.factor[None], factors])
-        if steps[-1] != setting.steps:
-            steps = np.concatenate([steps, [setting.steps]])
+        if steps[-1] != setup.steps:
+            steps = np.concatenate([steps, [setup.steps]])
             means = np.concatenate([means, final.mean[None]])
             factors = np.concatenate([factors, final.factor[None]])
         return _States(steps, means, factors, final, replayed=False)
-    spacing = max(1, math.ceil(setting.steps / REPLAY_POINTS))
-    schedule = list(range(0, setting.steps, spacing))
-    runs = [_call(trainer, setting, steps=t) for t in schedule] + [final]
-    return _States(np.array(schedule + [setting.steps]), np.stack([r.mean for r in runs]),
+    spacing = max(1, math.ceil(setup.steps / REPLAY_POINTS))
+    schedule = list(range(0, setup.steps, spacing))
+    runs = [_call(trainer, setup, steps=t) for t in schedule] + [final]
+    return _States(np.array(schedule + [setup.steps]), np.stack([r.mean for r in runs]),
                    np.stack([r.factor for r in runs]), final, replayed=True)
 
 
@@ -132,30 +132,26 @@ def _finite(*arrays) -> bool:
     return all(np.all(np.isfinite(a)) for a in arrays)
 
 
-def _relative(value: float, scale: float) -> float:
-    return float(value / scale) if scale > 0 else float(value)
-
-
-def _unmovable(setting: Setup, V: np.ndarray) -> np.ndarray:
+def _unmovable(setup: Setup, V: np.ndarray) -> np.ndarray:
     """``Q V`` for ``V`` ``(d, m)``: the part the claimed (preconditioned) GD cannot move.
 
     ``Q = I − DXᵀ(XDXᵀ)⁺X`` (``P_null`` without step multipliers), applied through the library's
     own limit: the limit's factor for a zero target is ``Q`` applied to the prior's factor.
     """
-    return lt.ibvi_limit(setting.X, np.zeros_like(setting.y), lt.Gaussian(np.zeros(V.shape[0]), V),
-                         **setting.metric).factor
+    return lt.ibvi_limit(setup.X, np.zeros_like(setup.y), lt.Gaussian(np.zeros(V.shape[0]), V),
+                         **setup.metric).factor
 
 
 # ---------------------------------------------------------------------------------------------
 # The checks
 
 
-def _check_start(setting: Setup, states: _States) -> _Measured:
-    prior = setting.prior
+def _check_start(setup: Setup, states: _States) -> _Measured:
+    prior = setup.prior
     mean0, factor0 = states.means[0], states.factors[0]
     reason = "the prior copied into the trainer's float64 state is exact; rounding only"
-    mean_error = _relative(float(np.linalg.norm(mean0 - prior.mean)), float(np.linalg.norm(prior.mean)))
-    factor_error = _relative(float(np.linalg.norm(factor0 - prior.factor)), float(np.linalg.norm(prior.factor)))
+    mean_error = relative(float(np.linalg.norm(mean0 - prior.mean)), float(np.linalg.norm(prior.mean)))
+    factor_error = relative(float(np.linalg.norm(factor0 - prior.factor)), float(np.linalg.norm(prior.factor)))
     return (Measurement("||mu_0 - prior_mean|| / ||prior_mean|| (state at step 0)", mean_error, ROUNDING_RTOL, reason),
             Measurement("||L_0 - prior_factor||_F / ||prior_factor||_F (state at step 0)", factor_error,
                         ROUNDING_RTOL, reason)), \
@@ -163,50 +159,50 @@ def _check_start(setting: Setup, states: _States) -> _Measured:
          "factor_scale": float(np.linalg.norm(factor0) / np.linalg.norm(prior.factor))}
 
 
-def _w2_relative(q: lt.Gaussian | None, target: lt.Gaussian, prior: lt.Gaussian) -> float:
+def _w2relative(q: lt.Gaussian | None, target: lt.Gaussian, prior: lt.Gaussian) -> float:
     if q is None:
         return math.inf
-    return _relative(lt.w2(q, target), lt.w2(prior, target))
+    return relative(lt.w2(q, target), lt.w2(prior, target))
 
 
 def _gaussian(result: TrainerResult) -> lt.Gaussian | None:
     return lt.Gaussian(result.mean, result.factor) if _finite(result.mean, result.factor) else None
 
 
-def _check_limit(setting: Setup, states: _States) -> _Measured:
-    X, y, prior = setting.X, setting.y, setting.prior
+def _check_limit(setup: Setup, states: _States) -> _Measured:
+    X, y, prior = setup.X, setup.y, setup.prior
     final = states.final
     q = _gaussian(final)
     converged = "converged float64 run vs the closed form (rounding ~1e-14; 1e-8 leaves room for slow modes)"
-    fit_mean = math.inf if q is None else _relative(float(np.linalg.norm(X @ q.mean - y)),
+    fit_mean = math.inf if q is None else relative(float(np.linalg.norm(X @ q.mean - y)),
                                                     float(np.linalg.norm(X @ prior.mean - y)))
-    fit_factor = math.inf if q is None else _relative(float(np.linalg.norm(X @ q.factor)),
+    fit_factor = math.inf if q is None else relative(float(np.linalg.norm(X @ q.factor)),
                                                       float(np.linalg.norm(X @ prior.factor)))
-    name = "q_inf" if setting.multipliers is None else "the D^-1-metric limit"
+    name = "q_inf" if setup.multipliers is None else "the D^-1-metric limit"
     measurements = [
         Measurement("||X mu_T - y|| / ||X mu_0 - y|| (the mean interpolates)", fit_mean, CONVERGED_RTOL, converged),
         Measurement("||X L_T||_F / ||X L_0||_F (no spread left on the data)", fit_factor, CONVERGED_RTOL, converged),
-        Measurement(f"W2(q_T, {name}) / W2(p, {name})", _w2_relative(q, setting.limit, prior), CONVERGED_RTOL,
+        Measurement(f"W2(q_T, {name}) / W2(p, {name})", _w2relative(q, setup.limit, prior), CONVERGED_RTOL,
                     converged)]
-    to_identity = _w2_relative(q, setting.identity_limit, prior)
-    if setting.multipliers is not None:
+    to_identity = _w2relative(q, setup.identity_limit, prior)
+    if setup.multipliers is not None:
         measurements.append(Measurement("W2(q_T, q_inf) / W2(p, q_inf) (the identity-metric limit)", to_identity,
                                         None, "reported: how far the metric limit lies from q_inf"))
     moved = (math.inf if q is None else
-             _relative(float(np.linalg.norm(q.factor - prior.factor)), float(np.linalg.norm(prior.factor))))
+             relative(float(np.linalg.norm(q.factor - prior.factor)), float(np.linalg.norm(prior.factor))))
     return tuple(measurements), {"fit_mean": fit_mean, "fit_factor": fit_factor, "to_limit": measurements[2].error,
                                  "to_identity": to_identity, "factor_moved": moved}
 
 
-def _check_invariants(setting: Setup, states: _States) -> _Measured:
-    prior = setting.prior
+def _check_invariants(setup: Setup, states: _States) -> _Measured:
+    prior = setup.prior
     T, d, r = states.factors.shape
     if not _finite(states.means, states.factors):
         return (Measurement("max_t ||Q(mu_t - mu_0)|| / (||mu_0|| + ||mu_t||)", math.inf, ROUNDING_RTOL,
                             "the run produced non-finite values"),), {"mean": math.inf, "factor": math.inf}
     dmu = (states.means - prior.mean).T  # (d, T)
     dL = (states.factors - prior.factor).transpose(1, 0, 2).reshape(d, T * r)
-    moved = _unmovable(setting, np.hstack([dmu, dL]))
+    moved = _unmovable(setup, np.hstack([dmu, dL]))
     mean_drift = np.linalg.norm(moved[:, :T], axis=0)
     factor_drift = np.linalg.norm(moved[:, T:].reshape(d, T, r), axis=(0, 2))
     tiny = np.finfo(float).tiny
@@ -214,18 +210,19 @@ def _check_invariants(setting: Setup, states: _States) -> _Measured:
                                                       + np.linalg.norm(states.means, axis=1), tiny)))
     factor_error = float(np.max(factor_drift / np.maximum(np.linalg.norm(prior.factor)
                                                           + np.linalg.norm(states.factors, axis=(1, 2)), tiny)))
-    where = "P_null" if setting.multipliers is None else "Q"
-    reason = (f"exact invariant over {T} recorded steps; rounding of the iterates and of the projector "
-              "(relative to their size)" + ("" if setting.multipliers is None else "; Q = I - DX^T(XDX^T)^+X"))
+    where = "P_null" if setup.multipliers is None else "Q"
+    recorded = f"{T} replayed runs (no trace returned)" if states.replayed else f"{T} recorded steps"
+    reason = (f"exact invariant over {recorded}; rounding of the iterates and of the projector "
+              "(relative to their size)" + ("" if setup.multipliers is None else "; Q = I - DX^T(XDX^T)^+X"))
     return (Measurement(f"max_t ||{where}(mu_t - mu_0)|| / (||mu_0|| + ||mu_t||)", mean_error, ROUNDING_RTOL, reason),
             Measurement(f"max_t ||{where}(L_t - L_0)||_F / (||L_0|| + ||L_t||)", factor_error, ROUNDING_RTOL,
                         reason)), {"mean": mean_error, "factor": factor_error}
 
 
-def _check_rate(setting: Setup, states: _States) -> _Measured:
-    claims = setting.claims
-    predicted = max(contraction(claims, setting.singular_values, setting.lr),
-                    contraction(claims, setting.singular_values, setting.lr_factor))
+def _check_rate(setup: Setup, states: _States) -> _Measured:
+    claims = setup.claims
+    predicted = max(contraction(claims, setup.singular_values, setup.lr),
+                    contraction(claims, setup.singular_values, setup.lr_factor))
     if _finite(states.means, states.factors):
         distance = np.sqrt(np.sum((states.means - states.final.mean) ** 2, axis=1)
                            + np.sum((states.factors - states.final.factor) ** 2, axis=(1, 2)))
@@ -242,32 +239,32 @@ def _check_rate(setting: Setup, states: _States) -> _Measured:
                         abs(rate - predicted) / predicted, tolerance, reason),), {"measured": rate, "predicted": predicted}
 
 
-def _check_w2_value(setting: Setup, states: _States) -> _Measured:
-    X, y, prior = setting.X, setting.y, setting.prior
-    predicted = lt.ibvi_limit_w2_squared(X, y, prior, **setting.metric)
+def _check_w2_value(setup: Setup, states: _States) -> _Measured:
+    X, y, prior = setup.X, setup.y, setup.prior
+    predicted = lt.ibvi_limit_w2_squared(X, y, prior, **setup.metric)
     q = _gaussian(states.final)
     if q is None:
         error = math.inf
     else:
-        metric = {} if setting.multipliers is None else {"metric": setting.multipliers}
-        error = _relative(abs(lt.w2_squared(q, prior, **metric) - predicted), predicted)
-    value = ("||X^+(X mu_0 - y)||^2 + ||P_row L_0||_F^2" if setting.multipliers is None
+        metric = {} if setup.multipliers is None else {"metric": setup.multipliers}
+        error = relative(abs(lt.w2_squared(q, prior, **metric) - predicted), predicted)
+    value = ("||X^+(X mu_0 - y)||^2 + ||P_row L_0||_F^2" if setup.multipliers is None
              else "the D^-1-metric projection's W2^2 (in that metric)")
     return (Measurement(f"|W2^2(q_T, p) - ({value})| / that value", error, CONVERGED_RTOL,
                         "Theorem 1's value vs the W2 of the trained q_T; convergence and rounding"),), {}
 
 
-def _check_ensemble(trainer, setting: Setup, members: int) -> _Measured:
-    X, y, prior = setting.X, setting.y, setting.prior
-    rng = np.random.default_rng([setting.seed, 4])
+def _check_ensemble(trainer, setup: Setup, members: int) -> _Measured:
+    X, y, prior = setup.X, setup.y, setup.prior
+    rng = np.random.default_rng([setup.seed, 4])
     starts = prior.sample(members, rng)  # (K, d)
     # Exact full-batch runs follow the predicted contraction, so members may stop at 1e-10;
     # stochastic members keep the main run's steps and its margin (their spread over seeds).
-    steps = max(1, math.ceil(setting.steps * ENSEMBLE_STEP_FRACTION)) if setting.claims.deterministic else None
-    trained = np.stack([_call(trainer, setting, mean=w0, steps=steps, seed=setting.seed + 1 + k).mean
+    steps = max(1, math.ceil(setup.steps * ENSEMBLE_STEP_FRACTION)) if setup.claims.deterministic else None
+    trained = np.stack([_call(trainer, setup, mean=w0, steps=steps, seed=setup.seed + 1 + k).mean
                         for k, w0 in enumerate(starts)])
-    offset = lt.ibvi_limit(X, y, lt.Gaussian(np.zeros(prior.dim), prior.factor), **setting.metric).mean
-    targets = _unmovable(setting, starts.T).T + offset  # each member's own limit, P_null w0 + X^+y
+    offset = lt.ibvi_limit(X, y, lt.Gaussian(np.zeros(prior.dim), prior.factor), **setup.metric).mean
+    targets = _unmovable(setup, starts.T).T + offset  # each member's own limit, P_null w0 + X^+y
     travelled = np.linalg.norm(starts - targets, axis=1)
     worst = float(np.max(np.linalg.norm(trained - targets, axis=1) / np.maximum(travelled, np.finfo(float).tiny)))
     if not np.all(np.isfinite(trained)):
@@ -275,7 +272,7 @@ def _check_ensemble(trainer, setting: Setup, members: int) -> _Measured:
     directions = lt.project_null(X, rng.standard_normal((prior.dim, 10))).T
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     if np.all(np.isfinite(trained)):
-        z_mean, z_var = ensemble_z_scores(trained, setting.limit, directions)
+        z_mean, z_var = ensemble_z_scores(trained, setup.limit, directions)
         z_mean, z_var = float(np.max(np.abs(z_mean))), float(np.max(np.abs(z_var)))
     else:
         z_mean = z_var = math.inf
@@ -351,29 +348,29 @@ def mc_step_spread(X, y, prior: lt.Gaussian, lr: float, mc_samples: int, *, lr_f
             4.0 * lr_factor ** 2 / mc_samples * (r * residual + (r + 1) * coupling))
 
 
-def _correlated_rows(setting: Setup) -> np.ndarray:
+def _correlated_rows(setup: Setup) -> np.ndarray:
     """``X + 1cᵀ``: every row shifted by one random ``c`` as long as a typical row (a shared feature).
 
     On nearly orthogonal rows sharing a sample across the batch or not gives almost the same
     spread; correlated rows, as real data with a bias feature has, tell the two apart.
     """
-    X = setting.X
-    c = np.random.default_rng([setting.seed, 5]).standard_normal(X.shape[1])
+    X = setup.X
+    c = np.random.default_rng([setup.seed, 5]).standard_normal(X.shape[1])
     return X + c * (np.linalg.norm(X) / np.sqrt(X.shape[0]) / np.linalg.norm(c))
 
 
-def _check_mc_noise(trainer, setting: Setup, runs: int) -> _Measured:
-    y, prior, claims = setting.y, setting.prior, setting.claims
-    X = _correlated_rows(setting)
-    lr = step_size(claims, X, prior.width, setting.multipliers)
+def _check_mc_noise(trainer, setup: Setup, runs: int) -> _Measured:
+    y, prior, claims = setup.y, setup.prior, setup.claims
+    X = _correlated_rows(setup)
+    lr = step_size(claims, X, prior.width, setup.multipliers)
     lr_factor = claims.factor_step_scale * lr
     full = None if claims.batch_size is None else X.shape[0]
-    steps = [_call(trainer, setting, X=X, lr=lr, steps=1, seed=setting.seed + 10_000 + k, batch_size=full)
+    steps = [_call(trainer, setup, X=X, lr=lr, steps=1, seed=setup.seed + 10_000 + k, batch_size=full)
              for k in range(runs)]
-    exact_mean = lt.gd_iterate(X, y, prior, lr, 1, **setting.metric).mean
-    exact_factor = lt.gd_iterate(X, y, prior, lr_factor, 1, **setting.metric).factor
+    exact_mean = lt.gd_iterate(X, y, prior, lr, 1, **setup.metric).mean
+    exact_factor = lt.gd_iterate(X, y, prior, lr_factor, 1, **setup.metric).factor
     spreads = {shared: mc_step_spread(X, y, prior, lr, claims.mc_samples, lr_factor=lr_factor,
-                                      step_multipliers=setting.multipliers, shared=shared) for shared in (True, False)}
+                                      step_multipliers=setup.multipliers, shared=shared) for shared in (True, False)}
     measurements, details = [], {}
     for label, observed, expected, alternative in (
             ("mean", np.array([np.sum((s.mean - exact_mean) ** 2) for s in steps]), spreads[True][0],
@@ -396,7 +393,7 @@ def _check_mc_noise(trainer, setting: Setup, runs: int) -> _Measured:
 # What a failure usually means
 
 
-def _hints(setting: Setup, results: dict[str, CheckResult]) -> dict[str, str]:
+def _hints(setup: Setup, results: dict[str, CheckResult]) -> dict[str, str]:
     """A sentence per failed check, from the pattern of the measurements of all checks."""
     failed = {name for name, r in results.items() if not r.passed}
     start, limit, invariants = results["start"], results["limit"], results["invariants"]
@@ -421,11 +418,11 @@ def _hints(setting: Setup, results: dict[str, CheckResult]) -> dict[str, str]:
                               "short, or it has not converged (too few steps, a step scaled down)")
         elif "start" in failed:
             hints["limit"] = "the run started away from the prior (see start), so it lands away from the limit"
-        elif "invariants" in failed and setting.multipliers is None:
+        elif "invariants" in failed and setup.multipliers is None:
             hints["limit"] = ("limit off by a metric: q_T minimizes the loss but its updates left row(X): are "
                               "per-parameter step multipliers in use? claim them (step_multipliers=D) to be "
                               "judged against the D^-1-metric limit")
-        elif setting.multipliers is not None and limit.detail("to_identity") <= CONVERGED_RTOL:
+        elif setup.multipliers is not None and limit.detail("to_identity") <= CONVERGED_RTOL:
             hints["limit"] = ("reached q_inf, not the D^-1-metric limit: are the claimed step multipliers "
                               "applied to the gradients?")
         else:
@@ -459,7 +456,7 @@ def _hints(setting: Setup, results: dict[str, CheckResult]) -> dict[str, str]:
     if "mc-noise" in failed:
         noise = results["mc-noise"]
         hints["mc-noise"] = (f"one step's spread over seeds is {noise.detail('mean'):.3g}x (mean) and "
-                             f"{noise.detail('factor'):.3g}x (factor) that of {setting.claims.mc_samples} "
+                             f"{noise.detail('factor'):.3g}x (factor) that of {setup.claims.mc_samples} "
                              f"sample(s) shared by the batch (one sample per row: {noise.detail('mean_per_row'):.3g}x "
                              f"and {noise.detail('factor_per_row'):.3g}x): is one weight sample drawn per step and "
                              "shared by every row (not one per example), and is mc_samples what the trainer uses?")
@@ -497,11 +494,11 @@ def _timed(name: str, run: Callable[[], _Measured], skipped: str | None = None) 
                        seconds=time.perf_counter() - start, details=tuple(details.items()))
 
 
-def _reached(setting: Setup, limit: CheckResult) -> str:
+def _reached(setup: Setup, limit: CheckResult) -> str:
     if limit.error is not None or not limit.measurements:
         return "unknown (the run failed)"
     to_claimed = limit.measurements[2].error
-    if setting.multipliers is None:
+    if setup.multipliers is None:
         return "q_inf" if to_claimed <= CONVERGED_RTOL else f"not q_inf (W2 off by {to_claimed:.3g} of W2(p, q_inf))"
     to_identity = limit.measurements[3].error
     if to_claimed <= CONVERGED_RTOL:
@@ -520,11 +517,29 @@ def _name(trainer) -> str:
 
 def run_checks(trainer, setup: Setup, *, name: str | None = None,
                progress: Callable[[str], None] | None = None) -> ConformanceReport:
-    """Run every check of :data:`CHECKS` on ``trainer`` under a prepared :class:`Setup`.
+    """Run every check of :data:`CHECKS` on ``trainer`` under a prepared :class:`~proofs_check.conform.Setup`.
 
-    ``name`` labels the trainer in the report (default ``module:qualname``); ``progress`` is
-    called with a short line before each long stage. A trainer that raises or breaks the
-    calling convention fails the checks that needed that run (reported, not raised).
+    Parameters
+    ----------
+    trainer : callable
+        The trainer under test (:class:`~proofs_check.conform.Trainer`).
+    setup : Setup
+        From :func:`~proofs_check.conform.prepare`.
+    name : str, optional
+        How the report names the trainer (default ``module:qualname``).
+    progress : callable, optional
+        Called with a short line before each long stage.
+
+    Returns
+    -------
+    ConformanceReport
+        A trainer that raises or breaks the calling convention fails the checks that needed that
+        run (reported, not raised).
+
+    Raises
+    ------
+    TypeError
+        When ``trainer`` is not callable.
     """
     if not callable(trainer):
         raise TypeError(f"trainer must be callable, got {type(trainer).__name__}")

@@ -47,7 +47,14 @@ class UsageError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the conformance command's arguments to ``parser`` (its own or a subcommand's)."""
+    """Add the conformance command's arguments to ``parser`` (its own or a subcommand's).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets the positional ``MODULE:CALLABLE``, the claim and problem flags, ``--json`` and
+        ``--quiet``, and a default ``conform_prog`` (its ``prog``, for error messages).
+    """
     parser.add_argument("trainer", metavar="MODULE:CALLABLE",
                         help="the trainer: module (or path/to/file.py) and the name of a function, callable "
                              "object or no-argument class in it")
@@ -94,6 +101,16 @@ def _step_multipliers(text: str | None):
 
 def load_trainer(spec: str):
     """The trainer named by ``MODULE:CALLABLE`` (a class is instantiated without arguments).
+
+    Parameters
+    ----------
+    spec : str
+        ``module.name:attribute`` (the module imported with the current folder on the path) or
+        ``path/to/file.py:attribute``; the attribute may be dotted.
+
+    Returns
+    -------
+    callable
 
     Raises
     ------
@@ -155,7 +172,19 @@ def _write_json_atomic(path: str, payload: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the checks for parsed ``args`` (from :func:`add_arguments`); print the table; the exit status."""
+    """Run the checks for parsed ``args``, print the table, write ``--json``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From a parser set up by :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when every check passed, 1 when one failed (or the trainer raised), 2 on a usage error
+        (printed as one line on stderr, no traceback).
+    """
     prog = getattr(args, "conform_prog", PROG)
     try:
         if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
@@ -181,7 +210,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m proofs_check.conform``: parse ``argv`` (default ``sys.argv[1:]``) and :func:`run`."""
+    """``python -m proofs_check.conform``: parse ``argv`` and :func:`run` it.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status of :func:`run` (argparse itself exits with 2 on a malformed flag).
+    """
     parser = argparse.ArgumentParser(prog=PROG, description="Check an IBVI trainer against the theorems on the "
                                                             "linear model (docs/conformance.md).")
     add_arguments(parser)

@@ -47,7 +47,10 @@ __all__ = ["Trainer", "TrainerOptions", "TrainerResult", "TrainerTrace", "Tensor
 
 
 class TrainerError(RuntimeError):
-    """A trainer broke the calling convention (wrong output type or shapes) or raised."""
+    """A trainer broke the calling convention (wrong output type or shapes) or raised.
+
+    The checks catch it and report the check as failed with the message (never a crash).
+    """
 
 
 def _frozen(array) -> np.ndarray:
@@ -110,6 +113,12 @@ class TrainerResult:
 
     Non-finite entries are kept (a diverged run is a result, judged by the checks).
 
+    Parameters
+    ----------
+    mean : (d,) array
+    factor : (d, r) array
+    trace : TrainerTrace, optional
+
     Raises
     ------
     TrainerError
@@ -131,8 +140,21 @@ class TrainerResult:
 def as_result(output, d: int, r: int) -> TrainerResult:
     """A trainer's return value as a :class:`TrainerResult` of mean ``(d,)`` and factor ``(d, r)``.
 
-    Accepts a :class:`TrainerResult` or a ``(mean, factor)`` pair. Raises :class:`TrainerError`
-    for anything else or for shapes that do not match the prior.
+    Parameters
+    ----------
+    output : TrainerResult or tuple
+        What the trainer returned: a :class:`TrainerResult` or a ``(mean, factor)`` pair.
+    d, r : int
+        The prior's dimension and factor width.
+
+    Returns
+    -------
+    TrainerResult
+
+    Raises
+    ------
+    TrainerError
+        For any other type, or shapes (of the result or its trace) that do not match the prior.
     """
     if isinstance(output, TrainerResult):
         result = output
@@ -214,7 +236,7 @@ class TrainerOptions:
             object.__setattr__(self, "step_multipliers", _frozen(multipliers))
 
     def as_dict(self) -> dict:
-        """The options as the keywords a trainer is called with."""
+        """The options as the keywords a trainer is called with (a plain dict, ready for ``**``)."""
         return {"optimizer": self.optimizer, "batch_size": self.batch_size, "momentum": self.momentum,
                 "mc_samples": self.mc_samples, "step_multipliers": self.step_multipliers,
                 "lr_factor": self.lr_factor, "record_every": self.record_every}
@@ -229,7 +251,27 @@ def _check_int(name: str, value, *, minimum: int) -> None:
 
 @runtime_checkable
 class Trainer(Protocol):
-    """The calling convention of a trainer under test (see the module docstring)."""
+    """The calling convention of a trainer under test (see the module docstring).
+
+    Parameters
+    ----------
+    X : (n, d) array
+    y : (n,) array
+    prior_mean : (d,) array
+    prior_factor : (d, r) array
+    lr : float
+        The mean's step on ``‖y − Xμ‖² + ‖XL‖²_F``.
+    steps : int
+        Optimizer steps, ``≥ 0``.
+    seed : int
+        Fixes every random draw of the run.
+    **options
+        The keywords of :class:`TrainerOptions`.
+
+    Returns
+    -------
+    TrainerResult or (mean, factor)
+    """
 
     def __call__(self, X: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_factor: np.ndarray,
                  lr: float, steps: int, seed: int, **options) -> TrainerResult | tuple:
@@ -270,6 +312,10 @@ class TensorTrainer(abc.ABC):
         """The current mean ``(d,)`` and factor ``(d, r)`` as NumPy arrays (copied out of the tensors)."""
 
     def __call__(self, X, y, prior_mean, prior_factor, lr, steps, seed, **options) -> TrainerResult:
+        """Run :meth:`start`, ``steps`` × :meth:`step`, and record :meth:`state` (see :class:`Trainer`).
+
+        Raises ``ValueError``/``TypeError`` for bad options or a negative ``steps``.
+        """
         options = TrainerOptions(**options)
         _check_int("steps", steps, minimum=0)
         self.start(X, y, prior_mean, prior_factor, lr, seed, options)
@@ -296,7 +342,7 @@ class TensorTrainer(abc.ABC):
 def reference_trainer(X, y, prior_mean, prior_factor, lr, steps, seed, **options) -> TrainerResult:
     """:func:`linear_theory.simulate` behind the trainer convention (the kit's own reference).
 
-    The factor family is ``"full"`` for a ``d × d`` prior factor and ``"lowrank"`` for fewer
+    Parameters and return as :class:`Trainer`. The factor family is ``"full"`` for a ``d × d`` prior factor and ``"lowrank"`` for fewer
     columns. No trace is returned: ``simulate`` records summaries, not states, so the checks
     replay shorter runs (a seeded run's first ``t`` steps are the ``t``-step run). Cost: that of
     :func:`linear_theory.simulate`.

@@ -14,8 +14,24 @@ __all__ = ["CheckResult", "ConformanceReport"]
 class CheckResult:
     """One check: its measurements, and what a failure usually means.
 
-    ``skipped`` holds the reason when the check does not apply to the claims; ``error`` the
-    exception a trainer raised during it (an error fails the check).
+    Parameters
+    ----------
+    name : str
+        One of :data:`~proofs_check.conform.CHECKS`.
+    description : str
+        What the check asserts, in one line.
+    measurements : tuple of proofs_check.Measurement
+        Each measured error beside its tolerance and the reason for it.
+    hint : str, optional
+        What a failure usually means (set for failed checks only).
+    skipped : str, optional
+        Why the check does not apply to the claims (a skipped check passes).
+    error : str, optional
+        The trainer's exception or broken output during this check (an error fails it).
+    seconds : float
+        Wall time of the check.
+    details : tuple of (str, float)
+        Diagnostic numbers the hints read (see :meth:`detail`).
     """
 
     name: str
@@ -33,12 +49,14 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """Skipped, or no error and every measurement within its tolerance."""
         if self.skipped is not None:
             return True
         return self.error is None and all(m.passed for m in self.measurements)
 
     @property
     def status(self) -> str:
+        """``"pass"``, ``"FAIL"``, ``"ERROR"`` or ``"skip"``."""
         if self.skipped is not None:
             return "skip"
         if self.error is not None:
@@ -55,7 +73,26 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class ConformanceReport:
-    """The verdict on a trainer: claims, problem, the limit it reached and every check."""
+    """The verdict on a trainer: claims, problem, the limit it reached and every check.
+
+    Parameters
+    ----------
+    trainer : str
+        How the trainer is named in the table (``module:qualname`` or the command line's spec).
+    claims : Claims
+    problem : str
+        The problem in words (sizes, rank, conditioning, prior, seed).
+    lr, lr_factor : float
+        The steps of mean and factor the trainer was called with.
+    steps : int
+        Steps of the main run.
+    reached : str
+        Which limit the trainer reached (``q_inf``, the ``D^-1``-metric limit, or neither).
+    checks : tuple of CheckResult
+        In the order of :data:`~proofs_check.conform.CHECKS`.
+    seconds : float
+        Wall time of all checks.
+    """
 
     trainer: str
     claims: Claims
@@ -69,14 +106,19 @@ class ConformanceReport:
 
     @property
     def passed(self) -> bool:
+        """Every check passed."""
         return all(c.passed for c in self.checks)
 
     @property
     def failed(self) -> tuple[str, ...]:
+        """Names of the checks that failed."""
         return tuple(c.name for c in self.checks if not c.passed)
 
     def check(self, name: str) -> CheckResult:
-        """The result of the check called ``name`` (one of :data:`CHECKS`)."""
+        """The result of the check called ``name`` (one of :data:`~proofs_check.conform.CHECKS`).
+
+        Raises ``KeyError`` for another name.
+        """
         for c in self.checks:
             if c.name == name:
                 return c

@@ -119,9 +119,30 @@ class Claims:
 class Setup:
     """A validated run plan: data, prior, resolved step multipliers, step size and count, limits.
 
-    Build it with :func:`prepare`. ``singular_values`` are the nonzero ones of ``XD^{½}``;
-    ``limit`` is the limit the claims predict (the ``D⁻¹``-metric one with step multipliers) and
-    ``identity_limit`` is ``q∞``.
+    Build it with :func:`prepare`.
+
+    Parameters
+    ----------
+    X, y : (n, d) data and (n,) targets.
+    prior : linear_theory.Gaussian
+    multipliers : (d,) array or None
+        The step multipliers ``D`` passed to the trainer (drawn when the claims say ``"random"``).
+    claims : Claims
+    lr : float
+        The mean's step (the factor's is ``claims.factor_step_scale · lr``).
+    steps : int
+        Steps of the main run.
+    seed : int
+    members, noise_runs : int
+        Ensemble members and one-step MC runs.
+    singular_values : (k,) array
+        The nonzero singular values of ``XD^{½}``.
+    limit : linear_theory.Gaussian
+        The limit the claims predict (the ``D⁻¹``-metric one with step multipliers).
+    identity_limit : linear_theory.Gaussian
+        ``q∞``.
+    description : str
+        The problem in words, for the report.
     """
 
     X: np.ndarray
@@ -162,8 +183,18 @@ class Setup:
 def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float:
     """Predicted per-step contraction of full-batch exact GD (or heavy ball) at step ``lr``.
 
-    ``max_i |1 − 2η s_i²|`` for GD and SGD, the heavy-ball spectral radius for momentum; cost
-    ``O(k)`` for ``k`` singular values.
+    Parameters
+    ----------
+    claims : Claims
+        Decides GD (``max_i |1 − 2η s_i²|``) or heavy ball (its spectral radius).
+    singular_values : (k,) array
+        Nonzero singular values of ``XD^{½}``.
+    lr : float
+
+    Returns
+    -------
+    float
+        Cost ``O(k)``.
     """
     if claims.optimizer == "momentum":
         return heavy_ball_rate(singular_values, lr, claims.momentum)
@@ -173,8 +204,19 @@ def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float
 def step_size(claims: Claims, X: np.ndarray, rank: int, multipliers: np.ndarray | None) -> float:
     """The mean's step the checks use on ``X``: ``LR_FRACTION`` of the stable bound for the claims.
 
-    The factor's step ``factor_step_scale · lr`` stays below the factor's bound too. Cost: one
-    largest singular value of ``X``.
+    Parameters
+    ----------
+    claims : Claims
+    X : (n, d) array
+    rank : int
+        Width of the prior's factor.
+    multipliers : (d,) array or None
+
+    Returns
+    -------
+    float
+        The factor's step ``factor_step_scale · lr`` stays below the factor's bound too. Cost:
+        one largest singular value of ``X``.
     """
     metric = {} if multipliers is None else {"step_multipliers": multipliers}
     bound = stable_step_bound(X, claims.optimizer, momentum=claims.momentum, batch_size=claims.batch_size,
@@ -192,7 +234,27 @@ def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: f
             step_multipliers=None, factor_step_scale: float = 1.0, problem: lt.RegressionProblem | None = None, prior: lt.Gaussian | None = None,
             n: int = 6, d: int = 16, width: int | None = None, condition_number: float = 2.0, seed: int = 0,
             members: int = MEMBERS, noise_runs: int = NOISE_RUNS) -> Setup:
-    """Validate the claims and the problem and plan the runs (see :func:`~proofs_check.conform.check_conformance`).
+    """Validate the claims and the problem and plan the runs.
+
+    Parameters
+    ----------
+    optimizer, batch_size, momentum, mc_samples, step_multipliers, factor_step_scale
+        The claims (:class:`Claims`).
+    problem : linear_theory.RegressionProblem, optional
+        The data; default ``random_regression(n, d, condition_number=...)`` with this seed.
+    prior : linear_theory.Gaussian, optional
+        The prior; default :func:`linear_theory.testing.random_prior` of kind ``"general"``
+        (``"lowrank"`` when ``width < d``).
+    n, d, width, condition_number
+        Sizes of the default problem and the prior factor's columns (default ``d``).
+    seed : int
+        Seed of the problem, the prior, the drawn multipliers, the ensemble and the runs.
+    members, noise_runs : int
+        Ensemble members and one-step MC runs (at least 8 each).
+
+    Returns
+    -------
+    Setup
 
     Cost: one thin SVD of ``X`` and the closed-form limits, ``O(n²d + n·d·r)``.
 

@@ -341,7 +341,7 @@ def test_a_plain_tuple_trainer_is_replayed_for_its_trace():
 
     report = assert_conforms(plain, members=8)
     assert 0 in calls and len(set(calls)) > 30  # the prefixes of the main run
-    assert "recorded steps" in report.check("invariants").measurements[0].reason
+    assert "replayed runs (no trace returned)" in report.check("invariants").measurements[0].reason
 
 
 def test_a_diverging_trainer_reports_inf_not_a_crash():
@@ -389,6 +389,24 @@ def test_cli_import_error_inside_the_module_is_a_usage_error(tmp_path, capsys):
     bad.write_text("import no_such_framework_xyz\n")
     assert conform.main([f"{bad}:train"]) == EXIT_USAGE
     assert "ModuleNotFoundError" in capsys.readouterr().err
+
+
+def test_add_arguments_and_run_embed_in_a_subcommand(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m proofs_check")
+    conform.add_arguments(parser.add_subparsers(dest="command").add_parser("conform"))
+    assert conform.run(parser.parse_args(["conform", EXAMPLE, "--quiet"])) == 0
+    assert conform.run(parser.parse_args(["conform", "nope"])) == EXIT_USAGE
+    assert capsys.readouterr().err.startswith("python -m proofs_check conform: error:")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_correct_trainers_pass_for_other_seeds(seed):
+    from examples.numpy_ibvi_trainer import train
+
+    assert_conforms(train, seed=seed)
+    assert_conforms(train, seed=seed, mc_samples=2, width=2, members=8, noise_runs=200)
 
 
 def test_load_trainer_instantiates_a_class():
