@@ -37,7 +37,7 @@ PROG = "python -m proofs_check.conform"
 #: Python argument names of the library and the flags that set them (for error messages).
 FLAGS = {"optimizer": "--optimizer", "batch_size": "--batch-size", "momentum": "--momentum",
          "mc_samples": "--mc-samples", "step_multipliers": "--step-multipliers",
-         "factor_step_scale": "--factor-step-scale", "lr_factor": "--factor-step-scale", "n": "--n", "d": "--d",
+         "factor_step_scale": "--factor-step-scale", "n": "--n", "d": "--d",
          "width": "--width", "condition_number": "--condition-number", "seed": "--seed",
          "members": "--members", "noise_runs": "--noise-runs"}
 

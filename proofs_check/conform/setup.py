@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,9 +82,11 @@ class Claims:
             if multipliers != "random":
                 raise ValueError(f"step_multipliers must be None, 'random' or a 1-D array, got {multipliers!r}")
             multipliers = None
+        scale = self.factor_step_scale
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"factor_step_scale must be a finite positive number, got {scale!r}")
         options = TrainerOptions(optimizer=self.optimizer, batch_size=self.batch_size, momentum=self.momentum,
-                                 mc_samples=self.mc_samples, step_multipliers=multipliers,
-                                 lr_factor=self.factor_step_scale)  # validates it as a positive step
+                                 mc_samples=self.mc_samples, step_multipliers=multipliers)
         if multipliers is not None:
             object.__setattr__(self, "step_multipliers", options.step_multipliers)
 

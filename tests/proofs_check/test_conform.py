@@ -378,7 +378,8 @@ def test_cli_passes_on_the_example_and_writes_json_atomically(tmp_path, capsys):
     ([EXAMPLE, "--members", "2"], "[--members, --noise-runs]"),
     ([EXAMPLE, "--momentum", "1.5"], "momentum must be a number in [0, 1), got 1.5 [--momentum]"),
     ([EXAMPLE, "--optimizer", "sgd", "--batch-size", "0"], "batch_size must be at least 1, got 0 [--batch-size]"),
-    ([EXAMPLE, "--factor-step-scale", "-1"], "[--factor-step-scale]"),
+    ([EXAMPLE, "--factor-step-scale", "-1"], "factor_step_scale must be a finite positive number, got -1.0 "
+                                              "[--factor-step-scale]"),
     ([EXAMPLE, "--n", "0"], "n must be a positive integer, got 0 [--n]"),
     ([EXAMPLE, "--json", "/no/such/folder/x.json"], "the folder does not exist"),
 ])
