@@ -46,6 +46,15 @@ def as_vector(name: str, value, size: int | None = None) -> np.ndarray:
     return vector
 
 
+def as_step_multipliers(value, d: int) -> np.ndarray:
+    """``value`` as a ``(d,)`` float64 array of positive finite step multipliers (a diagonal metric)."""
+    multipliers = as_vector("step_multipliers", value, size=d)
+    if not np.all(multipliers > 0):
+        raise ValueError("step_multipliers must be positive (one step multiplier per coordinate), got "
+                         f"minimum {float(np.min(multipliers)):.3g}")
+    return multipliers
+
+
 def as_positive_float(name: str, value, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")

@@ -4,11 +4,16 @@ All functions take the data ``X`` (n, d), targets ``y`` (n,) and a prior :class:
 ``p = N(μ₀, L₀L₀ᵀ)`` (the initialization). The loss is the sum of squares without ½:
 ``ℓ̄(μ, L) = ‖y − Xμ‖² + ‖XL‖²_F``. None forms a ``d × d`` matrix: each goes through a
 :class:`~linear_theory.subspace.RowSpaceSolver` (pass ``solver=`` to reuse one factorization).
+
+``ibvi_limit``, ``ibvi_limit_w2_squared``, ``w2_gvi`` and ``gd_iterate`` take
+``step_multipliers=D``: per-coordinate step multipliers, whose limit is the W₂ projection in the
+``D⁻¹`` metric (docs/theory.md §4 (C12)), computed by the change of variables ``w = D^{½}v``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ._metric import geometry
 from ._validation import as_positive_float, as_positive_int, check_problem
 from .gaussian import Gaussian, MeanFieldGaussian
 from .subspace import RowSpaceSolver, row_space_solver
@@ -17,15 +22,11 @@ __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_lo
            "ibvi_limit_w2_squared"]
 
 
-def _setup(X, y, prior, solver):
+def _setup(X, y, prior, solver, step_multipliers=None):
     if not isinstance(prior, Gaussian):
         raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
     X, y = check_problem(X, y, prior.dim)
-    if solver is None:
-        solver = row_space_solver(X)
-    elif not isinstance(solver, RowSpaceSolver) or solver.X.shape != X.shape:
-        raise ValueError("solver must be a RowSpaceSolver built from this X")
-    return X, y, solver
+    return X, y, geometry(X, step_multipliers=step_multipliers, solver=solver)
 
 
 def expected_loss(X, y, q) -> float:
@@ -45,32 +46,121 @@ def expected_loss(X, y, q) -> float:
     return float(residual @ residual) + spread
 
 
-def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None) -> Gaussian:
+def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
+               step_multipliers=None) -> Gaussian:
     r"""The limit of (S)GD on the expected loss started at the prior (Theorem 1).
 
     .. math::
 
         μ_∞ = μ_0 + X^+(y - Xμ_0), \qquad L_∞ = P_{null} L_0 = L_0 - X^+ X L_0 .
 
+    With step multipliers ``D`` the limit is the W₂ projection of the prior onto the minimizers
+    of the loss in the ``D⁻¹`` metric (docs/theory.md §4 (C12)):
+
+    .. math::
+
+        μ_∞ = μ_0 + DX^T(XDX^T)^+(y - Xμ_0), \qquad L_∞ = \big(I - DX^T(XDX^T)^+X\big) L_0 .
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian
+        The prior ``N(μ₀, L₀L₀ᵀ)``, the initialization; factor ``(d, r)``, any ``r``.
+    solver : RowSpaceSolver, optional
+        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
+        ``step_multipliers`` are given. Built here when omitted.
+    step_multipliers : (d,) array, optional
+        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
+        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
+        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
+        ``d × d`` matrix.
+
+    Returns
+    -------
+    Gaussian
+        ``N(μ∞, L∞L∞ᵀ)`` with a factor of the prior's shape ``(d, r)``.
+
+    Raises
+    ------
+    TypeError
+        If ``prior`` is not a :class:`Gaussian` or an array argument is not numeric.
+    ValueError
+        For shapes that do not match the prior, non-finite input, non-positive step multipliers,
+        or a ``solver`` of another matrix.
+
+    Notes
+    -----
     Cost ``O(n²d + n³ + n·d·r)`` (Gram route) or a thin SVD of ``X``; memory ``O(n·d + d·r)``.
-
-    Raises ``ValueError`` for shapes that do not match the prior, non-finite input, and
-    ``TypeError`` for a prior that is not a :class:`Gaussian`.
+    Step multipliers add ``O(n·d + d·r)``.
     """
-    X, y, solver = _setup(X, y, prior, solver)
-    mean = prior.mean + solver.pinv(y - X @ prior.mean)
-    factor = solver.project_null(prior.factor)
-    return Gaussian(mean, factor)
+    X, y, metric = _setup(X, y, prior, solver, step_multipliers)
+    return Gaussian(prior.mean + metric.shift(y - X @ prior.mean), metric.project_null(prior.factor))
 
 
-def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None) -> float:
-    """The value ``W₂²(q∞, p) = ‖X⁺(Xμ₀ − y)‖² + ‖P_row L₀‖²_F`` predicted by Theorem 1."""
-    X, y, solver = _setup(X, y, prior, solver)
-    return float(np.sum(solver.pinv(X @ prior.mean - y) ** 2)
-                 + np.sum(solver.project_row(prior.factor) ** 2))
+def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
+                          step_multipliers=None) -> float:
+    r"""The value ``W₂²(q∞, p)`` of the W₂ projection that Theorem 1 predicts.
+
+    .. math::
+
+        W_2^2(q_∞, p) = \|X^+(Xμ_0 - y)\|^2 + \|P_{row} L_0\|_F^2 .
+
+    With step multipliers ``D`` it is the squared distance in the ``D⁻¹`` metric that the limit
+    minimizes, ``w2_squared(q∞, p, metric=D)``, i.e. the formula above for ``X̃ = XD^{½}`` and the
+    prior scaled by ``D^{-½}``.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian
+        The prior ``N(μ₀, L₀L₀ᵀ)``; factor ``(d, r)``.
+    solver : RowSpaceSolver, optional
+        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
+        ``step_multipliers`` are given. Built here when omitted.
+    step_multipliers : (d,) array, optional
+        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
+        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
+        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
+        ``d × d`` matrix.
+
+    Returns
+    -------
+    float
+        The squared distance, ``≥ 0``.
+
+    Raises
+    ------
+    TypeError
+        If ``prior`` is not a :class:`Gaussian`.
+    ValueError
+        For mismatched shapes, non-finite input, non-positive step multipliers, or a value that
+        overflows float64.
+
+    Notes
+    -----
+    Cost ``O(n²d + n·d·r)``, as :func:`ibvi_limit`.
+    """
+    X, y, metric = _setup(X, y, prior, solver, step_multipliers)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean_part = np.sum(metric.solver.pinv(X @ prior.mean - y) ** 2)
+        if metric.identity:
+            factor_part = np.sum(metric.solver.project_row(prior.factor) ** 2)
+        else:  # P_row(X̃)(R̂⁻¹L₀) = X̃⁺XL₀: no division by the root
+            factor_part = np.sum(metric.solver.pinv(X @ prior.factor) ** 2)
+        value = float(mean_part + factor_part) / metric.scale
+    if not np.isfinite(value):
+        raise ValueError("W2^2(q_inf, prior) overflows float64 for this X, y and prior; rescale the problem")
+    return value
 
 
-def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None) -> Gaussian:
+def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None,
+           step_multipliers=None) -> Gaussian:
     r"""Minimizer of the W₂-regularized generalized VI objective.
 
     ``lam > 0`` (penalized, claim C5): ``argmin_q ℓ̄(q) + λ W₂²(q, p)``,
@@ -81,16 +171,52 @@ def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None =
         L_λ = \big(I - X^T(XX^T + λI)^{-1}X\big) L_0 .
 
     ``lam = 0`` (constrained, Theorem 1): ``argmin { W₂²(q, p) : q minimizes ℓ̄ }``, whose
-    minimizer is :func:`ibvi_limit`. Cost ``O(n²d + n³ + n·d·r)``; no ``d × d`` matrix.
+    minimizer is :func:`ibvi_limit`. With step multipliers ``D`` the regularizer is the W₂
+    distance in the ``D⁻¹`` metric and ``X`` becomes ``X̃ = XD^{½}`` in these formulas, mapped
+    back by ``D^{½}``: ``μ_λ = μ₀ + DXᵀ(XDXᵀ + λI)⁻¹(y − Xμ₀)``.
 
-    Raises ``ValueError`` for a negative or non-finite ``lam`` and the errors of :func:`ibvi_limit`.
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian
+        The prior ``N(μ₀, L₀L₀ᵀ)``; factor ``(d, r)``.
+    lam : float
+        Regularization weight ``λ ≥ 0``.
+    solver : RowSpaceSolver, optional
+        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
+        ``step_multipliers`` are given. Built here when omitted.
+    step_multipliers : (d,) array, optional
+        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
+        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
+        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
+        ``d × d`` matrix.
+
+    Returns
+    -------
+    Gaussian
+        ``q_λ`` with a factor of the prior's shape.
+
+    Raises
+    ------
+    TypeError
+        If ``prior`` is not a :class:`Gaussian` or ``lam`` is not a real number.
+    ValueError
+        For a negative or non-finite ``lam`` and the errors of :func:`ibvi_limit`.
+
+    Notes
+    -----
+    Cost ``O(n²d + n³ + n·d·r)``; no ``d × d`` matrix.
     """
     lam = as_positive_float("lam", lam, allow_zero=True)
-    X, y, solver = _setup(X, y, prior, solver)
+    X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if lam == 0.0:
-        return ibvi_limit(X, y, prior, solver=solver)
-    mean = prior.mean + solver.shifted_solve(y - X @ prior.mean, lam)
-    factor = prior.factor - solver.shifted_solve(X @ prior.factor, lam)
+        return ibvi_limit(X, y, prior, solver=metric.solver, step_multipliers=step_multipliers)
+    lam_tilde = lam / metric.scale  # λ W₂²_{D⁻¹} = (λ/max D) W₂² in the normalized coordinates
+    mean = prior.mean + metric.lift(metric.solver.shifted_solve(y - X @ prior.mean, lam_tilde))
+    factor = prior.factor - metric.lift(metric.solver.shifted_solve(X @ prior.factor, lam_tilde))
     return Gaussian(mean, factor)
 
 
@@ -109,7 +235,7 @@ def _gd_filter(lr: float, steps: int):
 
 
 def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
-               solver: RowSpaceSolver | None = None) -> Gaussian:
+               solver: RowSpaceSolver | None = None, step_multipliers=None) -> Gaussian:
     r"""The exact full-batch GD iterate ``q_t`` on ``ℓ̄`` after ``steps`` steps of size ``lr``.
 
     With ``X = U diag(s) Vᵀ``, each row-space direction contracts by ``1 − 2ηs_i²`` per step:
@@ -121,25 +247,62 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
 
     ``steps = 0`` gives the prior; ``steps → ∞`` (with ``η < 1/s_max²``) gives :func:`ibvi_limit`.
     Any ``η`` is accepted (the formula holds for every step count), so divergent paths can be
-    studied too, as long as the iterate stays finite. Cost ``O(n²d + n³ + n·d·r)``.
+    studied too, as long as the iterate stays finite. With step multipliers ``D`` (steps
+    ``ηD∇``) the same holds for ``X̃ = XD^{½}`` mapped back by ``D^{½}``.
 
-    Raises ``ValueError`` for a non-positive ``lr``, a negative ``steps``, and when a step above
-    the stability bound makes the iterate overflow float64 (the message names the bound).
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian
+        The prior ``N(μ₀, L₀L₀ᵀ)``, the initialization; factor ``(d, r)``.
+    lr : float
+        Step size ``η > 0``.
+    steps : int
+        Number of steps ``t ≥ 0``.
+    solver : RowSpaceSolver, optional
+        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
+        ``step_multipliers`` are given. Built here when omitted.
+    step_multipliers : (d,) array, optional
+        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
+        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
+        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
+        ``d × d`` matrix.
+
+    Returns
+    -------
+    Gaussian
+        ``q_t``; the prior itself when ``steps = 0``.
+
+    Raises
+    ------
+    TypeError
+        If ``prior`` is not a :class:`Gaussian`, ``lr`` not a real or ``steps`` not an integer.
+    ValueError
+        For a non-positive ``lr``, a negative ``steps``, the errors of :func:`ibvi_limit`, and
+        when a step above the stability bound makes the iterate overflow float64 (the message
+        names the bound).
+
+    Notes
+    -----
+    Cost ``O(n²d + n³ + n·d·r)``, independent of ``steps``.
     """
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
-    X, y, solver = _setup(X, y, prior, solver)
+    X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if steps == 0:
         return prior
-    phi = _gd_filter(lr, steps)
     # Above the bound the filter grows like |1 − 2ηs²|^t; report the overflow against lr
     # instead of letting Gaussian() complain about a non-finite mean.
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = prior.mean + solver.spectral_map(y - X @ prior.mean, phi)
-        factor = prior.factor - solver.spectral_map(X @ prior.factor, phi)
+        phi = _gd_filter(lr * metric.scale, steps)
+        mean = prior.mean + metric.lift(metric.solver.spectral_map(y - X @ prior.mean, phi))
+        factor = prior.factor - metric.lift(metric.solver.spectral_map(X @ prior.factor, phi))
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-        raise ValueError(f"lr={lr:.4g} is above the stability bound {solver.stability_bound:.4g} (1/s_max²) and "
-                         f"the GD iterate overflows float64 after steps={steps}")
+        raise ValueError(f"lr={lr:.4g} is above the stability bound {metric.stability_bound:.4g} (1/s_max² of "
+                         f"X D^(1/2)) and the GD iterate overflows float64 after steps={steps}")
     return Gaussian(mean, factor)
 
 

@@ -213,34 +213,54 @@ def _pad_columns(L: np.ndarray, width: int) -> np.ndarray:
     return np.hstack([L, np.zeros((L.shape[0], width - L.shape[1]))])
 
 
-def w2_squared(p, q) -> float:
-    r"""Squared 2-Wasserstein distance between two Gaussians, in factor form.
-
-    .. math::
-
-        W_2^2(p, q) = \|μ_p - μ_q\|^2 + \min_{U^TU=I}\|L_p - L_q U\|_F^2
-                    = \|μ_p - μ_q\|^2 + \|L_p\|_F^2 + \|L_q\|_F^2 - 2\|L_p^T L_q\|_*
-
-    The minimum is attained at the polar factor ``U = AB^T`` of ``L_qᵀL_p = AΣBᵀ`` (narrower
-    factors are padded with zero columns). The difference ``L_p − L_qU`` is formed explicitly
-    instead of the nuclear-norm expression: that avoids the cancellation in ``‖L_p‖² + ‖L_q‖² −
-    2‖·‖_*``, which would lose half the digits of ``W₂`` when ``p`` and ``q`` are close (the error is about ``eps·‖L‖·κ(L)`` in ``W₂``
-    instead of ``√eps·‖L‖``). Exact
-    (to rounding) for singular covariances and factors of different widths; exactly ``0.0`` for
-    identical inputs.
-
-    Two :class:`MeanFieldGaussian` use ``‖μ_p − μ_q‖² + ‖|s_p| − |s_q|‖²`` (``O(d)``); a mixed
-    pair converts the mean-field one to its diagonal factor.
-
-    Cost ``O(d·r²  + r³)`` with ``r = max(r_p, r_q)``; never forms a ``d × d`` matrix.
-
-    Raises ``TypeError`` for non-Gaussian input and ``ValueError`` for different dimensions.
-    """
+def _check_pair(p, q, metric):
+    """Validated ``(p, q, weights)``; ``weights = D^{-½}`` (``(d,)``) or ``None`` without a metric."""
     for name, g in (("p", p), ("q", q)):
         if not isinstance(g, (Gaussian, MeanFieldGaussian)):
             raise TypeError(f"{name} must be a Gaussian or MeanFieldGaussian, got {type(g).__name__}")
     if p.dim != q.dim:
         raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    if metric is None:
+        return p, q, None
+    metric = as_float_array("metric", metric, ndim=1)
+    if metric.shape[0] != p.dim:
+        raise ValueError(f"metric must have length {p.dim} (the Gaussians' dimension), got {metric.shape[0]}")
+    if not np.all(metric > 0):
+        raise ValueError(f"metric must hold positive step multipliers, got minimum {float(np.min(metric)):.3g}")
+    return p, q, 1.0 / np.sqrt(metric)  # ≤ 4.5e161 for the smallest positive float64: finite
+
+
+def _entries(g) -> tuple[np.ndarray, np.ndarray]:
+    return (g.mean, g.factor) if isinstance(g, Gaussian) else (g.mean, g.scale)
+
+
+#: Entries of magnitude within ``2^±400`` square and sum (over up to ``2^100`` terms) in float64
+#: without overflow or underflow to subnormals, so no rescaling is needed there.
+_SAFE_LOG2 = 400.0
+
+
+def _power_of_two_exponent(p, q, weights) -> int:
+    """``0`` for inputs of ordinary size, else ``k`` with ``2^k`` near the largest weighted entry."""
+    log2_weight = 0.0 if weights is None else float(np.log2(np.max(weights)))
+    largest = max(float(np.max(np.abs(a), initial=0.0)) for g in (p, q) for a in _entries(g))
+    if largest == 0.0:
+        return 0
+    log2_size = np.log2(largest) + log2_weight  # bounds every weighted entry
+    return 0 if abs(log2_size) < _SAFE_LOG2 else int(np.round(log2_size))
+
+
+def _rescaled(g, weights, k: int):
+    """``g`` with every coordinate multiplied by ``weights · 2^-k`` (exact for ``weights = None``)."""
+    if weights is None and k == 0:
+        return g
+    w = 1.0 if weights is None else weights
+    with np.errstate(under="ignore"):
+        if isinstance(g, Gaussian):
+            return Gaussian(np.ldexp(g.mean, -k) * w, np.ldexp(g.factor, -k) * (w if weights is None else w[:, None]))
+        return MeanFieldGaussian(np.ldexp(g.mean, -k) * w, np.ldexp(g.scale, -k) * w)
+
+
+def _w2_squared_core(p, q) -> float:
     mean_part = float(np.sum((p.mean - q.mean) ** 2))
     if isinstance(p, MeanFieldGaussian) and isinstance(q, MeanFieldGaussian):
         return mean_part + float(np.sum((np.abs(p.scale) - np.abs(q.scale)) ** 2))
@@ -258,6 +278,100 @@ def w2_squared(p, q) -> float:
     return mean_part + float(np.sum(difference ** 2))
 
 
-def w2(p, q) -> float:
-    """2-Wasserstein distance ``sqrt(w2_squared(p, q))``; see :func:`w2_squared`."""
-    return float(np.sqrt(w2_squared(p, q)))
+def _scaled_w2_squared(p, q, metric) -> tuple[int, float]:
+    """``(k, x)`` with ``W₂²(p, q) = 4^k·x`` in the metric and ``x`` of ordinary size."""
+    p, q, weights = _check_pair(p, q, metric)
+    k = _power_of_two_exponent(p, q, weights)
+    return k, _w2_squared_core(_rescaled(p, weights, k), _rescaled(q, weights, k))
+
+
+def w2_squared(p, q, *, metric=None) -> float:
+    r"""Squared 2-Wasserstein distance between two Gaussians, in factor form.
+
+    .. math::
+
+        W_2^2(p, q) = \|μ_p - μ_q\|^2 + \min_{U^TU=I}\|L_p - L_q U\|_F^2
+                    = \|μ_p - μ_q\|^2 + \|L_p\|_F^2 + \|L_q\|_F^2 - 2\|L_p^T L_q\|_*
+
+    The minimum is attained at the polar factor ``U = AB^T`` of ``L_qᵀL_p = AΣBᵀ`` (narrower
+    factors are padded with zero columns). The difference ``L_p − L_qU`` is formed explicitly
+    instead of the nuclear-norm expression: that avoids the cancellation in ``‖L_p‖² + ‖L_q‖² −
+    2‖·‖_*``, which would lose half the digits of ``W₂`` when ``p`` and ``q`` are close (the
+    error is about ``eps·‖L‖·κ(L)`` in ``W₂`` instead of ``√eps·‖L‖``). Exact (to rounding) for
+    singular covariances and factors of different widths; exactly ``0.0`` for identical inputs.
+
+    Two :class:`MeanFieldGaussian` use ``‖μ_p − μ_q‖² + ‖|s_p| − |s_q|‖²`` (``O(d)``); a mixed
+    pair converts the mean-field one to its diagonal factor.
+
+    With ``metric = D`` the distance is measured with the inner product ``⟨u, D⁻¹u⟩``: both
+    Gaussians are scaled by ``D^{-½}`` first (the metric in which the IBVI limit with step
+    multipliers ``D`` is the W₂ projection of the prior, docs/theory.md §4 (C12)).
+
+    Parameters
+    ----------
+    p, q : Gaussian or MeanFieldGaussian
+        Two laws of the same dimension ``d``; factors may have different widths.
+    metric : (d,) array, optional
+        Positive finite diagonal ``D`` of the metric ``D⁻¹`` (``None``: the Euclidean one).
+
+    Returns
+    -------
+    float
+        ``W₂²(p, q) ≥ 0``.
+
+    Raises
+    ------
+    TypeError
+        For an argument that is not a :class:`Gaussian` or :class:`MeanFieldGaussian`.
+    ValueError
+        For different dimensions, a ``metric`` of the wrong length or with non-positive entries,
+        and when ``W₂²`` exceeds the float64 range (:func:`w2` still returns the distance while
+        ``W₂ ≤ 1.8e308``).
+
+    Notes
+    -----
+    Cost ``O(d·r² + r³)`` with ``r = max(r_p, r_q)`` plus ``O(d·r)`` for the metric; never
+    forms a ``d × d`` matrix (except the diagonal factor of a mixed mean-field pair). Inputs
+    beyond ``2^±400`` are rescaled by a power of two, so tiny distances do not underflow.
+    """
+    k, value = _scaled_w2_squared(p, q, metric)
+    with np.errstate(over="ignore", under="ignore"):
+        result = np.ldexp(value, 2 * k)
+    if not np.isfinite(result):
+        raise ValueError("W2^2(p, q) overflows float64; use w2(p, q) for the distance itself")
+    return float(result)
+
+
+def w2(p, q, *, metric=None) -> float:
+    """2-Wasserstein distance ``sqrt(w2_squared(p, q))``; see :func:`w2_squared`.
+
+    Parameters
+    ----------
+    p, q : Gaussian or MeanFieldGaussian
+        Two laws of the same dimension ``d``.
+    metric : (d,) array, optional
+        Positive diagonal ``D`` of the metric ``D⁻¹`` (``None``: Euclidean).
+
+    Returns
+    -------
+    float
+        ``W₂(p, q) ≥ 0``, computed with a power-of-two rescaling so that it stays finite and
+        accurate whenever the distance itself is a float64.
+
+    Raises
+    ------
+    TypeError
+        For an argument that is not a Gaussian.
+    ValueError
+        As :func:`w2_squared`, and when the distance itself exceeds the float64 range.
+
+    Notes
+    -----
+    Cost as :func:`w2_squared`.
+    """
+    k, value = _scaled_w2_squared(p, q, metric)
+    with np.errstate(over="ignore", under="ignore"):
+        result = np.ldexp(np.sqrt(value), k)
+    if not np.isfinite(result):
+        raise ValueError("W2(p, q) exceeds the float64 range")
+    return float(result)

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._metric import geometry, scaled_data
 from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int, check_problem)
-from .closed_form import bayes_posterior, ibvi_limit
 from .gaussian import Gaussian, MeanFieldGaussian, w2
-from .subspace import row_space_solver
 
 __all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
@@ -45,7 +44,9 @@ class Trace:
     """Quantities recorded every ``record_every`` steps (step 0 and the last step included).
 
     ``null_mean_drift`` is ``‖P_null(μ_t − μ₀)‖`` and ``null_factor_drift`` ``‖P_null(L_t − L₀)‖_F``
-    (the invariants of Theorem 1; NaN for the mean-field family's factor).
+    (the invariants of Theorem 1; NaN for the mean-field family's factor). With a preconditioner
+    ``P`` (step multipliers ``D``, or ``Σ₀``) ``P_null`` is the oblique projector
+    ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients cannot make.
     """
 
     steps: np.ndarray
@@ -69,16 +70,52 @@ class SimulationResult:
 
 
 def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaussian | None = None,
-                    preconditioned: bool = False) -> float:
+                    preconditioned: bool = False, *, step_multipliers=None) -> float:
     r"""Largest stable step of full-batch (heavy-ball) GD on ``ℓ̄``.
 
     GD contracts each row-space direction by ``1 − 2ηs_i²``: stable iff ``η < 1/s_max²``.
-    Heavy ball (``v ← mv + g``, ``θ ← θ − ηv``) is stable iff ``η < (1 + m)/s_max²``. With the
-    preconditioner ``Σ₀ = L₀L₀ᵀ`` the relevant ``s_max`` is that of ``XL₀``. Mini-batch and MC
-    noise only lower these bounds. Cost: one largest singular value, ``O(n·d·min(n, d))``.
+    Heavy ball (``v ← mv + g``, ``θ ← θ − ηv``) is stable iff ``η < (1 + m)/s_max²``. A
+    preconditioner ``P`` replaces ``s_max`` by that of ``XP^{½}``: of ``XD^{½}`` for step
+    multipliers ``D`` (steps ``ηD∇``), of ``XL₀`` for ``Σ₀ = L₀L₀ᵀ`` (``preconditioned=True``).
+    Mini-batch and MC noise only lower these bounds.
 
-    Raises ``ValueError`` for an unknown ``optimizer``, a non-finite or non-2-D ``X``, a
-    ``momentum`` outside ``[0, 1)``, and ``TypeError`` when ``preconditioned`` lacks a Gaussian prior.
+    .. math::
+
+        η^* = \frac{1}{s_{max}(XP^{1/2})^2} \ (\text{GD}), \qquad
+        η^* = \frac{1 + m}{s_{max}(XP^{1/2})^2} \ (\text{heavy ball}).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    optimizer : {"gd", "sgd", "momentum"}
+        ``"sgd"`` has the bound of ``"gd"`` (its full-batch limit).
+    momentum : float
+        Heavy-ball coefficient ``m ∈ [0, 1)``, used when ``optimizer="momentum"``.
+    prior : Gaussian, optional
+        Needed when ``preconditioned=True``: its factor ``L₀`` is the preconditioner's root.
+    preconditioned : bool
+        Precondition by the prior's covariance ``Σ₀`` (claim C3).
+    step_multipliers : (d,) array, optional
+        Per-coordinate step multipliers ``D``, positive and finite (docs/theory.md §4 (C12)).
+
+    Returns
+    -------
+    float
+        The bound ``η*`` (``inf`` when ``X`` maps to zero: the loss is flat).
+
+    Raises
+    ------
+    TypeError
+        When ``preconditioned`` lacks a Gaussian prior.
+    ValueError
+        For an unknown ``optimizer``, a non-finite or non-2-D ``X``, a ``momentum`` outside
+        ``[0, 1)``, non-positive ``step_multipliers`` of the wrong length, or
+        ``step_multipliers`` together with ``preconditioned=True``.
+
+    Notes
+    -----
+    Cost: one largest singular value, ``O(n·d·min(n, d))`` (plus ``O(n·d·r)`` for ``XL₀``).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -92,11 +129,13 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
                             f"defines the preconditioner; got {type(prior).__name__}")
         if prior.dim != X.shape[1]:
             raise ValueError(f"prior has dimension {prior.dim} but X has {X.shape[1]} columns")
-    A = X @ prior.factor if preconditioned else X
+    A, _, scale, _ = scaled_data(X, step_multipliers=step_multipliers,
+                                 factor_root=prior.factor if preconditioned else None)
     s_max = float(np.linalg.norm(A, 2))
     if s_max == 0.0:
         return float("inf")
-    base = 1.0 / s_max ** 2
+    with np.errstate(over="ignore", under="ignore"):
+        base = 1.0 / s_max ** 2 / scale
     return (1.0 + momentum) * base if optimizer == "momentum" else base
 
 
@@ -114,7 +153,8 @@ def _meanfield_prior(prior, d):
 def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: float,
              steps: int, lr_factor: float | None = None, batch_size: int | None = None,
              mc_samples: int = 0, momentum: float = 0.9, seed=0, record_every: int | None = None,
-             preconditioned: bool = False, check_stability: bool = True) -> SimulationResult:
+             preconditioned: bool = False, check_stability: bool = True,
+             step_multipliers=None) -> SimulationResult:
     """Run IBVI on the linear model from the prior and record the trace.
 
     Parameters
@@ -132,6 +172,9 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
     preconditioned : multiply both gradients by ``Σ₀ = L₀L₀ᵀ`` (claim C3; full/low-rank only).
     check_stability : raise ``ValueError`` before running when a step exceeds the full-batch
         stability bound (see :func:`stability_bound`).
+    step_multipliers : (d,) positive per-coordinate step multipliers ``D``: both gradients are
+        multiplied by ``D`` (``μ ← μ − ηD∇_μ``, ``L ← L − η_L D∇_L``); the limit is then the
+        ``D⁻¹``-metric W₂ projection (docs/theory.md §4 (C12)). Not with ``preconditioned``.
 
     Cost per step ``O(b·d·r·(1 + M))``; per record ``O(n·d·r + d·r²)``.
 
@@ -184,8 +227,9 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
         if family == "lowrank" and r >= d:
             raise ValueError(f"family='lowrank' needs a prior factor of width r < d = {d}, got r = {r}")
 
-    solver = row_space_solver(X)
-    bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned)
+    metric = geometry(X, step_multipliers=step_multipliers, factor_root=prior.factor if preconditioned else None)
+    bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned,
+                            step_multipliers=step_multipliers)
     if check_stability:
         for name, value in (("lr", lr), ("lr_factor", lr_factor)):
             if value >= bound:
@@ -194,15 +238,15 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
                                  "momentum); pass check_stability=False to run it anyway")
 
     mu0 = prior.mean
+    limit_mean = mu0 + metric.shift(y - X @ mu0)
     if meanfield:
         col_sq = np.sum(X ** 2, axis=0)
         scale0 = prior.scale
-        limit = MeanFieldGaussian(ibvi_limit(X, y, Gaussian(mu0, np.zeros((d, 1))), solver=solver).mean,
-                                  np.where(col_sq > 0, 0.0, scale0))
+        limit = MeanFieldGaussian(limit_mean, np.where(col_sq > 0, 0.0, scale0))
         spread = scale0.copy()
     else:
         L0 = prior.factor
-        limit = bayes_posterior(X, y, prior) if preconditioned else ibvi_limit(X, y, prior, solver=solver)
+        limit = Gaussian(limit_mean, metric.project_null(L0))
         spread = L0.copy()
     mu = mu0.copy()
     vel_mu = np.zeros_like(mu)
@@ -230,8 +274,8 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
         records["loss"].append(loss)
         records["w2p"].append(w2(q, prior))
         records["w2l"].append(w2(q, limit))
-        records["dmu"].append(float(np.linalg.norm(solver.project_null(mu - mu0))))
-        records["dL"].append(np.nan if meanfield else float(np.linalg.norm(solver.project_null(spread - L0))))
+        records["dmu"].append(float(np.linalg.norm(metric.project_null(mu - mu0))))
+        records["dL"].append(np.nan if meanfield else float(np.linalg.norm(metric.project_null(spread - L0))))
 
     full_batch = batch_size is None or batch_size == n
     record(0)
@@ -260,9 +304,9 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
                 R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
                 g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
                 g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
-            if preconditioned:
-                g_mu = L0 @ (L0.T @ g_mu)
-                g_spread = L0 @ (L0.T @ g_spread)
+            if not metric.identity:
+                g_mu = metric.precondition(g_mu)
+                g_spread = metric.precondition(g_spread)
             if optimizer == "momentum":
                 vel_mu = momentum * vel_mu + g_mu
                 vel_spread = momentum * vel_spread + g_spread

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from linear_theory import (Gaussian, MeanFieldGaussian, bayes_posterior, expected_loss, gd_iterate, ibvi_limit,
-                           ibvi_limit_w2_squared, random_regression, w2, w2_gvi, w2_squared)
+                           ibvi_limit_w2_squared, random_regression, row_space_solver, w2, w2_gvi, w2_squared)
 
 EPS = np.finfo(np.float64).eps
 seeds = st.integers(0, 2**32 - 1)
@@ -295,3 +295,137 @@ def test_expected_loss_matches_monte_carlo(kind):
     losses = np.sum((y[None, :] - draws @ X.T) ** 2, axis=1)
     se = losses.std(ddof=1) / np.sqrt(m)
     assert abs(expected_loss(X, y, q) - losses.mean()) <= 5 * se  # 5 standard errors
+
+
+# -- step multipliers: the D⁻¹ metric (docs/theory.md §4 (C12)) ------------------------------------
+
+@st.composite
+def step_multipliers(draw, d):
+    """Positive ``D`` of length ``d``: log-uniform over a chosen spread, times an overall scale."""
+    spread = draw(st.sampled_from([0.0, 1.0, 2.0]))  # decades between the smallest and largest entry
+    scale = draw(st.sampled_from([1e-8, 1.0, 1e8]))
+    rng = np.random.default_rng(draw(seeds))
+    return scale * 10.0 ** rng.uniform(-spread / 2, spread / 2, d)
+
+
+def dense_metric_limit(X, y, prior, D):
+    """``μ₀ + DXᵀ(XDXᵀ)⁺(y − Xμ₀)``, ``(I − DXᵀ(XDXᵀ)⁺X)L₀`` with dense matrices (small d only)."""
+    Dm = np.diag(D)
+    G = X @ Dm @ X.T
+    gain = Dm @ X.T @ np.linalg.pinv(G, rcond=1e-10, hermitian=True)  # G's zero eigenvalues are ~eps·‖G‖
+    return prior.mean + gain @ (y - X @ prior.mean), (np.eye(X.shape[1]) - gain @ X) @ prior.factor
+
+
+def tilde_condition(X, D):
+    """``κ(XD^{½})`` over its numerically nonzero singular values."""
+    s = np.linalg.svd(X * np.sqrt(D / D.max()), compute_uv=False)
+    s = s[s > max(X.shape) * EPS * s[0]]
+    return float(s[0] / s[-1])
+
+
+@given(st.data(), problems())
+def test_step_multiplier_limit_matches_dense_weighted_pseudo_inverse(data, problem):
+    X, y, prior, kappa = problem
+    D = data.draw(step_multipliers(X.shape[1]))
+    limit = ibvi_limit(X, y, prior, step_multipliers=D)
+    mean, factor = dense_metric_limit(X, y, prior, D)
+    # the dense route solves through XDXᵀ, whose condition number is κ(XD^{½})²
+    size = 1 + np.linalg.norm(mean) + np.linalg.norm(factor)
+    tol = 100 * tilde_condition(X, D) ** 2 * max(X.shape) * EPS * size
+    assert np.linalg.norm(limit.mean - mean) <= tol
+    assert np.linalg.norm(limit.factor - factor) <= tol
+    assert limit.factor.shape == prior.factor.shape
+    # it minimizes the loss: interpolates and XL∞ = 0
+    scale = np.linalg.norm(X, 2) * size
+    assert np.linalg.norm(X @ limit.mean - y) <= tol * scale
+    assert np.linalg.norm(X @ limit.factor) <= tol * scale
+
+
+@settings(max_examples=15)
+@given(st.data(), problems(), seeds)
+def test_step_multiplier_limit_is_the_w2_projection_in_the_inverse_metric(data, problem, seed):
+    X, y, prior, kappa = problem
+    D = data.draw(step_multipliers(X.shape[1]))
+    limit = ibvi_limit(X, y, prior, step_multipliers=D)
+    best = w2_squared(limit, prior, metric=D)
+    # the value Theorem 1's formula gives in the D⁻¹ metric, through another computation
+    value = ibvi_limit_w2_squared(X, y, prior, step_multipliers=D)
+    assert value == pytest.approx(best, rel=1e-8, abs=1e-12 * (1 + best))
+    # every other minimizer of ℓ̄ is farther from the prior in that metric
+    P = dense_null(X)
+    rng = np.random.default_rng(seed)
+    d = X.shape[1]
+    for step in (1e-3, 0.3):
+        spread = np.sqrt(D)  # perturbations of the D⁻¹-metric's natural size
+        other = Gaussian(limit.mean + P @ (step * spread * rng.standard_normal(d)),
+                         P @ (limit.factor + step * spread[:, None] * rng.standard_normal(limit.factor.shape)))
+        assert w2_squared(other, prior, metric=D) >= best - 1e-9 * (1 + best)
+
+
+@given(problems(), st.sampled_from([1e-300, 1e-3, 7.0, 1e300]))
+def test_constant_step_multipliers_give_the_identity_limit(problem, c):
+    X, y, prior, kappa = problem
+    d = X.shape[1]
+    plain = ibvi_limit(X, y, prior)
+    scaled = ibvi_limit(X, y, prior, step_multipliers=np.full(d, c))
+    size = 1 + np.linalg.norm(plain.mean) + np.linalg.norm(plain.factor)
+    # the same pseudo-inverse through another route (X⁺X L₀ against the SVD basis): O(κ·eps)
+    assert w2(scaled, plain) <= 100 * kappa * max(X.shape) * EPS * size
+    # the W₂ value scales as 1/c in the D⁻¹ metric, and the GVI path with λ/c is the same
+    base = ibvi_limit_w2_squared(X, y, prior)
+    assert ibvi_limit_w2_squared(X, y, prior, step_multipliers=np.full(d, c)) == pytest.approx(
+        base / c, rel=1e-9, abs=1e-12 / c)
+
+
+@given(st.data(), problems(), st.sampled_from([1e-3, 0.1, 10.0]))
+def test_step_multiplier_w2_gvi_matches_dense_formula(data, problem, lam):
+    X, y, prior, kappa = problem
+    n, d = X.shape
+    D = data.draw(step_multipliers(d))
+    # argmin ℓ̄(q) + λ W₂²_{D⁻¹}(q, p): μ_λ = μ₀ + DXᵀ(XDXᵀ + λI)⁻¹(y − Xμ₀)
+    H = np.diag(D) @ X.T @ np.linalg.inv(X @ np.diag(D) @ X.T + lam * np.eye(n))
+    mean = prior.mean + H @ (y - X @ prior.mean)
+    factor = (np.eye(d) - H @ X) @ prior.factor
+    q = w2_gvi(X, y, prior, lam, step_multipliers=D)
+    cond = (np.linalg.norm(X * np.sqrt(D), 2) ** 2 + lam) / lam
+    tol = 100 * cond * max(X.shape) * EPS * (1 + np.linalg.norm(mean) + np.linalg.norm(factor))
+    assert np.linalg.norm(q.mean - mean) <= tol
+    assert np.linalg.norm(q.factor - factor) <= tol
+    assert w2_gvi(X, y, prior, 0.0, step_multipliers=D).mean == pytest.approx(
+        ibvi_limit(X, y, prior, step_multipliers=D).mean, abs=0.0)
+
+
+def explicit_multiplier_gd(X, y, prior, lr, steps, D):
+    """GD with per-coordinate steps ``ηD``, written out step by step (independent route)."""
+    mu, L = prior.mean.copy(), prior.factor.copy()
+    for _ in range(steps):
+        mu = mu + 2 * lr * D * (X.T @ (y - X @ mu))
+        L = L - 2 * lr * D[:, None] * (X.T @ (X @ L))
+    return Gaussian(mu, L)
+
+
+@given(st.data(), problems(), st.sampled_from([1, 5, 40]), st.sampled_from([0.1, 0.5, 0.99]))
+def test_step_multiplier_gd_iterate_equals_explicit_steps(data, problem, steps, fraction):
+    X, y, prior, kappa = problem
+    D = data.draw(step_multipliers(X.shape[1]))
+    lr = fraction / np.linalg.norm(X * np.sqrt(D), 2) ** 2  # below the bound 1/s_max(XD^{½})²
+    closed = gd_iterate(X, y, prior, lr, steps, step_multipliers=D)
+    loop = explicit_multiplier_gd(X, y, prior, lr, steps, D)
+    # as for D = 1 (test above), with κ(XD^{½}) in place of κ(X)
+    size = 1 + np.linalg.norm(loop.mean) + np.linalg.norm(loop.factor)
+    tol = (1e3 * tilde_condition(X, D) ** 2 + 10 * steps) * EPS * size
+    assert np.linalg.norm(closed.mean - loop.mean) <= tol
+    assert np.linalg.norm(closed.factor - loop.factor) <= tol
+
+
+def test_step_multiplier_solver_must_be_of_the_scaled_data():
+    problem = random_regression(3, 7, seed=4)
+    X, y = problem.X, problem.y
+    prior = Gaussian.isotropic(0.0, 1.0, 7)
+    D = np.linspace(0.5, 2.0, 7)
+    solver = row_space_solver(X * np.sqrt(D / D.max()))
+    a = ibvi_limit(X, y, prior, step_multipliers=D, solver=solver)
+    b = ibvi_limit(X, y, prior, step_multipliers=D)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    with pytest.raises(ValueError, match="solver must be a RowSpaceSolver of X"):
+        ibvi_limit(X, y, prior, step_multipliers=D, solver=row_space_solver(X))

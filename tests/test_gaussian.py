@@ -295,3 +295,47 @@ def test_meanfield_w2_equals_gaussian_w2_of_diagonal_factor(d, seed):
     assert abs(w2_squared(a, g) - w2_squared(a.as_gaussian(), g)) == 0.0
     assert abs(w2_squared(g, b) - w2_squared(g, b.as_gaussian())) == 0.0
     np.testing.assert_array_equal(a.as_gaussian().factor, np.diag(np.abs(a.scale)))
+
+
+# -- W₂ in the D⁻¹ metric, and at the ends of the float64 range --------------------------------------
+
+@given(d=dims, r1=widths, r2=widths, seed=seeds, spread=st.sampled_from([0.0, 1.0, 3.0]),
+       scale=st.sampled_from([1e-6, 1.0, 1e6]))
+def test_w2_in_a_diagonal_metric_is_the_exact_distance_of_the_rescaled_laws(d, r1, r2, seed, spread, scale):
+    rng = np.random.default_rng(seed)
+    p, q = random_gaussian(rng, d, r1), random_gaussian(rng, d, r2)
+    D = scale * 10.0 ** rng.uniform(-spread / 2, spread / 2, d)
+    value = w2_squared(p, q, metric=D)
+    # the inner product ⟨u, D⁻¹u⟩: the 50-digit nuclear-norm route on D^{-½}-scaled Gaussians
+    w = 1.0 / np.sqrt(D)
+    scaled = [Gaussian(g.mean * w, g.factor * w[:, None]) for g in (p, q)]
+    assert value == pytest.approx(exact_w2_squared(*scaled), rel=1e-9, abs=1e3 * EPS * size_of(*scaled))
+    assert w2(p, q, metric=D) == pytest.approx(np.sqrt(value), rel=1e-15)
+    # a constant metric c·1 divides the Euclidean W₂² by c
+    assert w2_squared(p, q, metric=np.full(d, scale)) == pytest.approx(w2_squared(p, q) / scale, rel=1e-12,
+                                                                       abs=1e3 * EPS * size_of(p, q) / scale)
+
+
+@given(d=dims, r1=widths, r2=widths, seed=seeds, c=st.sampled_from([2.0 ** -1000, 1e-250, 1e-160, 1e160, 1e250]))
+def test_w2_stays_finite_and_scales_at_extreme_magnitudes(d, r1, r2, seed, c):
+    rng = np.random.default_rng(seed)
+    p, q = random_gaussian(rng, d, r1), random_gaussian(rng, d, r2)
+    small = w2(p, q)
+    # W₂ is homogeneous: the power-of-two rescaling keeps it exact where the squares would
+    # overflow or underflow (c·p is a rounding of c times p, so the relative error is O(eps))
+    big = w2(Gaussian(c * p.mean, c * p.factor), Gaussian(c * q.mean, c * q.factor))
+    assert np.isfinite(big)
+    assert big == pytest.approx(c * small, rel=1e3 * EPS * max(1.0, size_of(p, q) / max(small, 1e-300) ** 2))
+    if c > 1e155:
+        with pytest.raises(ValueError, match=r"overflows float64; use w2\(p, q\)"):
+            w2_squared(Gaussian(c * p.mean, c * p.factor), Gaussian(c * q.mean, c * q.factor))
+
+
+def test_w2_metric_must_be_positive_with_one_entry_per_coordinate():
+    p = Gaussian.isotropic(0.0, 1.0, 3)
+    with pytest.raises(ValueError, match="metric must have length 3"):
+        w2_squared(p, p, metric=np.ones(4))
+    with pytest.raises(ValueError, match="metric must hold positive"):
+        w2(p, p, metric=np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="metric contains 1 NaN"):
+        w2(p, p, metric=np.array([1.0, np.nan, 1.0]))
