@@ -1,0 +1,217 @@
+"""The runner: evaluate a function at every point of a grid not yet stored, collect the rows."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import numbers
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from .executors import _execute_dask, _execute_local
+from .points import SweepPoint, grid
+from .store import SweepResult, SweepRow, _append, _check_results_path, _load, _write_csv
+
+
+def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint], *,
+              results_path, scheduler: str | None = None, processes: int | None = None,
+              progress: bool = True, retry_failed: bool = True) -> SweepResult:
+    """Evaluate ``fn`` at every point not already in ``results_path``; collect all rows.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(point) -> {name: scalar}``; a top-level function when it runs in worker
+        processes or on Dask (it is pickled).
+    points : sequence of SweepPoint
+        Distinct points, e.g. from :func:`grid`.
+    results_path : path ending in ``.jsonl``
+        The store: one JSON line per finished point, appended as points finish. The CSV table
+        of all points in the file is written to the same path with suffix ``.csv`` at the end.
+    scheduler : str, optional
+        Address of a Dask scheduler (``"tcp://127.0.0.1:8786"``); runs the points on its
+        workers. Needs ``pip install ".[dask]"``.
+    processes : int, optional
+        Local worker processes (``1``: in this process). Default: the number of CPUs, at most
+        one per point to compute. Not allowed together with ``scheduler``.
+    progress : bool
+        Print one line per finished point to standard error (``k/N``, the point, its status
+        and time, the elapsed time of the sweep).
+    retry_failed : bool
+        Compute again the points whose stored row is a failure (default). With False they are
+        returned as stored.
+
+    Returns
+    -------
+    SweepResult
+        One row per point, in the order of ``points``.
+
+    Cost: one call of ``fn`` per point not yet stored; the results file is read once.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` not callable, or not picklable when it must be sent to workers; a point that
+        is not a SweepPoint; ``scheduler`` not a string.
+    ValueError
+        No points, repeated points, ``processes < 1``, ``processes`` with ``scheduler``, a
+        results path not ending in ``.jsonl``, a corrupt line in the results file.
+    ImportError
+        ``scheduler`` given but dask.distributed not installed (names the extra to install).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    points = list(points)
+    if not points:
+        raise ValueError("points is empty")
+    for p in points:
+        if not isinstance(p, SweepPoint):
+            raise TypeError(f"points must be SweepPoint instances, got {type(p).__name__}")
+    if len(set(points)) != len(points):
+        repeated = next(p for p in points if points.count(p) > 1)
+        raise ValueError(f"points repeat {repeated.label()}")
+    path = _check_results_path(results_path)
+    if scheduler is not None:
+        if not isinstance(scheduler, str):
+            raise TypeError(f"scheduler must be an address string, got {type(scheduler).__name__}")
+        if processes is not None:
+            raise ValueError("processes applies to local runs; a Dask cluster sets its workers")
+    elif processes is not None:
+        if isinstance(processes, bool) or not isinstance(processes, numbers.Integral) \
+                or processes < 1:
+            raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = _load(path)
+    todo = [p for p in points
+            if p not in stored or (retry_failed and not stored[p].ok)]
+    n_reused = len(points) - len(todo)
+    if scheduler is None:
+        n_workers = min(int(processes or os.cpu_count() or 1), max(len(todo), 1))
+        where = "this process" if n_workers == 1 else f"{n_workers} local processes"
+    else:
+        where = f"Dask scheduler {scheduler}"
+    if todo and (scheduler is not None or n_workers > 1):
+        try:
+            pickle.dumps(fn)
+        except Exception as exc:
+            raise TypeError(f"fn must be picklable (a top-level function of an importable "
+                            f"module) to run on {where}: {exc}") from exc
+
+    start = time.perf_counter()
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else \
+        (lambda line: None)
+    log(f"[sweep] {len(points)} points: {n_reused} already in {path.name}, "
+        f"computing {len(todo)} on {where}")
+    done = 0
+
+    def on_row(row: SweepRow) -> None:
+        nonlocal done
+        _append(path, row)
+        stored[row.point] = row
+        done += 1
+        status = "ok" if row.ok else f"FAILED ({row.error})"
+        log(f"[sweep] {done}/{len(todo)} {row.point.label()}: {status} in {row.elapsed_s:.2f} s"
+            f" (elapsed {time.perf_counter() - start:.1f} s)")
+
+    if todo:
+        if scheduler is not None:
+            _execute_dask(fn, todo, scheduler, on_row)
+        else:
+            _execute_local(fn, todo, n_workers, on_row)
+    csv_path = path.with_suffix(".csv")
+    _write_csv(csv_path, stored.values())
+    result = SweepResult(tuple(stored[p] for p in points), path, csv_path, len(todo), n_reused)
+    if todo:
+        log(f"[sweep] done: {len(todo)} computed, {n_reused} reused, {result.n_failed} failed; "
+            f"table {csv_path}")
+    return result
+
+
+def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes=None, progress=True,
+                     what: str = "sweep") -> tuple[list, str | None]:
+    """:func:`run_sweep` for experiments that need every point: failures raise.
+
+    Without ``results_path`` the rows go to a temporary file (nothing to resume) and the points run
+    in this process unless ``scheduler`` or ``processes`` says otherwise. Returns the rows and the
+    stored results path (``None`` for a temporary one).
+
+    Raises ``RuntimeError`` naming up to three failed points (the finished ones stay stored).
+    """
+    if results_path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sweep = run_sweep(fn, points, results_path=Path(tmp) / f"{what}.jsonl",
+                              processes=1 if scheduler is None and processes is None else processes,
+                              scheduler=scheduler, progress=progress)
+        stored = None
+    else:
+        sweep = run_sweep(fn, points, results_path=results_path, scheduler=scheduler, processes=processes,
+                          progress=progress)
+        stored = str(sweep.results_path)
+    if sweep.n_failed:
+        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
+        raise RuntimeError(f"{sweep.n_failed} {what} points failed: {errors}")
+    return sweep.rows, stored
+
+
+def _parse_value(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _load_function(spec: str) -> Callable:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"function must be given as module:function, got {spec!r}")
+    fn = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(fn):
+        raise ValueError(f"{spec!r} is not a function")
+    return fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m variational_nets.sweep module:function --width ... --results``.
+
+    Returns 0 when every point finished, 1 when some failed (their errors are in the table).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m variational_nets.sweep",
+        description="Run fn(point) over width x lr x seed (x free axes), locally or on Dask; "
+                    "resumable.")
+    parser.add_argument("function", help="module:function taking a SweepPoint, returning a "
+                                         "dict of scalars")
+    parser.add_argument("--width", type=int, nargs="+", required=True)
+    parser.add_argument("--lr", type=float, nargs="+", required=True)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0])
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
+                        help="a free axis; values parsed as int, float or string (repeatable)")
+    parser.add_argument("--results", required=True, help="results file (.jsonl)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler address; default: local processes")
+    parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    free = {}
+    for text in args.param:
+        name, sep, values = text.partition("=")
+        if not sep:
+            parser.error(f"--param must be NAME=V1,V2,..., got {text!r}")
+        free[name] = [_parse_value(v) for v in values.split(",")]
+    try:
+        fn = _load_function(args.function)
+        points = grid(width=args.width, lr=args.lr, seed=args.seed, **free)
+    except (ValueError, TypeError, ImportError) as exc:
+        parser.error(str(exc))
+    result = run_sweep(fn, points, results_path=args.results, scheduler=args.scheduler,
+                       processes=args.processes, progress=not args.quiet)
+    print(f"{len(result.rows)} points ({result.n_computed} computed, {result.n_reused} reused, "
+          f"{result.n_failed} failed); table: {result.csv_path}")
+    return 1 if result.n_failed else 0
