@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from variational_nets.sweep import SweepPoint, SweepRow, grid, main, read_results, run_sweep
+from variational_nets.sweep import SweepPoint, SweepRow, grid, read_results, run_sweep
 
 
 def quadratic_point(point):
@@ -358,24 +358,3 @@ def refuse_seed_zero_unless_failed(point):
     if point.seed == 0 and point.width == 64:
         raise RuntimeError(f"recomputed a finished point: {point.label()}")
     return quadratic_point(point)
-
-
-# --- command line ----------------------------------------------------------------------------
-
-def test_main_runs_a_sweep(tmp_path, capsys):
-    path = tmp_path / "cli.jsonl"
-    argv = ["test_sweep:quadratic_point", "--width", "64", "128", "--lr", "0.1", "--seed",
-            "0", "1", "--param", "act=relu,tanh", "--results", str(path), "--processes", "1",
-            "--quiet"]
-    assert main(argv) == 0
-    assert "8 points (8 computed, 0 reused, 0 failed)" in capsys.readouterr().out
-    table = read_csv(path.with_suffix(".csv"))
-    assert {r["act"] for r in table} == {"relu", "tanh"}
-    assert main(argv) == 0
-    assert "(0 computed, 8 reused" in capsys.readouterr().out
-    failing = ["test_sweep:fail_at_width_128"] + argv[1:-5] + ["--results",
-                                                               str(tmp_path / "f.jsonl"),
-                                                               "--processes", "1", "--quiet"]
-    assert main(failing) == 1
-    with pytest.raises(SystemExit):
-        main(["no_colon", "--width", "1", "--lr", "0.1", "--results", str(path)])

@@ -33,8 +33,7 @@ or str; NumPy scalars are converted; NaN and inf are kept, written as JSON's ``N
 ``Infinity`` extensions that Python's :mod:`json` reads back).
 """
 from .points import SweepPoint, grid
-from .runner import main, run_sweep, run_sweep_strict
+from .runner import run_sweep, run_sweep_strict
 from .store import SweepResult, SweepRow, read_results
 
-__all__ = ["SweepPoint", "SweepRow", "SweepResult", "grid", "run_sweep", "run_sweep_strict", "read_results",
-           "main"]
+__all__ = ["SweepPoint", "SweepRow", "SweepResult", "grid", "run_sweep", "run_sweep_strict", "read_results"]

@@ -1,8 +1,6 @@
 """The runner: evaluate a function at every point of a grid not yet stored, collect the rows."""
 from __future__ import annotations
 
-import argparse
-import importlib
 import numbers
 import os
 import pickle
@@ -13,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .executors import _execute_dask, _execute_local
-from .points import SweepPoint, grid
+from .points import SweepPoint
 from .store import SweepResult, SweepRow, _append, _check_results_path, _load, _write_csv
 
 
@@ -156,62 +154,3 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
         errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
         raise RuntimeError(f"{sweep.n_failed} {what} points failed: {errors}")
     return sweep.rows, stored
-
-
-def _parse_value(text: str):
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _load_function(spec: str) -> Callable:
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"function must be given as module:function, got {spec!r}")
-    fn = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(fn):
-        raise ValueError(f"{spec!r} is not a function")
-    return fn
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m variational_nets.sweep module:function --width ... --results``.
-
-    Returns 0 when every point finished, 1 when some failed (their errors are in the table).
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m variational_nets.sweep",
-        description="Run fn(point) over width x lr x seed (x free axes), locally or on Dask; "
-                    "resumable.")
-    parser.add_argument("function", help="module:function taking a SweepPoint, returning a "
-                                         "dict of scalars")
-    parser.add_argument("--width", type=int, nargs="+", required=True)
-    parser.add_argument("--lr", type=float, nargs="+", required=True)
-    parser.add_argument("--seed", type=int, nargs="+", default=[0])
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
-                        help="a free axis; values parsed as int, float or string (repeatable)")
-    parser.add_argument("--results", required=True, help="results file (.jsonl)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="Dask scheduler address; default: local processes")
-    parser.add_argument("--processes", type=int, default=None)
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    args = parser.parse_args(argv)
-    free = {}
-    for text in args.param:
-        name, sep, values = text.partition("=")
-        if not sep:
-            parser.error(f"--param must be NAME=V1,V2,..., got {text!r}")
-        free[name] = [_parse_value(v) for v in values.split(",")]
-    try:
-        fn = _load_function(args.function)
-        points = grid(width=args.width, lr=args.lr, seed=args.seed, **free)
-    except (ValueError, TypeError, ImportError) as exc:
-        parser.error(str(exc))
-    result = run_sweep(fn, points, results_path=args.results, scheduler=args.scheduler,
-                       processes=args.processes, progress=not args.quiet)
-    print(f"{len(result.rows)} points ({result.n_computed} computed, {result.n_reused} reused, "
-          f"{result.n_failed} failed); table: {result.csv_path}")
-    return 1 if result.n_failed else 0
