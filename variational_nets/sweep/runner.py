@@ -10,14 +10,26 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from .executors import _execute_dask, _execute_local
+from .._files import check_output_file
+from .executors import _execute_dask, _execute_local, check_scheduler
 from .points import SweepPoint
-from .store import SweepResult, SweepRow, _append, _check_results_path, _load, _write_csv
+from .store import SweepResult, SweepRow, append_row, check_results_path, load_rows, write_csv
+
+
+class SweepFailed(RuntimeError):
+    """Points of a sweep that needs every point failed; the finished ones stay stored.
+
+    ``n_failed`` counts them; ``errors`` holds ``"point label: error"`` for up to three.
+    """
+
+    def __init__(self, what: str, n_failed: int, errors: tuple):
+        super().__init__(f"{n_failed} {what} points failed: {'; '.join(errors)}")
+        self.n_failed, self.errors = n_failed, errors
 
 
 def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint], *,
               results_path, scheduler: str | None = None, processes: int | None = None,
-              progress: bool = True, retry_failed: bool = True) -> SweepResult:
+              progress: bool = True, retry_failed: bool = True, csv_path=None) -> SweepResult:
     """Evaluate ``fn`` at every point not already in ``results_path``; collect all rows.
 
     Parameters
@@ -28,11 +40,12 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
     points : sequence of SweepPoint
         Distinct points, e.g. from :func:`grid`.
     results_path : path ending in ``.jsonl``
-        The store: one JSON line per finished point, appended as points finish. The CSV table
-        of all points in the file is written to the same path with suffix ``.csv`` at the end.
+        The store: one JSON line per finished point, appended as points finish. Its folder
+        must exist (it is not created).
     scheduler : str, optional
         Address of a Dask scheduler (``"tcp://127.0.0.1:8786"``); runs the points on its
-        workers. Needs ``pip install ".[dask]"``.
+        workers. Needs the optional extra ``dask``; checked by :func:`check_scheduler` (a TCP
+        connection within 2 s) before anything else happens.
     processes : int, optional
         Local worker processes (``1``: in this process). Default: the number of CPUs, at most
         one per point to compute. Not allowed together with ``scheduler``.
@@ -42,6 +55,9 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
     retry_failed : bool
         Compute again the points whose stored row is a failure (default). With False they are
         returned as stored.
+    csv_path : path ending in ``.csv``, optional
+        Where to write, at the end, the CSV table of every point in the results file
+        (atomically; see :func:`write_csv`). Default: no table.
 
     Returns
     -------
@@ -50,14 +66,20 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
 
     Cost: one call of ``fn`` per point not yet stored; the results file is read once.
 
+    An interrupt (``KeyboardInterrupt``, or an exception raised by a signal handler) stops the
+    sweep at once: every worker process it started is terminated, queued Dask points are
+    cancelled, the rows of the finished points stay in ``results_path`` and the exception
+    propagates. A second run resumes from there.
+
     Raises
     ------
     TypeError
         ``fn`` not callable, or not picklable when it must be sent to workers; a point that
-        is not a SweepPoint; ``scheduler`` not a string.
+        is not a SweepPoint; ``scheduler`` not a string; paths that are not paths.
     ValueError
         No points, repeated points, ``processes < 1``, ``processes`` with ``scheduler``, a
-        results path not ending in ``.jsonl``, a corrupt line in the results file.
+        results path not ending in ``.jsonl`` or in a missing folder, a ``csv_path`` not ending
+        in ``.csv``, an unreachable scheduler, a corrupt line in the results file.
     ImportError
         ``scheduler`` given but dask.distributed not installed (names the extra to install).
     """
@@ -72,7 +94,9 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
     if len(set(points)) != len(points):
         repeated = next(p for p in points if points.count(p) > 1)
         raise ValueError(f"points repeat {repeated.label()}")
-    path = _check_results_path(results_path)
+    path = check_results_path(results_path)
+    if csv_path is not None:
+        csv_path = check_output_file(csv_path, name="csv_path", suffixes=(".csv",))
     if scheduler is not None:
         if not isinstance(scheduler, str):
             raise TypeError(f"scheduler must be an address string, got {type(scheduler).__name__}")
@@ -82,9 +106,7 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
         if isinstance(processes, bool) or not isinstance(processes, numbers.Integral) \
                 or processes < 1:
             raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stored = _load(path)
+    stored = load_rows(path)
     todo = [p for p in points
             if p not in stored or (retry_failed and not stored[p].ok)]
     n_reused = len(points) - len(todo)
@@ -99,6 +121,8 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
         except Exception as exc:
             raise TypeError(f"fn must be picklable (a top-level function of an importable "
                             f"module) to run on {where}: {exc}") from exc
+    if todo and scheduler is not None:
+        check_scheduler(scheduler)
 
     start = time.perf_counter()
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else \
@@ -109,7 +133,7 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
 
     def on_row(row: SweepRow) -> None:
         nonlocal done
-        _append(path, row)
+        append_row(path, row)
         stored[row.point] = row
         done += 1
         status = "ok" if row.ok else f"FAILED ({row.error})"
@@ -121,12 +145,12 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
             _execute_dask(fn, todo, scheduler, on_row)
         else:
             _execute_local(fn, todo, n_workers, on_row)
-    csv_path = path.with_suffix(".csv")
-    _write_csv(csv_path, stored.values())
+    if csv_path is not None:
+        write_csv(csv_path, stored.values())
     result = SweepResult(tuple(stored[p] for p in points), path, csv_path, len(todo), n_reused)
     if todo:
-        log(f"[sweep] done: {len(todo)} computed, {n_reused} reused, {result.n_failed} failed; "
-            f"table {csv_path}")
+        log(f"[sweep] done: {len(todo)} computed, {n_reused} reused, {result.n_failed} failed"
+            + ("" if csv_path is None else f"; table {csv_path}"))
     return result
 
 
@@ -138,7 +162,8 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
     in this process unless ``scheduler`` or ``processes`` says otherwise. Returns the rows and the
     stored results path (``None`` for a temporary one).
 
-    Raises ``RuntimeError`` naming up to three failed points (the finished ones stay stored).
+    Raises :class:`SweepFailed` (a ``RuntimeError``) naming up to three failed points (the
+    finished ones stay stored).
     """
     if results_path is None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +176,6 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
                           progress=progress)
         stored = str(sweep.results_path)
     if sweep.n_failed:
-        errors = "; ".join(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
-        raise RuntimeError(f"{sweep.n_failed} {what} points failed: {errors}")
+        errors = tuple(f"{r.point.label()}: {r.error}" for r in sweep.failed[:3])
+        raise SweepFailed(what, sweep.n_failed, errors)
     return sweep.rows, stored

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .._files import atomic_write, check_output_file
 from .points import AXES, ROW_COLUMNS, SweepPoint
 
 
@@ -64,12 +65,13 @@ class SweepResult:
     """The rows of a sweep, in the order of its points, and where they are stored.
 
     ``n_computed`` points were evaluated by this run, ``n_reused`` were read from the results
-    file, ``n_failed`` of the rows are failures (see :func:`run_sweep`).
+    file, ``n_failed`` of the rows are failures (see :func:`run_sweep`). ``csv_path`` is the
+    CSV table this run wrote, None when it was not asked for one.
     """
 
     rows: tuple
     results_path: Path
-    csv_path: Path
+    csv_path: Path | None
     n_computed: int
     n_reused: int
 
@@ -87,16 +89,23 @@ class SweepResult:
         return [row.as_dict().get(name) for row in self.rows]
 
 
-def _check_results_path(results_path) -> Path:
-    path = Path(results_path)
-    if path.suffix != ".jsonl":
-        raise ValueError(f"results_path must end in .jsonl (JSON lines; the CSV table is "
-                         f"written beside it), got {str(path)!r}")
-    return path
+def check_results_path(results_path) -> Path:
+    """``results_path`` as a Path: a ``.jsonl`` file in an existing, writable folder.
+
+    Raises TypeError / ValueError naming ``results_path`` (see
+    :func:`variational_nets._files.check_output_file`).
+    """
+    return check_output_file(results_path, name="results_path", suffixes=(".jsonl",))
 
 
-def _load(path: Path) -> dict:
-    """Latest row of every point in a results file; repairs a cut-off last line."""
+def load_rows(path: Path) -> dict:
+    """Latest row of every point in a results file (``{point: row}``; empty if it does not exist).
+
+    A last line cut off by an interrupted write is dropped with a ``RuntimeWarning`` and the
+    file is rewritten (atomically) without it, so that the next append starts a fresh line.
+
+    Raises ValueError naming the file and line for a line that is not a sweep row.
+    """
     if not path.exists():
         return {}
     data = path.read_bytes()
@@ -105,8 +114,8 @@ def _load(path: Path) -> dict:
     if tail:
         warnings.warn(f"{path}: dropping an incomplete last line (an interrupted write)",
                       RuntimeWarning, stacklevel=3)
-        with open(path, "r+b") as f:
-            f.truncate(len(data) - len(tail))
+        with atomic_write(path, "wb") as f:
+            f.write(data[:len(data) - len(tail)])
     rows = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -126,23 +135,37 @@ def read_results(results_path) -> SweepResult:
     Raises ValueError for a path not ending in ``.jsonl`` or a line that is not a sweep row,
     FileNotFoundError if the file does not exist.
     """
-    path = _check_results_path(results_path)
+    path = Path(results_path)
+    if path.suffix.lower() != ".jsonl":
+        raise ValueError(f"results_path: expected a file name ending in .jsonl, got {str(path)!r}")
     if not path.exists():
         raise FileNotFoundError(f"no results file at {path}")
-    rows = tuple(_load(path).values())
-    return SweepResult(rows, path, path.with_suffix(".csv"), 0, len(rows))
+    rows = tuple(load_rows(path).values())
+    return SweepResult(rows, path, None, 0, len(rows))
 
 
-def _append(path: Path, row: SweepRow) -> None:
-    # One line per point, on disk before the next point is reported: an interrupted sweep
-    # loses at most the points still running.
+def append_row(path: Path, row: SweepRow) -> None:
+    """Append one row as a JSON line and flush it to disk (``fsync``) before returning.
+
+    An interrupted sweep therefore loses at most the points still running; a line cut off by a
+    kill in the middle of this write is repaired by :func:`load_rows`.
+    """
     with open(path, "a", encoding="utf-8") as f:
         f.write(row.to_json() + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def _write_csv(path: Path, rows: Iterable[SweepRow]) -> None:
+def write_csv(path, rows: Iterable[SweepRow]) -> Path:
+    """Write the CSV table of ``rows`` to ``path`` atomically; returns the path.
+
+    Columns: ``width, lr, seed``, the free parameters (by name), the results (in the order
+    they first appear), ``status, error, elapsed_s``; floats are written with ``repr`` so that
+    they read back exactly, missing values as empty cells.
+
+    Raises TypeError / ValueError naming ``csv_path`` for a path that cannot be written.
+    """
+    path = check_output_file(path, name="csv_path", suffixes=(".csv",))
     rows = list(rows)
     free = sorted({k for r in rows for k, _ in r.point.params})
     results = []
@@ -151,11 +174,10 @@ def _write_csv(path: Path, rows: Iterable[SweepRow]) -> None:
             if k not in results:
                 results.append(k)
     header = list(AXES) + free + results + list(ROW_COLUMNS)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
                              for k, v in r.as_dict().items()})
-    os.replace(tmp, path)
+    return path
