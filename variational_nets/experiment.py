@@ -99,7 +99,8 @@ def _choice(name, value, choices):
     return value
 
 
-def _check_extra(task: str) -> None:
+def check_extra(task: str) -> None:
+    """ValueError naming ``task`` when the optional extra the task's data need is missing."""
     extra = TASK_DEFAULTS[task].extra
     if extra is None:
         return
@@ -187,7 +188,7 @@ class ExperimentConfig:
             raise _bad("momentum", "a number in [0, 1)", self.momentum)
         if not isinstance(self.allow_small_files, bool):
             raise _bad("allow_small_files", "True or False", self.allow_small_files)
-        _check_extra(task)
+        check_extra(task)
         if task == "cifar10":
             data_mod._cifar_dir(self.data_dir)  # fail on a missing directory before any work
         return replace(self, width=width, depth=depth, epochs=epochs, lr=lr, batch_size=batch,

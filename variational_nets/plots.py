@@ -33,6 +33,12 @@ def _pyplot():
     return plt
 
 
+#: Output formats of every supported Matplotlib (``FigureCanvasBase.get_supported_filetypes()``
+#: lists them and more); a fixed list, so that checking a path does not import Matplotlib.
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp",
+                  "pgf", "raw", "rgba")
+
+
 def check_figure_path(path, *, name: str = "path") -> Path:
     """``path`` as a Path if a figure can be saved there in the format of its suffix.
 
@@ -41,13 +47,14 @@ def check_figure_path(path, *, name: str = "path") -> Path:
     TypeError
         ``path`` is not a string or path.
     ValueError
-        A suffix that is not a Matplotlib output format (``.png``, ``.pdf``, ``.svg``, ...), or a
-        path :func:`variational_nets._files.check_output_file` refuses; the message names ``name``.
+        A suffix that is not one of :data:`FIGURE_FORMATS`, or a path
+        :func:`variational_nets._files.check_output_file` refuses; the message names ``name``.
     """
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    formats = tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
-    return check_output_file(path, name=name, suffixes=tuple(f".{f}" for f in formats))
+    path = check_output_file(path, name=name)
+    if path.suffix[1:].lower() not in FIGURE_FORMATS:
+        raise ValueError(f"{name}: expected a figure file name ending in .png, .pdf, .svg or another "
+                         f"Matplotlib format ({', '.join(FIGURE_FORMATS)}), got {str(path)!r}")
+    return path
 
 
 def _finish(fig, path):
@@ -192,12 +199,12 @@ def plot_transfer(result, path=None):
         for col, param in enumerate(cfg.parametrizations):
             ax = axes[row, col]
             top_edge = blended_transform_factory(ax.transData, ax.transAxes)
-            all_positive = True
+            finite = []
             for width in cfg.widths:
                 c = result.curve(param, width)
                 values = np.asarray(c.train_loss if metric == "train_loss" else c.test_nll, float)
                 ok = np.isfinite(values)
-                all_positive &= bool(np.all(values[ok] > 0))
+                finite.extend(values[ok])
                 line, = ax.plot(lrs[ok], values[ok], marker="o", markersize=3, label=f"width {width}")
                 best = c.best_lr(metric)
                 if best is not None:
@@ -208,8 +215,10 @@ def plot_transfer(result, path=None):
                     ax.plot(lrs[diverged], np.full(diverged.sum(), 0.97), "x", color=line.get_color(),
                             transform=top_edge, clip_on=False)
             ax.set_xscale("log")
-            if all_positive:
+            if finite and min(finite) > 0:
                 ax.set_yscale("log")
+            elif not finite:
+                ax.text(0.5, 0.5, "every step diverged", ha="center", va="center", transform=ax.transAxes)
             ax.set_title(f"{_NAMES.get(param, param)}: best-step drift "
                          f"{_drift_text(result.drift(param, metric))}", fontsize=9)
             ax.set_ylabel(metric.replace("_", " "), fontsize=9)

@@ -151,7 +151,7 @@ def test_run_experiment_checks_plot_and_memory_before_training(tmp_path, monkeyp
     monkeypatch.setattr(E, "fit_experiment", no_training)
     with pytest.raises(ValueError, match=r"^plot: the folder .* does not exist$"):
         run_experiment(task="two-moons", plot=str(tmp_path / "missing" / "x.png"), quiet=True)
-    with pytest.raises(ValueError, match=r"^plot: expected a file name ending in"):
+    with pytest.raises(ValueError, match=r"^plot: expected a figure file name ending in"):
         run_experiment(task="two-moons", plot=str(tmp_path / "x.unknown"), quiet=True)
     with pytest.raises(ValueError, match=r"^invalid plot: plots exist for toy-regression and two-moons"):
         run_experiment(task="cifar10", data_dir=str(tmp_path), plot=str(tmp_path / "x.png"), quiet=True)

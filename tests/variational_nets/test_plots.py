@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from variational_nets.experiment import ExperimentConfig, fit_experiment
-from variational_nets.plots import check_figure_path, plot_experiment, plot_transfer
+from variational_nets.plots import FIGURE_FORMATS, check_figure_path, plot_experiment, plot_transfer
 from variational_nets.transfer import TransferConfig, TransferCurve, TransferResult
 
 
@@ -74,7 +74,13 @@ def test_transfer_plot_says_seeds_in_the_plural_and_names_an_undefined_drift(tmp
     assert b"<svg" in out.read_bytes()[:500]
 
 
-@pytest.mark.parametrize("name,match", [("x.xyz", "expected a file name ending in"),
+def test_the_figure_formats_are_matplotlib_formats():
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    assert set(FIGURE_FORMATS) <= set(FigureCanvasBase.get_supported_filetypes())
+
+
+@pytest.mark.parametrize("name,match", [("x.xyz", "expected a figure file name ending in .png, .pdf, .svg"),
                                         ("missing/x.png", "does not exist")])
 def test_check_figure_path_refuses_unknown_formats_and_missing_folders(tmp_path, name, match):
     with pytest.raises(ValueError, match=f"plot: .*{match}"):
