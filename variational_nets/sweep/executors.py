@@ -159,6 +159,9 @@ def _execute_dask(fn, todo, scheduler, on_row):
 def _worker_loop(conn, fn) -> None:
     """Body of a local worker: evaluate the points sent through ``conn`` until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # started while the parent held SIGINT and SIGTERM (see _Workers.start): take SIGTERM again,
+    # so that the parent's terminate() ends this process at once
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     while True:
         try:
             point = conn.recv()
@@ -180,7 +183,8 @@ class _Workers:
         parent, child = self.context.Pipe()
         process = self.context.Process(target=_worker_loop, args=(child, self.fn), daemon=True)
         # Started with SIGINT ignored, which the child inherits: a Ctrl-C during its start-up
-        # must not print a traceback from the child. The parent's own SIGINT is held, not lost.
+        # must not print a traceback from the child. The parent's SIGINT and SIGTERM are held,
+        # not lost, until the new worker is registered, so that an interrupt cannot orphan it.
         with _signals_blocked():
             if threading.current_thread() is threading.main_thread():
                 handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -190,9 +194,9 @@ class _Workers:
                     signal.signal(signal.SIGINT, handler)
             else:
                 process.start()
+            self.busy[parent] = (process, point)
         child.close()
         parent.send(point)
-        self.busy[parent] = (process, point)
 
     def give(self, conn, point: SweepPoint) -> None:
         process, _ = self.busy[conn]
