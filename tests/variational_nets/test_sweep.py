@@ -486,7 +486,7 @@ def test_an_unreachable_scheduler_is_refused_within_the_timeout(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:port", "tcp://:8786"])
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:port", "tcp://:8786", "nope://127.0.0.1:8786"])
 def test_a_malformed_scheduler_address_is_refused(address):
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="scheduler: expected an address like tcp://HOST:PORT"):

@@ -76,12 +76,19 @@ def _signals_blocked():
 
 # --- Dask ------------------------------------------------------------------------------------
 
+#: Transports of dask.distributed; only the TCP-based ones can be probed before connecting.
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
 def _host_port(address: str):
     scheme, sep, rest = address.partition("://")
     if not sep:
         scheme, rest = "tcp", address
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheduler: expected an address like tcp://HOST:PORT (transports: "
+                         f"{', '.join(_SCHEMES)}), got {address!r}")
     if scheme not in ("tcp", "tls"):
-        return None  # another transport (inproc, ucx): nothing to probe over TCP
+        return None  # inproc, ucx, websockets: nothing to probe over TCP
     host, colon, port = rest.rpartition(":")
     if not colon or "]" in port:  # no port given (an IPv6 address ends in "]")
         host, port = rest, str(_DEFAULT_DASK_PORT)
