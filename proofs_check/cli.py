@@ -50,8 +50,19 @@ def _format_number(value) -> str:
 
 
 def format_result(result: ClaimResult) -> str:
-    """A claim's block: header line, one line per measurement, tables and notes; a skipped
-    claim is one line (``SKIP  ID  reason: install hint``)."""
+    """The printed form of a claim's result.
+
+    Parameters
+    ----------
+    result : ClaimResult
+
+    Returns
+    -------
+    str
+        A header line, one line per measurement (error beside tolerance and reason), tables and
+        notes; for an ``ERROR`` the exception; a skipped claim is one line
+        (``SKIP  ID  reason: install hint``).
+    """
     c = result.claim
     if result.skipped:
         hint = "" if result.install_hint is None else f": {result.install_hint}"
@@ -80,7 +91,17 @@ def format_result(result: ClaimResult) -> str:
 
 
 def summary_line(results) -> str:
-    """``"23 passed, 0 failed, 1 skipped (85.4 s)"``, and the failing ids after a ``;``."""
+    """The last line of a run.
+
+    Parameters
+    ----------
+    results : sequence of ClaimResult
+
+    Returns
+    -------
+    str
+        ``"23 passed, 0 failed, 1 skipped (85.4 s)"``, and ``"; failing: ID, ..."`` when any failed.
+    """
     failed = [r.claim.id for r in results if r.failed]
     total = sum(r.seconds for r in results)
     text = (f"{sum(r.passed for r in results)} passed, {len(failed)} failed, "
@@ -89,7 +110,13 @@ def summary_line(results) -> str:
 
 
 def environment() -> dict:
-    """Versions that decide the numbers, recorded with every run."""
+    """Versions that decide the numbers, recorded with every run.
+
+    Returns
+    -------
+    dict
+        ``{"python", "numpy", "scipy", "sympy", "matplotlib", "platform"}`` as strings.
+    """
     import matplotlib
     import numpy
     import scipy
@@ -103,8 +130,22 @@ def environment() -> dict:
 def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, results=None) -> list[ClaimResult]:
     """Run ``claims`` one after another, printing each result as it finishes.
 
-    ``results`` (a list, optional) receives each result as soon as it exists, so that a caller
-    interrupted half way knows what finished. Returns the list of results.
+    Parameters
+    ----------
+    claims : sequence of Claim
+    ctx : Context
+    quiet : bool
+        No ``[i/N] ID ...`` progress lines on stderr.
+    stream : file, optional
+        Where results are printed (default stdout).
+    results : list, optional
+        Receives each result as soon as it exists, so that a caller interrupted half way
+        knows what finished.
+
+    Returns
+    -------
+    list of ClaimResult
+        ``results``.
     """
     stream = sys.stdout if stream is None else stream
     results = [] if results is None else results
@@ -307,7 +348,12 @@ def cmd_report(args) -> int:
 
 
 def commands() -> tuple:
-    """The subcommands, in the order ``--help`` lists them. Register a new one here."""
+    """The subcommands, in the order ``--help`` lists them. Register a new one here.
+
+    Returns
+    -------
+    tuple of variational_nets.cli.common.Command
+    """
     return (
         Command("run", "run the checks of the claims (the default)", add_run_arguments, cmd_run),
         Command("list", "list the claims: id, kind, reference, statement", add_list_arguments, cmd_list),
@@ -319,7 +365,12 @@ def commands() -> tuple:
 
 
 def build_parser() -> Parser:
-    """The parser of ``python -m proofs_check`` with every subcommand."""
+    """The parser of ``python -m proofs_check`` with every subcommand.
+
+    Returns
+    -------
+    variational_nets.cli.common.Parser
+    """
     parser = Parser(prog=PROG, description="Check the claims of the IBVI paper (and our extensions) against "
                                            "stated tolerances. Without a subcommand: run.")
     add_commands(parser, commands())
@@ -327,6 +378,18 @@ def build_parser() -> Parser:
 
 
 def main(argv=None) -> int:
-    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Default ``sys.argv[1:]``; without a subcommand, ``run``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 all good, 1 a claim failed or a figure raised, 2 usage error,
+        3 internal error, 130 SIGINT, 143 SIGTERM.
+    """
     return run_main(build_parser(), argv, default_command="run")
 

@@ -73,7 +73,13 @@ class Measurement:
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
 
     def to_dict(self) -> dict:
-        """``{"name", "error", "tolerance", "reason", "passed"}``."""
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"name", "error", "tolerance", "reason", "passed"}``.
+        """
         return {"name": self.name, "error": self.error, "tolerance": self.tolerance,
                 "reason": self.reason, "passed": self.passed}
 
@@ -87,7 +93,13 @@ class Table:
     rows: tuple[tuple, ...]
 
     def to_dict(self) -> dict:
-        """``{"title", "header", "rows"}`` with lists for the tuples."""
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"title", "header", "rows"}`` with lists for the tuples.
+        """
         return {"title": self.title, "header": list(self.header), "rows": [list(r) for r in self.rows]}
 
 
@@ -100,7 +112,13 @@ class Outcome:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """``{"measurements", "tables", "notes"}``, each a list."""
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"measurements", "tables", "notes"}``, each a list of JSON forms.
+        """
         return {"measurements": [m.to_dict() for m in self.measurements],
                 "tables": [t.to_dict() for t in self.tables], "notes": list(self.notes)}
 
@@ -178,8 +196,15 @@ class ClaimResult:
         return "pass" if self.passed else "FAIL"
 
     def to_dict(self) -> dict:
-        """The JSON form: the claim's fields, status, timing, seed, exception or skip reason,
-        and the outcome's measurements, tables and notes (empty lists without an outcome)."""
+        """The JSON form (what ``python -m proofs_check --json`` and the report write).
+
+        Returns
+        -------
+        dict
+            The claim's ``id``, ``kind``, ``reference``, ``statement``; ``status``, ``passed``,
+            ``seconds``, ``seed``, ``exception``, ``skip_reason``, ``install_hint``; and the
+            outcome's ``measurements``, ``tables`` and ``notes`` (empty lists without one).
+        """
         c = self.claim
         out = {"id": c.id, "kind": c.kind, "reference": c.reference, "statement": c.statement,
                "status": self.status, "passed": self.passed, "seconds": self.seconds,

@@ -81,9 +81,23 @@ def atomic_write(path, mode: str = "w", *, encoding: str | None = "utf-8", newli
 
 
 def write_json(path, payload, **dump_options) -> None:
-    """Write ``payload`` as JSON (``indent=2`` unless given) to ``path`` atomically.
+    """Write ``payload`` as JSON to ``path`` atomically (see :func:`atomic_write`).
 
-    ``dump_options`` go to :func:`json.dump` (for example ``default=float``).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination; its folder must exist.
+    payload : object
+        Anything :func:`json.dump` encodes with ``dump_options``.
+    **dump_options
+        Passed to :func:`json.dump` (``indent=2`` unless given; for example ``default=float``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        From :func:`json.dump` for a payload it cannot encode; the destination is left as it was.
+    OSError
+        The folder does not exist or cannot be written.
     """
     dump_options.setdefault("indent", 2)
     with atomic_write(path) as fh:
@@ -94,8 +108,21 @@ def write_json(path, payload, **dump_options) -> None:
 def savefig(figure, path, **options) -> None:
     """Save a Matplotlib ``figure`` to ``path`` atomically; the format is the path's suffix.
 
-    A path without a suffix gets Matplotlib's default format (``rcParams["savefig.format"]``).
-    ``options`` go to :meth:`matplotlib.figure.Figure.savefig` (``dpi``, ``bbox_inches``, ...).
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+    path : str or os.PathLike
+        The destination; a path without a suffix gets Matplotlib's default format
+        (``rcParams["savefig.format"]``).
+    **options
+        Passed to :meth:`matplotlib.figure.Figure.savefig` (``dpi``, ``bbox_inches``, ...).
+
+    Raises
+    ------
+    ValueError
+        From Matplotlib, for a format it does not know; the destination is left as it was.
+    OSError
+        The folder does not exist or cannot be written.
     """
     import matplotlib
 

@@ -100,7 +100,18 @@ def _choice(name, value, choices):
 
 
 def check_extra(task: str) -> None:
-    """ValueError naming ``task`` when the optional extra the task's data need is missing."""
+    """Refuse a task whose data need an optional extra that is not installed.
+
+    Parameters
+    ----------
+    task : str
+        A key of :data:`TASK_DEFAULTS`.
+
+    Raises
+    ------
+    ValueError
+        ``invalid task: the digits task needs scikit-learn: pip install "ibvi-theory[data]"``.
+    """
     extra = TASK_DEFAULTS[task].extra
     if extra is None:
         return
@@ -197,6 +208,7 @@ class ExperimentConfig:
 
     @property
     def loss(self) -> str:
+        """The training loss of the task (a name in :data:`variational_nets.losses.LOSSES`)."""
         return TASK_DEFAULTS[self.task].loss
 
     def layer_sizes(self) -> tuple:
@@ -294,7 +306,18 @@ def training_memory(sizes, *, covariance: str = "full", rank: int | None = None,
 
 
 def estimate_memory(config: ExperimentConfig) -> int:
-    """:func:`training_memory` of a resolved ``config`` (its network, covariance and data)."""
+    """:func:`training_memory` of a resolved ``config`` (its network, covariance and data).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config (:meth:`ExperimentConfig.resolved`).
+
+    Returns
+    -------
+    int
+        Bytes. Cost ``O(depth)``.
+    """
     d = TASK_DEFAULTS[config.task]
     return training_memory(config.layer_sizes(), covariance=config.covariance, rank=config.rank,
                            batch_size=config.batch_size,
@@ -304,8 +327,14 @@ def estimate_memory(config: ExperimentConfig) -> int:
 
 
 def physical_memory() -> int | None:
-    """Bytes of physical memory of this machine (``os.sysconf``, else ``/proc/meminfo``); None
-    when neither says."""
+    """Bytes of physical memory of this machine.
+
+    Returns
+    -------
+    int or None
+        From ``os.sysconf`` (page size × physical pages), else ``MemTotal`` of
+        ``/proc/meminfo``; None when neither says.
+    """
     try:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
@@ -321,7 +350,17 @@ def physical_memory() -> int | None:
 
 
 def format_bytes(count: int) -> str:
-    """``count`` bytes with a binary prefix: ``"1.5 GiB"``, ``"142 PiB"``, ``"3.2e+04 YiB"``."""
+    """``count`` bytes with a binary prefix and three significant digits.
+
+    Parameters
+    ----------
+    count : int
+
+    Returns
+    -------
+    str
+        ``"1.5 KiB"``, ``"142 PiB"``, ``"3.2e+04 YiB"``.
+    """
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"):
         if value < 1024:
@@ -331,10 +370,22 @@ def format_bytes(count: int) -> str:
 
 
 def check_memory(needed: int, what: str, name: str = "width") -> None:
-    """ValueError naming ``name`` when ``needed`` bytes exceed this machine's physical memory.
+    """Refuse a run that needs more memory than this machine has.
 
-    ``what`` describes the run in the message (``"training at width 99999999"``). Nothing is
-    checked when the machine's memory cannot be read.
+    Parameters
+    ----------
+    needed : int
+        Bytes the run needs (:func:`training_memory`).
+    what : str
+        The run, for the message (``"training at width 99999999"``).
+    name : str
+        The argument the message names (``invalid <name>: ...``).
+
+    Raises
+    ------
+    ValueError
+        ``needed`` exceeds :func:`physical_memory`; the message gives both. Nothing is checked
+        when the machine's memory cannot be read.
     """
     available = physical_memory()
     if available is not None and needed > available:
@@ -501,7 +552,21 @@ def evaluate(trained: Trained, seed_offset: int = 1) -> ExperimentResult:
 
 
 def check_plot(config: ExperimentConfig, plot) -> None:
-    """ValueError naming ``plot`` when the plot of ``config`` cannot be drawn to that path."""
+    """Refuse a ``plot`` path the plot of ``config`` cannot be drawn to.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config.
+    plot : str or os.PathLike
+        Where the plot goes.
+
+    Raises
+    ------
+    ValueError
+        A task without a plot (only toy-regression and two-moons have one), or a path
+        :func:`variational_nets.plots.check_figure_path` refuses; the message names ``plot``.
+    """
     from .plots import check_figure_path
 
     if config.task not in ("toy-regression", "two-moons"):

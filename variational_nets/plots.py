@@ -109,8 +109,19 @@ def plot_experiment(trained, path=None, num_samples: int = 64):
     Regression: training points, predictive mean and ±2 std bands over ``[−1.5, 1.5]``.
     Two moons: two panels over the same grid, the averaged ``p(class 1)`` and its standard
     deviation over ``num_samples`` weight samples, each with the training points (class 0 as
-    circles, class 1 as triangles). The file is written atomically; returns the figure (closed
-    when a path is given).
+    circles, class 1 as triangles).
+
+    Parameters
+    ----------
+    trained : variational_nets.experiment.Trained
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+    num_samples : int
+        Weight samples of the predictive (seeded from the config's seed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Raises
     ------
@@ -145,7 +156,16 @@ def plot_coordcheck(result, path=None):
     One panel per (path, parametrization, step): rows are the mean and the sampled path, the
     SP panels (steps 0…k) sit left of the μP panels; each panel shows the seed-mean ``mean |h|``
     of every layer against width on log-log axes, with the fitted slope in the legend.
-    Returns the Matplotlib figure (saved to ``path`` atomically and closed when a path is given).
+
+    Parameters
+    ----------
+    result : variational_nets.coordcheck.CoordCheckResult
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from .coordcheck import PATHS, coordcheck_slopes
 
@@ -183,8 +203,17 @@ def plot_transfer(result, path=None):
     Rows: training loss, test NLL; columns: parametrizations; one line per width (seed mean)
     with the best step of each width starred. The loss axis is logarithmic, so that every
     finite value is inside the panel (a nearly diverged step can be 10¹⁴ times the best one);
-    grid points where a seed diverged are marked ``×`` along the top edge. Returns the figure
-    (saved to ``path`` atomically and closed when a path is given).
+    grid points where a seed diverged are marked ``×`` along the top edge.
+
+    Parameters
+    ----------
+    result : variational_nets.transfer.TransferResult
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from matplotlib.transforms import blended_transform_factory
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from proofs_check import cli, registry
-from proofs_check.registry import (Claim, ClaimResult, ClaimSkipped, Context, Measurement, Outcome, Table,
+from proofs_check.registry import (Claim, ClaimSkipped, Context, Measurement, Outcome, Table,
                                    run_claim, select)
 
 HINT = 'pip install "ibvi-theory[data]"'

@@ -31,7 +31,12 @@ COMMANDS = (
 
 
 def build_parser() -> Parser:
-    """The parser of ``python -m variational_nets`` with every subcommand."""
+    """The parser of ``python -m variational_nets`` with every subcommand.
+
+    Returns
+    -------
+    variational_nets.cli.common.Parser
+    """
     parser = Parser(prog=PROG, description="Variational MLPs trained by IBVI (or a baseline) with "
                                            "NumPy or CuPy: train one configuration, or sweep a grid.")
     add_commands(parser, COMMANDS)
@@ -39,5 +44,17 @@ def build_parser() -> Parser:
 
 
 def main(argv=None) -> int:
-    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 all good, 1 training diverged or sweep points failed, 2 usage
+        error, 3 internal error, 130 SIGINT, 143 SIGTERM.
+    """
     return run_main(build_parser(), argv)

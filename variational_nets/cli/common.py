@@ -125,7 +125,23 @@ def _flags_of(parser: argparse.ArgumentParser) -> dict:
 
 def add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], *,
                  dest: str = "command", metavar: str | None = None) -> None:
-    """Register ``commands`` as subcommands of ``parser`` (each with its own options)."""
+    """Register ``commands`` as subcommands of ``parser``, each with its own options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    commands : sequence of Command
+        A command with ``subcommands`` gets them registered under it, recursively.
+    dest : str
+        Attribute of the parsed namespace that holds the chosen name.
+    metavar : str, optional
+        How ``--help`` shows the choice (default ``{name,name,...}``).
+
+    Notes
+    -----
+    Each leaf parser stores its ``run``, its ``prog`` (``"python -m pkg sweep transfer"``) and
+    its ``{dest: flag}`` table in the namespace, for :func:`run_main` and :func:`checking`.
+    """
     sub = parser.add_subparsers(dest=dest, metavar=metavar or "{" + ",".join(c.name for c in commands) + "}",
                                 parser_class=Parser, required=True)
     for command in commands:
@@ -139,7 +155,13 @@ def add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], *
 
 
 def say(prog: str, line: str) -> None:
-    """One line on stderr, prefixed with the program name."""
+    """Print ``"prog: line"`` on stderr (flushed).
+
+    Parameters
+    ----------
+    prog : str
+    line : str
+    """
     print(f"{prog}: {line}", file=sys.stderr, flush=True)
 
 
@@ -169,12 +191,30 @@ def _sigterm_raises():
 
 def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None, *,
              default_command: str | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen command, return its exit status.
+    """Parse ``argv``, run the chosen command, return its exit status (see the module table).
 
-    ``default_command`` is run when ``argv`` is empty or starts with an option other than
-    ``-h``/``--help`` (``python -m proofs_check --only C1`` means ``run --only C1``). The parsed
-    ``args`` carry ``argv`` (as given) and ``command_line`` (the whole command, for messages
-    that say how to resume).
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Built with :func:`add_commands`.
+    argv : sequence of str, optional
+        Default ``sys.argv[1:]``.
+    default_command : str, optional
+        Run when ``argv`` is empty or starts with an option other than ``-h``/``--help``
+        (``python -m proofs_check --only C1`` means ``run --only C1``).
+
+    Returns
+    -------
+    int
+        0, 1 (the command's own verdict), 2 (a :class:`UsageError`), 3 (any other
+        ``Exception``: one line with its type, message and the last frame), 130 (SIGINT),
+        143 (SIGTERM). ``--help`` raises ``SystemExit(0)`` as argparse does.
+
+    Notes
+    -----
+    While it runs, SIGTERM raises :class:`Terminated` in the main thread. The parsed ``args``
+    carry ``argv`` (as given) and ``command_line`` (the whole command, for messages that say
+    how to resume).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if default_command is not None and (not argv or (argv[0].startswith("-")
@@ -216,8 +256,19 @@ def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
 
 @contextlib.contextmanager
 def interruption(detail: Callable[[], str]):
-    """Inside: an interrupt raises :class:`Interrupted` whose line ends with ``detail()``
-    (what was finished, what was kept, how to resume)."""
+    """Context: an interrupt inside raises :class:`Interrupted` with one line ending in ``detail()``.
+
+    Parameters
+    ----------
+    detail : callable
+        ``detail() -> str``, called after the interrupt: what was finished, what was kept, how
+        to resume.
+
+    Raises
+    ------
+    Interrupted
+        With code 130 for ``KeyboardInterrupt``, 143 for :class:`Terminated`.
+    """
     try:
         yield
     except KeyboardInterrupt:
@@ -236,8 +287,21 @@ def flag_message(message: str, flags: Mapping[str, str], aliases: Mapping[str, s
     names the library uses to those ``dest``\\ s (``{"results_path": "results"}``). The flag is
     the first of: one written in parentheses in the message (``invalid x (--x)``, removed from
     the text), or the earliest name (or alias) that occurs in the message as a word, with
-    ``_`` or a space between its parts. Returns ``"argument --flag: message"``, or the message
-    alone when it names no argument of this command.
+    ``_`` or a space between its parts. A leading ``invalid <name>:`` or ``<name>:`` is dropped,
+    since the flag now says it.
+
+    Parameters
+    ----------
+    message : str
+        The library's one-line message.
+    flags : mapping of str to str
+    aliases : mapping of str to str, optional
+
+    Returns
+    -------
+    str
+        ``"argument --flag: message"``, or the message alone when it names no argument of this
+        command.
     """
     named = [f for f in _FLAG_IN_PARENS.findall(message) if f in flags.values()]
     text = _FLAG_IN_PARENS.sub("", message).strip()
@@ -266,9 +330,21 @@ def flag_message(message: str, flags: Mapping[str, str], aliases: Mapping[str, s
 
 @contextlib.contextmanager
 def checking(args, aliases: Mapping[str, str] | None = None):
-    """Inside: the command checks its options before any work. A ``ValueError``, ``TypeError``
-    or ``ImportError`` becomes a :class:`UsageError` whose message names the flag (see
-    :func:`flag_message`)."""
+    """Context for a command's checks, before any work: bad input becomes a usage error.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of a command registered with :func:`add_commands`.
+    aliases : mapping of str to str, optional
+        Other names the library uses for the command's arguments (see :func:`flag_message`).
+
+    Raises
+    ------
+    UsageError
+        For a ``ValueError``, ``TypeError`` or ``ImportError`` raised inside, with a message
+        that names the flag.
+    """
     try:
         yield
     except (ValueError, TypeError, ImportError) as exc:
@@ -286,7 +362,21 @@ def _number(text: str, convert, expected: str):
 
 
 def positive_int(text: str) -> int:
-    """An integer ``>= 1``."""
+    """argparse type: an integer ``>= 1``.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``expected a positive integer, got '0'``.
+    """
     value = _number(text, int, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -294,7 +384,21 @@ def positive_int(text: str) -> int:
 
 
 def nonnegative_int(text: str) -> int:
-    """An integer ``>= 0`` (seeds)."""
+    """argparse type: an integer ``>= 0`` (seeds).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``expected an integer >= 0, got '-1'``.
+    """
     value = _number(text, int, "an integer >= 0")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
@@ -302,7 +406,21 @@ def nonnegative_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A finite number ``> 0`` (step sizes)."""
+    """argparse type: a finite number ``> 0`` (step sizes).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``expected a positive finite number, got 'nan'``.
+    """
     value = _number(text, float, "a positive number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
@@ -322,22 +440,61 @@ def _path_type(check, description: str):
 
 
 def output_file(*suffixes: str):
-    """An argparse type: a file that can be written (its folder exists and is writable; it is
-    not a folder), optionally with one of ``suffixes``."""
+    """argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
+
+    Parameters
+    ----------
+    *suffixes : str
+        Allowed suffixes (``".jsonl"``); none: any.
+
+    Returns
+    -------
+    callable
+        ``convert(text) -> text``, raising ``argparse.ArgumentTypeError`` for a folder that
+        does not exist, is a file or is not writable, a path that is a folder, another suffix.
+    """
     from .._files import check_output_file
 
     return _path_type(lambda text: check_output_file(text, name="path", suffixes=suffixes), "output file")
 
 
 def figure_file(text: str) -> str:
-    """An argparse type: a writable file whose suffix is a Matplotlib format."""
+    """argparse type: a writable file whose suffix is a Matplotlib format.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        ``text``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        See :func:`variational_nets.plots.check_figure_path`.
+    """
     from ..plots import check_figure_path
 
     return _path_type(lambda t: check_figure_path(t, name="path"), "figure file")(text)
 
 
 def distinct_outputs(args, *dests: str) -> None:
-    """ValueError naming the later option when two output options name the same file."""
+    """Refuse two output options that name the same file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a command registered with :func:`add_commands`.
+    *dests : str
+        The output options, by ``dest``, in the order the message should blame them.
+
+    Raises
+    ------
+    ValueError
+        ``invalid plot: names the same file as --json`` (the later option).
+    """
     seen = {}
     for dest in dests:
         value = getattr(args, dest, None)
@@ -350,12 +507,36 @@ def distinct_outputs(args, *dests: str) -> None:
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
-    """The command as a shell would take it: ``prog`` and the quoted arguments."""
+    """The command as a shell would take it.
+
+    Parameters
+    ----------
+    prog : str
+        ``"python -m proofs_check"``.
+    argv : sequence of str
+
+    Returns
+    -------
+    str
+        ``prog`` and the arguments, each quoted where a shell needs it.
+    """
     return " ".join([prog, shlex.join(list(argv))]) if argv else prog
 
 
 def json_safe(value):
-    """``value`` with non-finite floats as strings (``"inf"``, ``"nan"``): strict JSON has none."""
+    """``value`` with non-finite floats as strings: strict JSON has no ``inf`` or ``NaN``.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists and tuples of JSON values.
+
+    Returns
+    -------
+    object
+        The same structure (tuples as lists) with ``inf``, ``-inf``, ``nan`` as ``"inf"``,
+        ``"-inf"``, ``"nan"``.
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):

@@ -172,7 +172,18 @@ def _finish(args, summary, draw, result, rows) -> None:
 
 
 def run_transfer_command(args) -> int:
-    """``sweep transfer``: run, print the table of each metric, write CSV / JSON / the figure."""
+    """``sweep transfer``: check, run, print the table of each metric, write CSV / JSON / the figure.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``sweep transfer`` parser.
+
+    Returns
+    -------
+    int
+        0; 1 when points failed with an error or every base step diverged at some width.
+    """
     from .. import plots
     from ..transfer import METRICS, TransferConfig, format_transfer, run_transfer
 
@@ -210,7 +221,18 @@ def run_transfer_command(args) -> int:
 
 
 def run_coordcheck_command(args) -> int:
-    """``sweep coordcheck``: run, print the slope table, write CSV / JSON / the figure."""
+    """``sweep coordcheck``: check, run, print the slope table, write CSV / JSON / the figure.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``sweep coordcheck`` parser.
+
+    Returns
+    -------
+    int
+        0; 1 when points failed with an error.
+    """
     from .. import plots
     from ..coordcheck import CoordCheckConfig, coordcheck_slopes, format_slopes, run_coordcheck
 

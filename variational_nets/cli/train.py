@@ -1,9 +1,8 @@
 """``python -m variational_nets train``: train and evaluate one configuration.
 
 Checks every option, the output paths, the memory the run needs and the data files before
-training; prints progress (stderr-free epoch lines on stdout unless ``--quiet``) and the final
-metrics; writes ``--json`` and then ``--plot`` (each atomically). Exit status 1 when training
-diverges.
+training; prints the epoch lines (unless ``--quiet``) and the final metrics on stdout; writes
+``--json`` and then ``--plot`` (each atomically). Exit status 1 when training diverges.
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ _ALIASES = {"data directory": "data_dir"}
 
 
 def add_arguments(parser) -> None:
-    """The options of ``train``."""
+    """Add the options of ``train`` to ``parser`` (an ``argparse.ArgumentParser``)."""
     add = parser.add_argument
     add("--task", required=True, choices=TASKS, help="the data set")
     add("--method", default="ibvi", choices=METHODS,
@@ -95,7 +94,23 @@ def _format(result) -> str:
 
 
 def run(args) -> int:
-    """Check everything, train, print the metrics, write ``--json`` and ``--plot``."""
+    """Check everything, train, print the metrics, write ``--json`` and ``--plot``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``train`` parser.
+
+    Returns
+    -------
+    int
+        0, or 1 when training diverged (one line on stderr).
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        A bad option, output path, data folder, or a run too large for this machine's memory.
+    """
     with checking(args, _ALIASES):
         config = _config(args)
         if args.plot is not None:

@@ -55,13 +55,15 @@ class SweepPoint:
         ``width``, ``lr``, ``seed``, ``status``, ``error``, ``elapsed_s``; finite scalar values.
         Stored as a tuple of pairs sorted by name, so that equal points compare and hash equal.
 
-    Points are the keys of a sweep's results, so values are normalized on construction
-    (``lr=1`` and ``lr=1.0`` are the same point; NumPy scalars become Python scalars).
-
     Raises
     ------
     TypeError, ValueError
         Wrong types, non-positive width or step, negative seed, bad or repeated names.
+
+    Notes
+    -----
+    Points are the keys of a sweep's results, so values are normalized on construction
+    (``lr=1`` and ``lr=1.0`` are the same point; NumPy scalars become Python scalars).
     """
 
     width: int

@@ -19,7 +19,14 @@ from .store import SweepResult, SweepRow, append_row, check_results_path, load_r
 class SweepFailed(RuntimeError):
     """Points of a sweep that needs every point failed; the finished ones stay stored.
 
-    ``n_failed`` counts them; ``errors`` holds ``"point label: error"`` for up to three.
+    Parameters
+    ----------
+    what : str
+        What the points are (``"transfer"``), for the message.
+    n_failed : int
+        How many points failed (attribute ``n_failed``).
+    errors : tuple of str
+        ``"point label: error"`` for up to three of them (attribute ``errors``).
     """
 
     def __init__(self, what: str, n_failed: int, errors: tuple):
@@ -158,12 +165,29 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
                      what: str = "sweep") -> tuple[list, str | None]:
     """:func:`run_sweep` for experiments that need every point: failures raise.
 
-    Without ``results_path`` the rows go to a temporary file (nothing to resume) and the points run
-    in this process unless ``scheduler`` or ``processes`` says otherwise. Returns the rows and the
-    stored results path (``None`` for a temporary one).
+    Parameters
+    ----------
+    fn, points, scheduler, processes, progress
+        As for :func:`run_sweep`.
+    results_path : path ending in ``.jsonl``, optional
+        The store. Without it the rows go to a temporary file (nothing to resume) and the
+        points run in this process unless ``scheduler`` or ``processes`` says otherwise.
+    what : str
+        What the points are, for the messages (``"transfer"``).
 
-    Raises :class:`SweepFailed` (a ``RuntimeError``) naming up to three failed points (the
-    finished ones stay stored).
+    Returns
+    -------
+    rows : tuple of SweepRow
+        One row per point, in the order of ``points``.
+    stored : str or None
+        The results path, None for a temporary one.
+
+    Raises
+    ------
+    SweepFailed
+        A ``RuntimeError`` naming up to three failed points (the finished ones stay stored).
+    TypeError, ValueError, ImportError
+        As for :func:`run_sweep`.
     """
     if results_path is None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -92,8 +92,18 @@ class SweepResult:
 def check_results_path(results_path) -> Path:
     """``results_path`` as a Path: a ``.jsonl`` file in an existing, writable folder.
 
-    Raises TypeError / ValueError naming ``results_path`` (see
-    :func:`variational_nets._files.check_output_file`).
+    Parameters
+    ----------
+    results_path : str or os.PathLike
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``results_path`` (see :func:`variational_nets._files.check_output_file`).
     """
     return check_output_file(results_path, name="results_path", suffixes=(".jsonl",))
 
@@ -132,8 +142,23 @@ def load_rows(path: Path) -> dict:
 def read_results(results_path) -> SweepResult:
     """Every point stored in a results file (its latest row), as a :class:`SweepResult`.
 
-    Raises ValueError for a path not ending in ``.jsonl`` or a line that is not a sweep row,
-    FileNotFoundError if the file does not exist.
+    Parameters
+    ----------
+    results_path : str or os.PathLike
+        A ``.jsonl`` file written by :func:`~variational_nets.sweep.run_sweep`.
+
+    Returns
+    -------
+    SweepResult
+        Its rows in the order the points first appear in the file; ``n_reused`` counts them,
+        ``csv_path`` is None. Cost: one read of the file.
+
+    Raises
+    ------
+    ValueError
+        A path not ending in ``.jsonl``, or a line that is not a sweep row.
+    FileNotFoundError
+        The file does not exist.
     """
     path = Path(results_path)
     if path.suffix.lower() != ".jsonl":
@@ -157,13 +182,27 @@ def append_row(path: Path, row: SweepRow) -> None:
 
 
 def write_csv(path, rows: Iterable[SweepRow]) -> Path:
-    """Write the CSV table of ``rows`` to ``path`` atomically; returns the path.
+    """Write the CSV table of ``rows`` to ``path`` atomically.
 
     Columns: ``width, lr, seed``, the free parameters (by name), the results (in the order
     they first appear), ``status, error, elapsed_s``; floats are written with ``repr`` so that
     they read back exactly, missing values as empty cells.
 
-    Raises TypeError / ValueError naming ``csv_path`` for a path that cannot be written.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv`` file in an existing, writable folder.
+    rows : iterable of SweepRow
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``csv_path``, for a path that cannot be written.
     """
     path = check_output_file(path, name="csv_path", suffixes=(".csv",))
     rows = list(rows)
