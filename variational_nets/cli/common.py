@@ -354,77 +354,28 @@ def checking(args, aliases: Mapping[str, str] | None = None):
 
 # --- argument types: argparse converts and checks, one line naming the option ----------------
 
-def _number(text: str, convert, expected: str):
-    try:
-        return convert(text)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+def _number_type(convert, valid, expected: str, name: str, doc: str):
+    """An argparse type: ``convert(text)`` if it succeeds and ``valid`` holds, else
+    ``argparse.ArgumentTypeError("expected <expected>, got '<text>'")``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__, parse.__qualname__, parse.__doc__ = name, name, doc
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ``>= 1``.
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        ``expected a positive integer, got '0'``.
-    """
-    value = _number(text, int, "a positive integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer ``>= 0`` (seeds).
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        ``expected an integer >= 0, got '-1'``.
-    """
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number ``> 0`` (step sizes).
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        ``expected a positive finite number, got 'nan'``.
-    """
-    value = _number(text, float, "a positive number")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int",
+                            "argparse type: an integer >= 1 (sizes, counts).")
+nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int",
+                               "argparse type: an integer >= 0 (seeds, steps).")
+positive_float = _number_type(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number",
+                              "positive_float", "argparse type: a finite number > 0 (step sizes).")
 
 
 def _path_type(check, description: str):
