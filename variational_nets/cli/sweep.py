@@ -28,8 +28,7 @@ from .common import (EXIT_FAILED, Command, checking, distinct_outputs, figure_fi
 DESCRIPTION = ("Sweep a grid of width x base step x seed x parametrization: the step-size transfer "
                "(claim C10) or the coordinate check (claim C9). Resumable with --results.")
 #: Names the library uses for what this command calls by another flag.
-_ALIASES = {"results_path": "results", "csv_path": "csv", "data directory": "data_dir",
-            "lrs": "lrs", "lr": "lr"}
+_ALIASES = {"results_path": "results", "csv_path": "csv", "data directory": "data_dir"}
 
 
 def _moved(text):
