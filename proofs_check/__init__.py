@@ -1,10 +1,10 @@
 """Checks of the claims of the IBVI paper (and our extensions), each against a stated tolerance.
 
-Run ``python -m proofs_check`` for the table of claims; ``python -m proofs_check --help`` for
-the options.
+``python -m proofs_check`` checks every claim; ``python -m proofs_check list`` lists them;
+``python -m proofs_check --help`` shows the subcommands and their options.
 """
-from .registry import (Claim, ClaimResult, Context, Measurement, Outcome, Table, all_claims,
-                       claim, run_claim, select)
+from .registry import (Claim, ClaimResult, ClaimSkipped, Context, Measurement, Outcome, Table,
+                       all_claims, claim, run_claim, select)
 
-__all__ = ["Claim", "ClaimResult", "Context", "Measurement", "Outcome", "Table", "all_claims",
-           "claim", "run_claim", "select"]
+__all__ = ["Claim", "ClaimResult", "ClaimSkipped", "Context", "Measurement", "Outcome", "Table",
+           "all_claims", "claim", "run_claim", "select"]

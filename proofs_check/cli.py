@@ -1,52 +1,47 @@
-"""Command line: ``python -m proofs_check [list|run|figures|report] [--only ID] [--quick] [--full]
-[--seed S] [--json PATH] [--out DIR] [--figure NAME] [--quiet]``.
+"""Command line: ``python -m proofs_check [run|list|figures|report] [options]``.
 
-``run`` (the default) prints each claim with every measured error beside its tolerance and
-exits with status 1 when any claim fails, 2 on a usage error.
-``figures`` writes ``DIR/NAME.png`` and ``DIR/NAME.pdf`` for every figure (``--only NAME``
-selects figures by name) and exits with status 1 when a figure raised.
-``report`` runs the selected claims (``--only ID``) and the figures (``--figure NAME``), writes
-``DIR/report.md``, ``DIR/report.html``, ``DIR/report.json`` and ``DIR/figures/``, and exits with
-status 1 when a claim failed or a figure raised, after writing every file.
-Progress lines (``[i/N] ...``) go to stderr and are silenced by ``--quiet``.
+``run`` (also what ``python -m proofs_check`` does without a subcommand, and with options only:
+``python -m proofs_check --only C1 --seed 3``) prints each claim with every measured error
+beside its tolerance; a claim that cannot run here is one ``SKIP`` line naming what to install.
+``list`` prints the claims. ``figures`` writes ``DIR/NAME.png`` and ``DIR/NAME.pdf`` for the
+figures chosen with ``--figure NAME``. ``report`` runs the claims chosen with ``--only ID`` and
+the figures chosen with ``--figure NAME`` and writes ``DIR/report.md``, ``DIR/report.html``,
+``DIR/report.json`` and ``DIR/figures/``, every file even when a claim failed.
+
+``--out DIR`` (figures, report) is created when missing, its parent must exist (``--mkdir``
+creates the missing parents too); nothing is written outside ``DIR`` and the ``--json`` file.
+Every option is checked before any claim runs. Exit statuses: 0 all good, 1 a claim failed or
+a figure raised, 2 usage error, 3 internal error, 130 SIGINT, 143 SIGTERM. Progress lines
+(``[i/N] ...``) go to stderr and are silenced by ``--quiet``.
+
+Adding a subcommand: a module with ``add_arguments(parser)`` and ``run(args) -> int`` and one
+:class:`~variational_nets.cli.common.Command` line in :func:`commands`.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
 import os
 import platform
 import sys
 import time
 
+from variational_nets._files import check_output_dir, write_json
+from variational_nets.cli.common import (EXIT_FAILED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE,
+                                         Command, Parser, add_commands, checking, interruption,
+                                         nonnegative_int, output_file, run_main)
+
 from .registry import ClaimResult, Context, run_claim, select
 
-EXIT_FAIL = 1
-EXIT_USAGE = 2
+__all__ = ["PROG", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT", "EXIT_SIGTERM",
+           "build_parser", "commands", "main", "format_result", "summary_line", "environment",
+           "run_claims"]
+
+PROG = "python -m proofs_check"
+#: A claim failed or a figure raised (the same status as ``EXIT_FAILED``).
+EXIT_FAIL = EXIT_FAILED
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m proofs_check",
-        description="Check the claims of the IBVI paper (and extensions) against stated tolerances.")
-    parser.add_argument("command", nargs="?", default="run", choices=COMMANDS,
-                        help="list the claims, run their checks (default), draw the figures, or write "
-                             "the report (claims and figures)")
-    parser.add_argument("--only", action="append", metavar="ID",
-                        help="run only this claim id (or, when no id is exactly ID, every id starting with "
-                             "'ID-'); repeatable; for 'figures': only this figure name")
-    parser.add_argument("--quick", action="store_true", help="smallest sizes that still test each claim")
-    parser.add_argument("--full", action="store_true", help="expensive variants (wide networks, GPU)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random path (default 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--out", metavar="DIR", default="proofs_check_out",
-                        help="output folder for 'figures' and 'report'")
-    parser.add_argument("--figure", action="append", metavar="NAME",
-                        help="'report' only: include only this figure (repeatable; default all)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    return parser
-
+# --- output ----------------------------------------------------------------------------------
 
 def _format_number(value) -> str:
     if value is None:
@@ -55,8 +50,23 @@ def _format_number(value) -> str:
 
 
 def format_result(result: ClaimResult) -> str:
-    """A claim's block: header line, one line per measurement, tables and notes."""
+    """The printed form of a claim's result.
+
+    Parameters
+    ----------
+    result : ClaimResult
+
+    Returns
+    -------
+    str
+        A header line, one line per measurement (error beside tolerance and reason), tables and
+        notes; for an ``ERROR`` the exception; a skipped claim is one line
+        (``SKIP  ID  reason: install hint``).
+    """
     c = result.claim
+    if result.skipped:
+        hint = "" if result.install_hint is None else f": {result.install_hint}"
+        return f"SKIP  {c.id:<16s} {result.skip_reason}{hint}"
     lines = [f"{result.status:5s} {c.id:<16s} [{c.kind}; {c.reference}]  {result.seconds:6.2f} s",
              f"      {c.statement}"]
     if result.exception is not None:
@@ -80,24 +90,33 @@ def format_result(result: ClaimResult) -> str:
     return "\n".join(lines)
 
 
-def result_to_dict(result: ClaimResult) -> dict:
-    c = result.claim
-    out = {"id": c.id, "kind": c.kind, "reference": c.reference, "statement": c.statement,
-           "status": result.status, "passed": result.passed, "seconds": result.seconds,
-           "seed": result.seed, "exception": result.exception, "measurements": [], "tables": [],
-           "notes": []}
-    if result.outcome is not None:
-        out["measurements"] = [{"name": m.name, "error": m.error, "tolerance": m.tolerance,
-                                "reason": m.reason, "passed": m.passed}
-                               for m in result.outcome.measurements]
-        out["tables"] = [{"title": t.title, "header": list(t.header), "rows": [list(r) for r in t.rows]}
-                         for t in result.outcome.tables]
-        out["notes"] = list(result.outcome.notes)
-    return out
+def summary_line(results) -> str:
+    """The last line of a run.
+
+    Parameters
+    ----------
+    results : sequence of ClaimResult
+
+    Returns
+    -------
+    str
+        ``"23 passed, 0 failed, 1 skipped (85.4 s)"``, and ``"; failing: ID, ..."`` when any failed.
+    """
+    failed = [r.claim.id for r in results if r.failed]
+    total = sum(r.seconds for r in results)
+    text = (f"{sum(r.passed for r in results)} passed, {len(failed)} failed, "
+            f"{sum(r.skipped for r in results)} skipped ({total:.1f} s)")
+    return text + (f"; failing: {', '.join(failed)}" if failed else "")
 
 
 def environment() -> dict:
-    """Versions that decide the numbers, recorded with every run."""
+    """Versions that decide the numbers, recorded with every run.
+
+    Returns
+    -------
+    dict
+        ``{"python", "numpy", "scipy", "sympy", "matplotlib", "platform"}`` as strings.
+    """
     import matplotlib
     import numpy
     import scipy
@@ -108,9 +127,28 @@ def environment() -> dict:
             "matplotlib": matplotlib.__version__, "platform": platform.platform()}
 
 
-def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None) -> list[ClaimResult]:
+def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, results=None) -> list[ClaimResult]:
+    """Run ``claims`` one after another, printing each result as it finishes.
+
+    Parameters
+    ----------
+    claims : sequence of Claim
+    ctx : Context
+    quiet : bool
+        No ``[i/N] ID ...`` progress lines on stderr.
+    stream : file, optional
+        Where results are printed (default stdout).
+    results : list, optional
+        Receives each result as soon as it exists, so that a caller interrupted half way
+        knows what finished.
+
+    Returns
+    -------
+    list of ClaimResult
+        ``results``.
+    """
     stream = sys.stdout if stream is None else stream
-    results = []
+    results = [] if results is None else results
     for i, c in enumerate(claims, 1):
         if not quiet:
             print(f"[{i}/{len(claims)}] {c.id} ...", file=sys.stderr, flush=True)
@@ -118,19 +156,6 @@ def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None) -> lis
         results.append(result)
         print(format_result(result), file=stream, flush=True)
     return results
-
-
-def summary_line(results) -> str:
-    failed = [r.claim.id for r in results if not r.passed]
-    total = sum(r.seconds for r in results)
-    text = f"{len(results) - len(failed)} passed, {len(failed)} failed ({total:.1f} s)"
-    return text + (f"; failing: {', '.join(failed)}" if failed else "")
-
-
-def cmd_list(args) -> int:
-    for c in select(args.only):
-        print(f"{c.id:<16s} {c.kind:<10s} {c.reference:<22s} {c.statement}")
-    return 0
 
 
 def _log(args):
@@ -143,26 +168,14 @@ def _log(args):
 def _context(args) -> Context:
     log = _log(args)
     progress = (lambda message: None) if log is None else (lambda message: log(f"      ... {message}"))
-    return Context(seed=args.seed, quick=args.quick, full=args.full, progress=progress)
+    return Context(seed=args.seed, quick=args.quick, full=getattr(args, "full", False), progress=progress)
 
 
 def _write_json(path, results, args, wall_seconds) -> None:
     payload = {"environment": environment(), "seed": args.seed, "quick": args.quick,
-               "full": args.full, "wall_seconds": wall_seconds,
-               "claims": [result_to_dict(r) for r in results]}
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, default=float)
-
-
-def cmd_run(args) -> int:
-    claims = select(args.only)
-    ctx = _context(args)
-    start = time.perf_counter()
-    results = run_claims(claims, ctx, quiet=args.quiet)
-    print(summary_line(results))
-    if args.json:
-        _write_json(args.json, results, args, time.perf_counter() - start)
-    return 0 if all(r.passed for r in results) else EXIT_FAIL
+               "full": getattr(args, "full", False), "wall_seconds": wall_seconds,
+               "claims": [r.to_dict() for r in results]}
+    write_json(path, payload, default=float)
 
 
 def _use_agg() -> None:
@@ -182,54 +195,201 @@ def format_figure(f) -> str:
     return head + "\n" + "\n".join("      ! " + line for line in f.error.rstrip().splitlines())
 
 
+# --- checks done before any work ---------------------------------------------------------------
+
+def _figures(names):
+    """The figure specs for ``--figure`` names; UsageError naming ``--figure`` for an unknown one."""
+    from .figures import available_figures, select_figures
+
+    for name in names or ():
+        try:
+            select_figures([name])
+        except ValueError:
+            known = ", ".join(s.name for s in available_figures())
+            raise ValueError(f"invalid figure: {name!r} matches no figure; known figures: {known}") from None
+    return select_figures(names)
+
+
+def _out_dir(args):
+    check_output_dir(args.out, name="out", create=True, parents=args.mkdir)
+
+
+# --- subcommands -------------------------------------------------------------------------------
+
+def _claim_options(parser, *, full: bool = True) -> None:
+    parser.add_argument("--only", action="append", metavar="ID",
+                        help="only this claim id (or, when no id is exactly ID, every id starting with "
+                             "'ID-'); repeatable")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
+                        help="seed of every random path (default 0)")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smallest sizes that still test each claim")
+    if full:
+        sizes.add_argument("--full", action="store_true", help="expensive variants (wide networks, GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _out_options(parser) -> None:
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="output folder, created if missing (its parent must exist)")
+    parser.add_argument("--mkdir", action="store_true", help="also create the missing parents of --out")
+
+
+def add_run_arguments(parser) -> None:
+    """The options of ``run``."""
+    _claim_options(parser)
+    parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
+
+
+def cmd_run(args) -> int:
+    """``run``: every selected claim, the summary line, the JSON file."""
+    with checking(args):
+        claims = select(args.only)
+    ctx = _context(args)
+    start = time.perf_counter()
+    results = []
+    with interruption(lambda: f"{len(results)} of {len(claims)} claims finished, nothing written; "
+                              f"rerun: {args.command_line}"):
+        run_claims(claims, ctx, quiet=args.quiet, results=results)
+    print(summary_line(results))
+    if args.json:
+        _write_json(args.json, results, args, time.perf_counter() - start)
+    return EXIT_FAILED if any(r.failed for r in results) else 0
+
+
+def add_list_arguments(parser) -> None:
+    """The options of ``list``."""
+    parser.add_argument("--only", action="append", metavar="ID", help="only this claim id or family")
+
+
+def cmd_list(args) -> int:
+    """``list``: one line per claim: id, kind, reference, statement."""
+    with checking(args):
+        claims = select(args.only)
+    for c in claims:
+        print(f"{c.id:<16s} {c.kind:<10s} {c.reference:<22s} {c.statement}")
+    return 0
+
+
+def add_figures_arguments(parser) -> None:
+    """The options of ``figures``."""
+    import argparse
+
+    parser.add_argument("--figure", action="append", metavar="NAME",
+                        help="only this figure (repeatable; default all)")
+    # figures have no claim ids: here --only NAME is taken as --figure NAME
+    parser.add_argument("--only", action="append", dest="figure", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
+                        help="seed of every random path (default 0)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    _out_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
 def cmd_figures(args) -> int:
+    """``figures``: draw the selected figures into ``--out``."""
     from .figures import make_figures
 
+    with checking(args):
+        _out_dir(args)
+        _figures(args.figure)
     _use_agg()
-    files = make_figures(args.out, _context(args), only=args.only, log=_log(args))
+    os.makedirs(args.out, exist_ok=True)
+    with interruption(lambda: f"figures stopped; rerun: {args.command_line}"):
+        files = make_figures(args.out, _context(args), only=args.figure, log=_log(args))
     for f in files:
         print(format_figure(f), flush=True)
     broken = [f.name for f in files if f.error is not None]
     print(f"{sum(f.ok for f in files)} of {len(files)} figures written to {args.out}"
           + (f"; failing: {', '.join(broken)}" if broken else ""))
-    return EXIT_FAIL if broken else 0
+    return EXIT_FAILED if broken else 0
+
+
+def add_report_arguments(parser) -> None:
+    """The options of ``report``."""
+    _claim_options(parser)
+    parser.add_argument("--figure", action="append", metavar="NAME",
+                        help="only this figure (repeatable; default all)")
+    _out_options(parser)
+    parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
 
 
 def cmd_report(args) -> int:
-    from .figures import make_figures, select_figures
+    """``report``: run claims and figures, write the report files into ``--out``."""
+    from .figures import make_figures
     from .report import ReportData, write_report
 
+    with checking(args):  # cheapest first: the claim ids need every claim module imported
+        _out_dir(args)
+        _figures(args.figure)
+        claims = select(args.only)
     _use_agg()
     start = time.perf_counter()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    claims = select(args.only)
-    select_figures(args.figure)  # an unknown --figure is a usage error before any claim runs
     ctx = _context(args)
-    results = run_claims(claims, ctx, quiet=args.quiet)
-    figures = make_figures(os.path.join(args.out, "figures"), ctx, only=args.figure, log=_log(args))
+    results = []
+    with interruption(lambda: f"{len(results)} of {len(claims)} claims finished, no report written; "
+                              f"rerun: {args.command_line}"):
+        run_claims(claims, ctx, quiet=args.quiet, results=results)
+        os.makedirs(args.out, exist_ok=True)
+        figures = make_figures(os.path.join(args.out, "figures"), ctx, only=args.figure, log=_log(args))
     for f in figures:
         print(format_figure(f), flush=True)
     data = ReportData(results=tuple(results), figures=tuple(figures), seed=args.seed, quick=args.quick,
                       full=args.full, date=date, wall_seconds=time.perf_counter() - start,
                       environment=tuple((k, str(v)) for k, v in environment().items()),
-                      command=" ".join(["python -m proofs_check", *(args.argv or ["report"])]))
+                      command=args.command_line)
     files = write_report(args.out, data)
     if args.json:
         _write_json(args.json, results, args, data.wall_seconds)
     print(summary_line(results))
     print(f"report: {files.markdown}, {files.html}")
-    return 0 if data.passed else EXIT_FAIL
+    return 0 if data.passed else EXIT_FAILED
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "figures": cmd_figures, "report": cmd_report}
+def commands() -> tuple:
+    """The subcommands, in the order ``--help`` lists them. Register a new one here.
+
+    Returns
+    -------
+    tuple of variational_nets.cli.common.Command
+    """
+    return (
+        Command("run", "run the checks of the claims (the default)", add_run_arguments, cmd_run),
+        Command("list", "list the claims: id, kind, reference, statement", add_list_arguments, cmd_list),
+        Command("figures", "draw the theory figures (PNG and PDF)", add_figures_arguments, cmd_figures),
+        Command("report", "run claims and figures, write report.md, report.html and report.json",
+                add_report_arguments, cmd_report),
+        # the conformance command registers here: Command("conform", HELP, conform.add_arguments, conform.run)
+    )
+
+
+def build_parser() -> Parser:
+    """The parser of ``python -m proofs_check`` with every subcommand.
+
+    Returns
+    -------
+    variational_nets.cli.common.Parser
+    """
+    parser = Parser(prog=PROG, description="Check the claims of the IBVI paper (and our extensions) against "
+                                           "stated tolerances. Without a subcommand: run.")
+    add_commands(parser, commands())
+    return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return COMMANDS[args.command](args)
-    except ValueError as exc:
-        print(f"python -m proofs_check: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Default ``sys.argv[1:]``; without a subcommand, ``run``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 all good, 1 a claim failed or a figure raised, 2 usage error,
+        3 internal error, 130 SIGINT, 143 SIGTERM.
+    """
+    return run_main(build_parser(), argv, default_command="run")
+

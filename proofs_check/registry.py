@@ -6,7 +6,13 @@ written beside it. Checks never compare a formula with itself; each measurement 
 routes it compares.
 
 Claims register themselves with the :func:`claim` decorator in modules of
-:mod:`proofs_check.claims`, which are discovered automatically.
+:mod:`proofs_check.claims`, which are discovered automatically. A check that cannot run here
+(its data need an optional extra that is not installed) raises :class:`ClaimSkipped`: the result
+is a ``SKIP``, printed on one line with the command that installs what it needs, and is not
+counted as failed.
+
+Every result type has ``to_dict()``: the JSON form written by ``python -m proofs_check --json``
+and by the report.
 """
 from __future__ import annotations
 
@@ -19,6 +25,28 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 KINDS = ("paper", "extension", "conjecture", "symbolic")
+#: The statuses of a :class:`ClaimResult`.
+STATUSES = ("pass", "FAIL", "ERROR", "SKIP")
+
+
+class ClaimSkipped(Exception):
+    """Raised by a check that cannot run here; its result is ``SKIP``, not a failure.
+
+    Parameters
+    ----------
+    reason : str
+        Why, in a few words (``"needs scikit-learn"``).
+    install_hint : str, optional
+        The command that installs what is missing (``'pip install "ibvi-theory[data]"'``).
+    """
+
+    def __init__(self, reason: str, install_hint: str | None = None):
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("reason must be a non-empty string")
+        if install_hint is not None and not isinstance(install_hint, str):
+            raise TypeError(f"install_hint must be a string or None, got {type(install_hint).__name__}")
+        super().__init__(reason if install_hint is None else f"{reason}: {install_hint}")
+        self.reason, self.install_hint = reason, install_hint
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,17 @@ class Measurement:
             return True
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
 
+    def to_dict(self) -> dict:
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"name", "error", "tolerance", "reason", "passed"}``.
+        """
+        return {"name": self.name, "error": self.error, "tolerance": self.tolerance,
+                "reason": self.reason, "passed": self.passed}
+
 
 @dataclass(frozen=True)
 class Table:
@@ -53,6 +92,16 @@ class Table:
     header: tuple[str, ...]
     rows: tuple[tuple, ...]
 
+    def to_dict(self) -> dict:
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"title", "header", "rows"}`` with lists for the tuples.
+        """
+        return {"title": self.title, "header": list(self.header), "rows": [list(r) for r in self.rows]}
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -61,6 +110,17 @@ class Outcome:
     measurements: tuple[Measurement, ...]
     tables: tuple[Table, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            ``{"measurements", "tables", "notes"}``, each a list of JSON forms.
+        """
+        return {"measurements": [m.to_dict() for m in self.measurements],
+                "tables": [t.to_dict() for t in self.tables], "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -97,25 +157,64 @@ class Claim:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """A claim after its check ran."""
+    """A claim after its check ran.
+
+    ``exception`` holds the text of an exception the check raised (status ``ERROR``);
+    ``skip_reason`` and ``install_hint`` those of a :class:`ClaimSkipped` (status ``SKIP``).
+    ``passed`` is true only for a check that ran and met every tolerance; ``failed`` for one
+    that missed a tolerance or raised; a skipped claim is neither.
+    """
 
     claim: Claim
     outcome: Outcome | None
     seconds: float
     seed: int
     exception: str | None = None
+    skip_reason: str | None = None
+    install_hint: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
 
     @property
     def passed(self) -> bool:
-        if self.exception is not None or self.outcome is None:
+        if self.exception is not None or self.outcome is None or self.skipped:
             return False
         return all(m.passed for m in self.outcome.measurements)
+
+    @property
+    def failed(self) -> bool:
+        return not (self.passed or self.skipped)
 
     @property
     def status(self) -> str:
         if self.exception is not None:
             return "ERROR"
+        if self.skipped:
+            return "SKIP"
         return "pass" if self.passed else "FAIL"
+
+    def to_dict(self) -> dict:
+        """The JSON form (what ``python -m proofs_check --json`` and the report write).
+
+        Returns
+        -------
+        dict
+            The claim's ``id``, ``kind``, ``reference``, ``statement``; ``status``, ``passed``,
+            ``seconds``, ``seed``, ``exception``, ``skip_reason``, ``install_hint``; and the
+            outcome's ``measurements``, ``tables`` and ``notes`` (empty lists without one).
+        """
+        c = self.claim
+        out = {"id": c.id, "kind": c.kind, "reference": c.reference, "statement": c.statement,
+               "status": self.status, "passed": self.passed, "seconds": self.seconds,
+               "seed": self.seed, "exception": self.exception, "skip_reason": self.skip_reason,
+               "install_hint": self.install_hint}
+        if self.outcome is None:
+            out.update(measurements=[], tables=[], notes=[])
+        else:
+            out.update(self.outcome.to_dict())
+        return out
 
 
 _REGISTRY: dict[str, Claim] = {}
@@ -158,33 +257,47 @@ def _sort_key(claim_id: str):
 def select(only: Sequence[str] | None = None) -> list[Claim]:
     """Claims whose id equals one of ``only`` or, failing that, starts with ``ID-`` (all when empty).
 
-    Raises ``ValueError`` naming ``--only`` when a pattern matches no claim.
+    Matching ignores case. Raises ``TypeError`` when ``only`` is a string or holds a non-string,
+    ``ValueError`` naming ``only`` and listing the known ids when a pattern matches no claim.
     """
+    if isinstance(only, str):
+        raise TypeError(f"only must be a sequence of claim ids, not a string: use [{only!r}]")
     claims = all_claims()
     if not only:
         return claims
     chosen = []
     for pattern in only:
+        if not isinstance(pattern, str):
+            raise TypeError(f"only must hold claim ids (strings), got {type(pattern).__name__}")
         hits = [c for c in claims if c.id.lower() == pattern.lower()]
         if not hits:  # no exact id: the family of ids starting with 'ID-'
             hits = [c for c in claims if c.id.lower().startswith(pattern.lower() + "-")]
         if not hits:
             known = ", ".join(c.id for c in claims)
-            raise ValueError(f"--only {pattern!r} matches no claim; known ids: {known}")
+            raise ValueError(f"only: {pattern!r} matches no claim; known ids: {known}")
         chosen.extend(c for c in hits if c not in chosen)
     return chosen
 
 
 def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
-    """Run one check, timing it; an exception becomes an ``ERROR`` result, not a crash."""
+    """Run one check, timing it.
+
+    An exception becomes an ``ERROR`` result (with its traceback), :class:`ClaimSkipped` a
+    ``SKIP`` result; neither is raised. ``KeyboardInterrupt`` and the other exceptions that
+    do not derive from ``Exception`` propagate.
+    """
     start = time.perf_counter()
+    outcome = exception = skipped = None
     try:
         outcome = claim.check(ctx)
         if not isinstance(outcome, Outcome):
-            raise TypeError(f"check of {claim.id} returned {type(outcome).__name__}, not Outcome")
-        exception = None
+            returned, outcome = type(outcome).__name__, None
+            raise TypeError(f"check of {claim.id} returned {returned}, not Outcome")
+    except ClaimSkipped as skip:
+        skipped = skip
     except Exception as exc:  # a failing check is a result, reported with its traceback
-        outcome = None
         exception = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
     return ClaimResult(claim=claim, outcome=outcome, seconds=time.perf_counter() - start,
-                       seed=ctx.seed, exception=exception)
+                       seed=ctx.seed, exception=exception,
+                       skip_reason=None if skipped is None else skipped.reason,
+                       install_hint=None if skipped is None else skipped.install_hint)

@@ -10,9 +10,10 @@ the standard library only; every piece of text goes through :func:`html.escape`.
 from __future__ import annotations
 
 import html
-import json
 import os
 from dataclasses import dataclass
+
+from variational_nets._files import atomic_write, write_json
 
 from .figures import FigureFile
 from .registry import ClaimResult, Measurement
@@ -40,18 +41,21 @@ class ReportData:
 
     @property
     def passed(self) -> bool:
-        """True when every claim passed and no figure raised (skipped figures do not fail)."""
-        return all(r.passed for r in self.results) and all(f.error is None for f in self.figures)
+        """True when no claim failed and no figure raised (skipped claims and figures do not fail)."""
+        return not any(r.failed for r in self.results) and all(f.error is None for f in self.figures)
 
     @property
     def mode(self) -> str:
         return "full" if self.full else ("quick" if self.quick else "default")
 
     def summary(self) -> str:
-        failed = [r.claim.id for r in self.results if not r.passed]
-        text = f"{len(self.results) - len(failed)} of {len(self.results)} claims passed"
+        failed = [r.claim.id for r in self.results if r.failed]
+        skipped_claims = [r.claim.id for r in self.results if r.skipped]
+        text = f"{sum(r.passed for r in self.results)} of {len(self.results)} claims passed"
         if failed:
             text += f"; failing: {', '.join(failed)}"
+        if skipped_claims:
+            text += f"; skipped: {', '.join(skipped_claims)}"
         broken = [f.name for f in self.figures if f.error is not None]
         skipped = [f.name for f in self.figures if f.skipped is not None]
         text += f"; {sum(f.ok for f in self.figures)} of {len(self.figures)} figures drawn"
@@ -95,6 +99,9 @@ def _claim_rows(result: ClaimResult) -> list[tuple[str, ...]]:
     c = result.claim
     head = (c.id, c.kind, c.reference, c.statement)
     tail = (result.status, f"{result.seconds:.2f}")
+    if result.skipped:
+        hint = "" if result.install_hint is None else f": {result.install_hint}"
+        return [head + ("skipped", "—", "—", result.skip_reason + hint, "—") + tail]
     if result.exception is not None or result.outcome is None:
         first_line = (result.exception or "no outcome").strip().splitlines()[0]
         return [head + ("exception", "—", "—", first_line, "ERROR") + tail]
@@ -300,25 +307,25 @@ def render_html(data: ReportData, out_dir: str) -> str:
 
 def report_payload(data: ReportData) -> dict:
     """The JSON form: the claims as ``python -m proofs_check --json`` writes them, plus the figures."""
-    from .cli import result_to_dict
-
     return {"environment": dict(data.environment), "seed": data.seed, "quick": data.quick, "full": data.full,
             "date": data.date, "wall_seconds": data.wall_seconds, "passed": data.passed,
-            "claims": [result_to_dict(r) for r in data.results],
+            "claims": [r.to_dict() for r in data.results],
             "figures": [{"name": f.name, "status": f.status, "png": f.png, "pdf": f.pdf, "caption": f.caption,
                          "seconds": f.seconds, "error": f.error, "skipped": f.skipped} for f in data.figures]}
 
 
 def write_report(out_dir, data: ReportData) -> ReportFiles:
-    """Write ``report.md``, ``report.html`` and ``report.json`` into ``out_dir`` (created if missing)."""
+    """Write ``report.md``, ``report.html`` and ``report.json`` into ``out_dir`` (created if missing).
+
+    Each file is written atomically (a temporary file in ``out_dir``, then renamed over it).
+    """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     files = ReportFiles(markdown=os.path.join(out_dir, "report.md"), html=os.path.join(out_dir, "report.html"),
                         json=os.path.join(out_dir, "report.json"))
-    with open(files.markdown, "w", encoding="utf-8") as fh:
+    with atomic_write(files.markdown) as fh:
         fh.write(render_markdown(data, out_dir))
-    with open(files.html, "w", encoding="utf-8") as fh:
+    with atomic_write(files.html) as fh:
         fh.write(render_html(data, out_dir))
-    with open(files.json, "w", encoding="utf-8") as fh:
-        json.dump(report_payload(data), fh, indent=2, default=float)
+    write_json(files.json, report_payload(data), default=float)
     return files

@@ -1,12 +1,18 @@
 """End-to-end experiments: data, model, training, evaluation (used by the command line).
 
-:func:`run_experiment` is the Python API of ``python -m variational_nets train``; both validate
-their options with the same messages (``invalid <name> (--<option>): expected ..., got ...``).
+:func:`run_experiment` is the Python API of ``python -m variational_nets train``. Options are
+checked by :meth:`ExperimentConfig.resolved` with messages that name the field
+(``invalid width: expected a positive integer, got 0``); the command line maps a field to its
+flag. :func:`training_memory` estimates the memory a run needs, so that a run too large for
+the machine is refused before anything is allocated.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -19,73 +25,108 @@ from .optim import FACTOR_MOMENTUM
 from .parametrization import PARAMETRIZATIONS
 from .train import EXPECTATIONS, fit, predict, train_state
 
-TASKS = ("toy-regression", "two-moons", "digits", "cifar10")
 METHODS = ("ibvi", "map", "vi-kl")
-
-# the authors' toy recipe (3 hidden layers, μP, step 1e-2, momentum 0.9) and sizes for the rest
-TASK_DEFAULTS = {
-    "toy-regression": dict(width=16, batch_size=16, epochs=500, loss="squared_error",
-                           covariance="full", noise_std=0.02),
-    "two-moons": dict(width=64, batch_size=32, epochs=200, loss="binary_ce", covariance="full",
-                      noise_std=None),
-    "digits": dict(width=128, batch_size=32, epochs=50, loss="softmax_ce", covariance="lowrank",
-                   noise_std=None),
-    "cifar10": dict(width=256, batch_size=128, epochs=10, loss="softmax_ce", covariance="lowrank",
-                    noise_std=None),
-}
 DEFAULT_RANK = 16
 
 
-def _bad(name, option, expected, value):
-    # str() of the value as given, so that "0" from the command line and 0 from Python read alike
-    return ValueError(f"invalid {name} ({option}): expected {expected}, got '{value}'")
+@dataclass(frozen=True)
+class TaskDefaults:
+    """A task's data shape and its training defaults.
+
+    ``input_dim`` and ``output_dim`` are the network's input and output sizes (one output for
+    regression and for two classes); ``num_examples`` counts training plus test examples (for
+    the memory estimate; CIFAR-10 with the official files). ``width``, ``batch_size``,
+    ``epochs``, ``covariance`` and ``noise_std`` (the likelihood std of the ``vi-kl`` regression
+    ELBO; None for classification) are the defaults of :class:`ExperimentConfig`. ``extra``
+    names the optional extra whose package the task's data need (None: the base install).
+    """
+
+    input_dim: int
+    output_dim: int
+    num_examples: int
+    loss: str
+    width: int
+    batch_size: int
+    epochs: int
+    covariance: str
+    noise_std: float | None = None
+    extra: str | None = None
 
 
-def _positive_int(name, option, value):
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise _bad(name, option, "a positive integer", value) from None
+# the authors' toy recipe (3 hidden layers, μP, step 1e-2, momentum 0.9) and sizes for the rest
+TASK_DEFAULTS = MappingProxyType({
+    "toy-regression": TaskDefaults(input_dim=1, output_dim=1, num_examples=3 * 33 + 200,
+                                   loss="squared_error", width=16, batch_size=16, epochs=500,
+                                   covariance="full", noise_std=0.02),
+    "two-moons": TaskDefaults(input_dim=2, output_dim=1, num_examples=600, loss="binary_ce",
+                              width=64, batch_size=32, epochs=200, covariance="full"),
+    "digits": TaskDefaults(input_dim=64, output_dim=10, num_examples=1797, loss="softmax_ce",
+                           width=128, batch_size=32, epochs=50, covariance="lowrank", extra="data"),
+    "cifar10": TaskDefaults(input_dim=3072, output_dim=10, num_examples=60000, loss="softmax_ce",
+                            width=256, batch_size=128, epochs=10, covariance="lowrank"),
+})
+TASKS = tuple(TASK_DEFAULTS)
+#: The package each optional extra brings, for the tasks that need one.
+_EXTRA_PACKAGES = {"data": ("sklearn", "scikit-learn")}
+
+
+def _bad(name, expected, value):
+    return ValueError(f"invalid {name}: expected {expected}, got {value!r}")
+
+
+def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise _bad(name, option, "a positive integer", value)
+        raise _bad(name, "a positive integer", value)
     return int(value)
 
 
-def _positive_float(name, option, value):
-    given = value
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise _bad(name, option, "a positive number", given) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
-        raise _bad(name, option, "a positive number", given)
+def _positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise _bad(name, "a positive finite number", value)
     return float(value)
 
 
-def _int(name, option, value):
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise _bad(name, option, "an integer", value) from None
+def _int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise _bad(name, option, "an integer", value)
+        raise _bad(name, "an integer", value)
     return int(value)
 
 
-def _choice(name, option, value, choices):
-    if value not in choices:
-        raise _bad(name, option, "one of " + ", ".join(choices), value)
+def _choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise _bad(name, "one of " + ", ".join(choices), value)
     return value
+
+
+def check_extra(task: str) -> None:
+    """Refuse a task whose data need an optional extra that is not installed.
+
+    Parameters
+    ----------
+    task : str
+        A key of :data:`TASK_DEFAULTS`.
+
+    Raises
+    ------
+    ValueError
+        ``invalid task: the digits task needs scikit-learn: pip install "ibvi-theory[data]"``.
+    """
+    extra = TASK_DEFAULTS[task].extra
+    if extra is None:
+        return
+    module, package = _EXTRA_PACKAGES[extra]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"invalid task: the {task} task needs {package}: "
+                         f'pip install "ibvi-theory[{extra}]"')
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Options of one experiment; ``None`` means the task's default (see :data:`TASK_DEFAULTS`).
 
+    Values are typed: integers for sizes, counts and the seed, floats (or integers) for step
+    sizes, strings for the choices; :meth:`resolved` checks them and fills in the defaults.
     ``covariance`` is forced to "diagonal" for ``vi-kl`` (its KL is mean-field);
     ``rank`` (default 16) is used by "lowrank"; ``depth`` is the number of hidden layers.
     ``noise_std`` is the likelihood std of the ``vi-kl`` regression ELBO (the KL weight is
@@ -120,37 +161,45 @@ class ExperimentConfig:
     def resolved(self) -> "ExperimentConfig":
         """A copy with defaults filled in and every option checked.
 
+        Cheap: nothing is loaded or allocated (a CIFAR-10 folder is looked up, not read).
+
         Raises
         ------
         ValueError
-            ``invalid <name> (--<option>): expected ..., got ...`` for the first bad option.
+            ``invalid <field>: expected ..., got ...`` for the first bad option, including a
+            task whose optional extra is not installed and a missing CIFAR-10 folder.
         """
-        task = _choice("task", "--task", self.task, TASKS)
+        task = _choice("task", self.task, TASKS)
         d = TASK_DEFAULTS[task]
-        method = _choice("method", "--method", self.method, METHODS)
-        _choice("parametrization", "--parametrization", self.parametrization, PARAMETRIZATIONS)
-        _choice("backend", "--backend", self.backend, BACKENDS)
-        width = _positive_int("width", "--width", d["width"] if self.width is None else self.width)
-        depth = _positive_int("depth", "--depth", self.depth)
-        epochs = _positive_int("epoch count", "--epochs", d["epochs"] if self.epochs is None else self.epochs)
-        lr = _positive_float("step size", "--lr", self.lr)
-        batch = _positive_int("batch size", "--batch-size",
-                              d["batch_size"] if self.batch_size is None else self.batch_size)
-        seed = _int("seed", "--seed", self.seed)
-        covariance = "diagonal" if method == "vi-kl" else (self.covariance or d["covariance"])
-        _choice("covariance", "--covariance", covariance, COVARIANCES)
-        rank = _positive_int("rank", "--rank", DEFAULT_RANK if self.rank is None else self.rank)
-        _choice("expectation", "--expectation", self.expectation, EXPECTATIONS)
-        _choice("activation", "--activation", self.activation, tuple(ACTIVATIONS))
-        num_samples = _positive_int("number of samples", "--num-samples", self.num_samples)
-        noise_std = self.noise_std if self.noise_std is not None else d["noise_std"]
+        method = _choice("method", self.method, METHODS)
+        _choice("parametrization", self.parametrization, PARAMETRIZATIONS)
+        _choice("backend", self.backend, BACKENDS)
+        width = _positive_int("width", d.width if self.width is None else self.width)
+        depth = _positive_int("depth", self.depth)
+        epochs = _positive_int("epochs", d.epochs if self.epochs is None else self.epochs)
+        lr = _positive_float("lr", self.lr)
+        batch = _positive_int("batch_size", d.batch_size if self.batch_size is None else self.batch_size)
+        seed = _int("seed", self.seed)
+        if seed < 0:
+            raise _bad("seed", "an integer >= 0", seed)
+        covariance = "diagonal" if method == "vi-kl" else (self.covariance or d.covariance)
+        _choice("covariance", covariance, COVARIANCES)
+        rank = _positive_int("rank", DEFAULT_RANK if self.rank is None else self.rank)
+        _choice("expectation", self.expectation, EXPECTATIONS)
+        _choice("activation", self.activation, tuple(ACTIVATIONS))
+        num_samples = _positive_int("num_samples", self.num_samples)
+        noise_std = self.noise_std if self.noise_std is not None else d.noise_std
         if noise_std is not None:
-            noise_std = _positive_float("noise std", "--noise-std", noise_std)
-        limit = None if self.limit is None else _positive_int("limit", "--limit", self.limit)
-        _choice("dtype", "--dtype", self.dtype, ("float32", "float64"))
-        _choice("factor momentum", "--factor-momentum", self.factor_momentum, FACTOR_MOMENTUM)
-        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
-            raise _bad("momentum", "--momentum", "a number in [0, 1)", self.momentum)
+            noise_std = _positive_float("noise_std", noise_std)
+        limit = None if self.limit is None else _positive_int("limit", self.limit)
+        _choice("dtype", self.dtype, ("float32", "float64"))
+        _choice("factor_momentum", self.factor_momentum, FACTOR_MOMENTUM)
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) \
+                or not 0 <= self.momentum < 1:
+            raise _bad("momentum", "a number in [0, 1)", self.momentum)
+        if not isinstance(self.allow_small_files, bool):
+            raise _bad("allow_small_files", "True or False", self.allow_small_files)
+        check_extra(task)
         if task == "cifar10":
             data_mod._cifar_dir(self.data_dir)  # fail on a missing directory before any work
         return replace(self, width=width, depth=depth, epochs=epochs, lr=lr, batch_size=batch,
@@ -159,7 +208,189 @@ class ExperimentConfig:
 
     @property
     def loss(self) -> str:
-        return TASK_DEFAULTS[self.task]["loss"]
+        """The training loss of the task (a name in :data:`variational_nets.losses.LOSSES`)."""
+        return TASK_DEFAULTS[self.task].loss
+
+    def layer_sizes(self) -> tuple:
+        """``(d_in, width, …, width, d_out)`` of the network (a resolved config)."""
+        d = TASK_DEFAULTS[self.task]
+        return (d.input_dim,) + (self.width,) * self.depth + (d.output_dim,)
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+#: Rows of a prediction batch (:func:`~variational_nets.train.predict`'s default ``batch_size``).
+_PREDICT_ROWS = 2048
+
+
+def training_memory(sizes, *, covariance: str = "full", rank: int | None = None, batch_size: int = 32,
+                    variational: str = "input-output", closed_form: bool = True, itemsize: int = 4,
+                    num_examples: int = 0) -> int:
+    r"""Bytes that training and evaluating an :class:`~variational_nets.model.MLP` takes.
+
+    For layer ``l`` with ``P_l = n_in n_out + n_out`` mean parameters the trainer keeps the mean,
+    its momentum buffer and its gradient (``3 P_l``). A variational layer adds its factor
+    ``P_l × R_l`` and the factor's momentum buffer (``2 P_l R_l``, with ``R_l = P_l`` for
+    ``"full"``) and one sampled weight (``P_l``), or a scale, its buffer, gradient and noise
+    (``4 P_l``, ``"diagonal"``). The closed-form expected loss of a factor output layer also
+    holds a transposed copy of its factor, its dense gradient (``2 P_L R_L``) and two
+    ``B × n_L × R_L`` arrays. Activations: four arrays per layer output for a training batch of
+    ``B`` rows, two for a prediction batch of ``b = min(2048, N)`` rows. The data:
+    ``N (n_0 + n_L)`` values.
+
+    .. math::
+
+        	ext{bytes} = s \Big(\sum_l 3P_l + [	ext{var}_l](2 P_l R_l + P_l)
+        + [	ext{closed}](2 P_L R_L + 2 B n_L R_L) + (4B + 2b) \sum_{l \ge 1} n_l + N (n_0 + n_L)\Big)
+
+    Measured against the peak of :mod:`tracemalloc` over :func:`fit_experiment` and
+    :func:`evaluate` the estimate is within a factor of two (see the tests).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(d_in, h_1, …, h_L, d_out)`` as for :class:`~variational_nets.model.MLP`.
+    covariance : {"full", "lowrank", "diagonal"}
+    rank : int, optional
+        Rank of low-rank factors (required for ``"lowrank"``).
+    batch_size : int
+        Training rows per step ``B``.
+    variational : {"input-output", "all", "none", "output"}
+        Which layers carry a weight distribution.
+    closed_form : bool
+        Whether the output layer's expected loss is the closed form (the default objective).
+    itemsize : int
+        Bytes per value ``s`` (4 for float32, 8 for float64).
+    num_examples : int
+        Training plus test examples ``N`` held in memory.
+
+    Returns
+    -------
+    int
+        Bytes, as a Python integer (absurd sizes do not overflow). Cost ``O(len(sizes))``.
+
+    Raises
+    ------
+    ValueError
+        An unknown covariance or ``variational`` choice, a missing rank for ``"lowrank"``.
+    """
+    _choice("covariance", covariance, COVARIANCES)
+    _choice("variational", variational, ("input-output", "all", "none", "output"))
+    if covariance == "lowrank":
+        rank = _positive_int("rank", rank)
+    sizes = [int(s) for s in sizes]
+    batch = int(batch_size)
+    rows = min(_PREDICT_ROWS, int(num_examples)) if num_examples else _PREDICT_ROWS
+    n_layers = len(sizes) - 1
+    values = largest = 0
+    for i in range(n_layers):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        p = n_in * n_out + n_out
+        values += 3 * p + (4 * batch + 2 * rows) * n_out
+        largest = max(largest, p)
+        role = "input" if i == 0 else ("output" if i == n_layers - 1 else "hidden")
+        if not (variational == "all" or (variational == "input-output" and role != "hidden")
+                or (variational == "output" and role == "output")):
+            continue
+        if covariance == "diagonal":
+            values += 4 * p
+            continue
+        r = p if covariance == "full" else rank
+        values += 2 * p * r + p
+        largest = max(largest, p * r)
+        if role == "output" and closed_form:
+            values += 2 * p * r + 2 * batch * n_out * r
+    values += 2 * largest  # the temporaries of one tensor's momentum update
+    values += int(num_examples) * (sizes[0] + sizes[-1])
+    return values * int(itemsize)
+
+
+def estimate_memory(config: ExperimentConfig) -> int:
+    """:func:`training_memory` of a resolved ``config`` (its network, covariance and data).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config (:meth:`ExperimentConfig.resolved`).
+
+    Returns
+    -------
+    int
+        Bytes. Cost ``O(depth)``.
+    """
+    d = TASK_DEFAULTS[config.task]
+    return training_memory(config.layer_sizes(), covariance=config.covariance, rank=config.rank,
+                           batch_size=config.batch_size,
+                           variational="none" if config.method == "map" else "input-output",
+                           closed_form=config.expectation == "closed-form",
+                           itemsize=np.dtype(config.dtype).itemsize, num_examples=d.num_examples)
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine.
+
+    Returns
+    -------
+    int or None
+        From ``os.sysconf`` (page size × physical pages), else ``MemTotal`` of
+        ``/proc/meminfo``; None when neither says.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def format_bytes(count: int) -> str:
+    """``count`` bytes with a binary prefix and three significant digits.
+
+    Parameters
+    ----------
+    count : int
+
+    Returns
+    -------
+    str
+        ``"1.5 KiB"``, ``"142 PiB"``, ``"3.2e+04 YiB"``.
+    """
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"):
+        if value < 1024:
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} YiB"
+
+
+def check_memory(needed: int, what: str, name: str = "width") -> None:
+    """Refuse a run that needs more memory than this machine has.
+
+    Parameters
+    ----------
+    needed : int
+        Bytes the run needs (:func:`training_memory`).
+    what : str
+        The run, for the message (``"training at width 99999999"``).
+    name : str
+        The argument the message names (``invalid <name>: ...``).
+
+    Raises
+    ------
+    ValueError
+        ``needed`` exceeds :func:`physical_memory`; the message gives both. Nothing is checked
+        when the machine's memory cannot be read.
+    """
+    available = physical_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"invalid {name}: {what} needs about {format_bytes(needed)} of memory, "
+                         f"more than this machine's {format_bytes(available)}")
 
 
 @dataclass(frozen=True)
@@ -206,17 +437,30 @@ class Trained:
     history: object
 
 
-def load_dataset(config: ExperimentConfig, rng):
-    """The data set of ``config.task`` (resolved config)."""
+def _generators(seed: int):
+    """The three generators of an experiment: data, initialization, training (in that order)."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+def load_dataset(config: ExperimentConfig, rng=None):
+    """The data set of ``config.task`` (a resolved config).
+
+    ``rng`` draws the data of the synthetic tasks and the digits' split; default: the
+    experiment's own data generator (the one :func:`fit_experiment` uses), so that loading the
+    data first and handing it to :func:`fit_experiment` gives the same numbers.
+
+    Raises
+    ------
+    ValueError
+        Malformed CIFAR-10 files (see :func:`variational_nets.data.cifar10`).
+    """
+    rng = _generators(config.seed)[0] if rng is None else rng
     if config.task == "toy-regression":
         return data_mod.toy_regression(rng, noise_std=config.noise_std)
     if config.task == "two-moons":
         return data_mod.two_moons(rng)
     if config.task == "digits":
-        try:
-            return data_mod.digits(rng)
-        except ImportError as err:
-            raise ValueError(f"invalid task (--task): {err}") from None
+        return data_mod.digits(rng)
     return data_mod.cifar10(config.data_dir, strict_counts=not config.allow_small_files,
                             limit=config.limit)
 
@@ -232,13 +476,23 @@ def build_model(config: ExperimentConfig, dataset, rng) -> MLP:
                backend=config.backend, dtype=np.dtype(config.dtype))
 
 
-def fit_experiment(config: ExperimentConfig, progress=print, quiet=False) -> Trained:
-    """Load data, build and train the model of ``config``; ValueError for bad options."""
+def fit_experiment(config: ExperimentConfig, progress=print, quiet=False, dataset=None) -> Trained:
+    """Load data, build and train the model of ``config``.
+
+    ``dataset`` (optional) is the data :func:`load_dataset` returned for this config, when the
+    caller loaded it first (the command line does, to check the files before training).
+
+    Raises
+    ------
+    ValueError
+        Bad options (see :meth:`ExperimentConfig.resolved`), malformed data files.
+    TrainingDiverged
+        When the objective becomes NaN/inf or explodes.
+    """
     config = config.resolved()
     get_xp(config.backend)
-    rng_data, rng_init, rng_train = (np.random.default_rng(s)
-                                     for s in np.random.SeedSequence(config.seed).spawn(3))
-    dataset = load_dataset(config, rng_data)
+    rng_data, rng_init, rng_train = _generators(config.seed)
+    dataset = load_dataset(config, rng_data) if dataset is None else dataset
     model = build_model(config, dataset, rng_init)
     kl_weight = 0.0
     if config.method == "vi-kl":
@@ -297,6 +551,30 @@ def evaluate(trained: Trained, seed_offset: int = 1) -> ExperimentResult:
                             trained.history.epoch_objective[-1], model.num_parameters())
 
 
+def check_plot(config: ExperimentConfig, plot) -> None:
+    """Refuse a ``plot`` path the plot of ``config`` cannot be drawn to.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config.
+    plot : str or os.PathLike
+        Where the plot goes.
+
+    Raises
+    ------
+    ValueError
+        A task without a plot (only toy-regression and two-moons have one), or a path
+        :func:`variational_nets.plots.check_figure_path` refuses; the message names ``plot``.
+    """
+    from .plots import check_figure_path
+
+    if config.task not in ("toy-regression", "two-moons"):
+        raise ValueError(f"invalid plot: plots exist for toy-regression and two-moons, "
+                         f"got task {config.task!r}")
+    check_figure_path(plot, name="plot")
+
+
 def run_experiment(config: ExperimentConfig | None = None, progress=print, quiet=False,
                    plot=None, **options) -> ExperimentResult:
     """Train and evaluate one configuration; optionally draw the predictive plot to ``plot``.
@@ -308,14 +586,22 @@ def run_experiment(config: ExperimentConfig | None = None, progress=print, quiet
     progress : callable
         Receives the progress lines (epoch lines); ``quiet=True`` silences them.
     plot : path, optional
-        Predictive bands (regression) or decision map (two moons); ValueError for other tasks.
+        Predictive bands and uncertainty (regression, two moons; ValueError for other tasks),
+        in the format of its suffix. Checked before training: its folder must exist.
+
+    Returns
+    -------
+    ExperimentResult
 
     Raises
     ------
+    TypeError
+        Unknown keyword options, or no ``task``.
     ValueError
         For an unknown task, method, backend, parametrization, a missing or malformed data
-        directory, a non-positive width, rank, step size, epoch count or batch size — one line
-        naming the option, the same as the command line prints.
+        directory, a non-positive width, rank, step size, epoch count or batch size, a run that
+        needs more memory than the machine has (:func:`estimate_memory`), a ``plot`` path that
+        cannot be written — one line naming the field.
     TrainingDiverged
         When the objective becomes NaN/inf or explodes (with the step).
     """
@@ -328,9 +614,9 @@ def run_experiment(config: ExperimentConfig | None = None, progress=print, quiet
             raise TypeError("run_experiment needs task=...")
         config = ExperimentConfig(**options)
     config = config.resolved()
-    if plot is not None and config.task not in ("toy-regression", "two-moons"):
-        raise ValueError(f"invalid plot (--plot): plots exist for toy-regression and two-moons, "
-                         f"got task {config.task!r}")
+    if plot is not None:
+        check_plot(config, plot)
+    check_memory(estimate_memory(config), f"training at width {config.width}")
     trained = fit_experiment(config, progress=progress, quiet=quiet)
     result = evaluate(trained)
     if plot is not None:

@@ -1,50 +1,26 @@
-"""Figures: predictive bands (regression), decision map (two moons), the μP coordinate check and
-the step-size transfer. Matplotlib, Agg-safe."""
+"""Figures: predictive bands (regression), decision map and uncertainty (two moons), the μP
+coordinate check and the step-size transfer. Matplotlib, Agg-safe; every file is written
+atomically (:func:`variational_nets._files.savefig`) in the format its suffix names."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
+from ._files import check_output_file, savefig
 from .train import predict
 
+__all__ = ["check_figure_path", "plot_experiment", "plot_coordcheck", "plot_transfer"]
 
-def plot_experiment(trained, path, num_samples: int = 64):
-    """Draw the predictive summary of a trained toy experiment to ``path`` (any Matplotlib format).
+_NAMES = {"sp": "SP", "mup": "μP"}
+#: Markers and colours of the two classes of the two-moons plot: told apart by shape as well
+#: as by colour (readable in grey print and for colour-blind readers).
+_CLASS_STYLE = ({"marker": "o", "color": "#1f5fa8", "label": "class 0"},
+                {"marker": "^", "color": "#c23b22", "label": "class 1"})
 
-    Regression: training points, predictive mean and ±2 std bands over ``[−1.5, 1.5]``.
-    Two moons: averaged ``p(class 1)`` on a grid with the training points.
-    """
-    import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cfg, model, ds = trained.config, trained.model, trained.dataset
-    rng = np.random.default_rng([cfg.seed, 2])
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    if ds.is_regression:
-        xs = np.linspace(-1.5, 1.5, 400, dtype=np.float32)[:, None]
-        pred = predict(model, xs, cfg.loss, num_samples, rng)
-        m, s = pred.mean[:, 0], pred.std[:, 0]
-        ax.fill_between(xs[:, 0], m - 2 * s, m + 2 * s, alpha=0.3, label="±2 std (weights)")
-        ax.plot(xs[:, 0], m, label="predictive mean")
-        ax.plot(xs[:, 0], 1 / (1 + np.exp(-10 * xs[:, 0])) - 0.5, "k--", alpha=0.4, label="latent")
-        ax.scatter(ds.x_train[:, 0], ds.y_train[:, 0], s=6, color="k", label="training data")
-        ax.set(xlabel="x", ylabel="y")
-    else:
-        g0, g1 = np.meshgrid(np.linspace(-2, 3, 120), np.linspace(-1.5, 2, 90))
-        grid = np.stack([g0.ravel(), g1.ravel()], 1).astype(np.float32)
-        pred = predict(model, grid, cfg.loss, num_samples, rng)
-        im = ax.contourf(g0, g1, pred.mean[:, 1].reshape(g0.shape), levels=20, cmap="RdBu_r",
-                         vmin=0, vmax=1)
-        fig.colorbar(im, ax=ax, label="p(class 1)")
-        ax.scatter(ds.x_train[:, 0], ds.x_train[:, 1], c=ds.y_train, s=8, cmap="RdBu_r",
-                   edgecolors="k", linewidths=0.3)
-    ax.set_title(f"{cfg.task}, {cfg.method}, {cfg.parametrization}, width {cfg.width}")
-    ax.legend(loc="best", fontsize=7) if ds.is_regression else None
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _pyplot():
@@ -57,19 +33,121 @@ def _pyplot():
     return plt
 
 
-def _log_ticks(ax, values, fmt="{:g}"):
-    """Ticks at the grid values only: log axes otherwise crowd the axis with minor labels."""
-    from matplotlib.ticker import NullFormatter
+#: Output formats of every supported Matplotlib (``FigureCanvasBase.get_supported_filetypes()``
+#: lists them and more); a fixed list, so that checking a path does not import Matplotlib.
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp",
+                  "pgf", "raw", "rgba")
 
-    ax.set_xticks(list(values), [fmt.format(v) for v in values], rotation=45, fontsize=6)
-    ax.xaxis.set_minor_formatter(NullFormatter())
+
+def check_figure_path(path, *, name: str = "path") -> Path:
+    """``path`` as a Path if a figure can be saved there in the format of its suffix.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a string or path.
+    ValueError
+        A suffix that is not one of :data:`FIGURE_FORMATS`, or a path
+        :func:`variational_nets._files.check_output_file` refuses; the message names ``name``.
+    """
+    path = check_output_file(path, name=name)
+    if path.suffix[1:].lower() not in FIGURE_FORMATS:
+        raise ValueError(f"{name}: expected a figure file name ending in .png, .pdf, .svg or another "
+                         f"Matplotlib format ({', '.join(FIGURE_FORMATS)}), got {str(path)!r}")
+    return path
 
 
 def _finish(fig, path):
     if path is not None:
-        fig.savefig(path)
+        savefig(fig, path)
         _pyplot().close(fig)
     return fig
+
+
+def _plot_regression(plt, cfg, model, ds, rng, num_samples):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    xs = np.linspace(-1.5, 1.5, 400, dtype=np.float32)[:, None]
+    pred = predict(model, xs, cfg.loss, num_samples, rng)
+    m, s = pred.mean[:, 0], pred.std[:, 0]
+    ax.fill_between(xs[:, 0], m - 2 * s, m + 2 * s, alpha=0.3, label="±2 std (weights)")
+    ax.plot(xs[:, 0], m, label="predictive mean")
+    ax.plot(xs[:, 0], 1 / (1 + np.exp(-10 * xs[:, 0])) - 0.5, "k--", alpha=0.4, label="latent")
+    ax.scatter(ds.x_train[:, 0], ds.y_train[:, 0], s=6, color="k", label="training data")
+    ax.set(xlabel="x", ylabel="y")
+    ax.legend(loc="best", fontsize=7)
+    ax.set_title(f"{cfg.task}, {cfg.method}, {cfg.parametrization}, width {cfg.width}")
+    return fig
+
+
+def _plot_two_moons(plt, cfg, model, ds, rng, num_samples):
+    from matplotlib.ticker import MaxNLocator
+
+    g0, g1 = np.meshgrid(np.linspace(-2, 3, 120), np.linspace(-1.5, 2, 90))
+    grid = np.stack([g0.ravel(), g1.ravel()], 1).astype(np.float32)
+    pred = predict(model, grid, cfg.loss, num_samples, rng)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True, sharey=True)
+    panels = ((pred.mean[:, 1], "RdBu_r", (0.0, 1.0), "p(class 1)", "mean prediction"),
+              (pred.std[:, 1], "viridis", (0.0, None), "std of p(class 1) over weight samples",
+               "predictive uncertainty"))
+    for ax, (values, cmap, (lo, hi), label, title) in zip(axes, panels):
+        levels = MaxNLocator(20).tick_values(lo, hi if hi is not None else max(float(values.max()), 1e-6))
+        im = ax.contourf(g0, g1, values.reshape(g0.shape), levels=levels, cmap=cmap)
+        fig.colorbar(im, ax=ax, label=label)
+        for k, style in enumerate(_CLASS_STYLE):
+            points = ds.x_train[ds.y_train == k]
+            ax.scatter(points[:, 0], points[:, 1], s=14, edgecolors="white", linewidths=0.5, **style)
+        ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    fig.suptitle(f"{cfg.task}, {cfg.method}, {cfg.parametrization}, width {cfg.width}: "
+                 f"{num_samples} weight samples")
+    return fig
+
+
+def plot_experiment(trained, path=None, num_samples: int = 64):
+    """Draw the predictive summary of a trained toy experiment to ``path`` (its suffix's format).
+
+    Regression: training points, predictive mean and ±2 std bands over ``[−1.5, 1.5]``.
+    Two moons: two panels over the same grid, the averaged ``p(class 1)`` and its standard
+    deviation over ``num_samples`` weight samples, each with the training points (class 0 as
+    circles, class 1 as triangles).
+
+    Parameters
+    ----------
+    trained : variational_nets.experiment.Trained
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+    num_samples : int
+        Weight samples of the predictive (seeded from the config's seed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        A task other than toy-regression and two-moons.
+    """
+    cfg, model, ds = trained.config, trained.model, trained.dataset
+    if cfg.task not in ("toy-regression", "two-moons"):
+        raise ValueError(f"invalid task: plots exist for toy-regression and two-moons, got {cfg.task!r}")
+    plt = _pyplot()
+    rng = np.random.default_rng([cfg.seed, 2])
+    draw = _plot_regression if ds.is_regression else _plot_two_moons
+    fig = draw(plt, cfg, model, ds, rng, num_samples)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def _log_ticks(ax, values, fmt="{:g}"):
+    """Ticks at the grid values only (log axes otherwise crowd the axis with minor labels);
+    every second one labelled when there are more than eight."""
+    from matplotlib.ticker import NullFormatter
+
+    step = 2 if len(values) > 8 else 1
+    labels = [fmt.format(v) if i % step == 0 else "" for i, v in enumerate(values)]
+    ax.set_xticks(list(values), labels, rotation=30, ha="right", fontsize=8)
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_coordcheck(result, path=None):
@@ -78,7 +156,16 @@ def plot_coordcheck(result, path=None):
     One panel per (path, parametrization, step): rows are the mean and the sampled path, the
     SP panels (steps 0…k) sit left of the μP panels; each panel shows the seed-mean ``mean |h|``
     of every layer against width on log-log axes, with the fitted slope in the legend.
-    Returns the Matplotlib figure (saved to ``path`` and closed when a path is given).
+
+    Parameters
+    ----------
+    result : variational_nets.coordcheck.CoordCheckResult
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from .coordcheck import PATHS, coordcheck_slopes
 
@@ -89,7 +176,6 @@ def plot_coordcheck(result, path=None):
     # one y scale per row: growth under SP and flatness under μP are read off the same axis
     fig, axes = plt.subplots(len(PATHS), len(columns), figsize=(2.3 * len(columns), 2.4 * len(PATHS)),
                              sharex=True, sharey="row", squeeze=False)
-    names = {"sp": "SP", "mup": "μP"}
     for row, which in enumerate(PATHS):
         for col, (param, step) in enumerate(columns):
             ax = axes[row, col]
@@ -97,15 +183,15 @@ def plot_coordcheck(result, path=None):
                 s = slopes[param, which, step, layer]
                 ax.loglog(cfg.widths, s.sizes, marker="o", markersize=3,
                           label=f"{layer} ({s.slope:+.2f})")
-            ax.set_title(f"{names.get(param, param)} {which}, step {step}", fontsize=8)
-            ax.tick_params(labelsize=6)
+            ax.set_title(f"{_NAMES.get(param, param)} {which}, step {step}", fontsize=8)
+            ax.tick_params(labelsize=7)
             _log_ticks(ax, cfg.widths)
             ax.legend(fontsize=5, loc="best")
             if row == len(PATHS) - 1:
-                ax.set_xlabel("width", fontsize=7)
+                ax.set_xlabel("width", fontsize=8)
             if col == 0:
-                ax.set_ylabel("mean |h|", fontsize=7)
-    fig.suptitle(f"coordinate check: {len(cfg.seeds)} seeds, base step {cfg.lr} "
+                ax.set_ylabel("mean |h|", fontsize=8)
+    fig.suptitle(f"coordinate check: {_plural(len(cfg.seeds), 'seed')}, base step {cfg.lr} "
                  "(legend: log-log slope)", fontsize=9)
     fig.tight_layout()
     return _finish(fig, path)
@@ -114,43 +200,68 @@ def plot_coordcheck(result, path=None):
 def plot_transfer(result, path=None):
     """Step-size transfer figure: training loss and test NLL against the base step, SP | μP.
 
-    Rows: training loss, test NLL; columns: parametrizations; one line per width (seed mean,
-    diverged points left out), the best step of each width marked. Returns the figure (saved to
-    ``path`` and closed when a path is given).
+    Rows: training loss, test NLL; columns: parametrizations; one line per width (seed mean)
+    with the best step of each width starred. The loss axis is logarithmic, so that every
+    finite value is inside the panel (a nearly diverged step can be 10¹⁴ times the best one);
+    grid points where a seed diverged are marked ``×`` along the top edge.
+
+    Parameters
+    ----------
+    result : variational_nets.transfer.TransferResult
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
+    from matplotlib.transforms import blended_transform_factory
+
     plt = _pyplot()
     cfg = result.config
     metrics = ("train_loss", "test_nll")
     fig, axes = plt.subplots(len(metrics), len(cfg.parametrizations),
-                             figsize=(4.2 * len(cfg.parametrizations), 3.2 * len(metrics)),
+                             figsize=(4.6 * len(cfg.parametrizations), 3.4 * len(metrics)),
                              sharex=True, squeeze=False)
-    names = {"sp": "SP", "mup": "μP"}
+    lrs = np.asarray(cfg.lrs, float)
     for row, metric in enumerate(metrics):
         for col, param in enumerate(cfg.parametrizations):
             ax = axes[row, col]
-            finite_values = []
+            top_edge = blended_transform_factory(ax.transData, ax.transAxes)
+            finite = []
             for width in cfg.widths:
                 c = result.curve(param, width)
                 values = np.asarray(c.train_loss if metric == "train_loss" else c.test_nll, float)
                 ok = np.isfinite(values)
-                line, = ax.semilogx(np.asarray(cfg.lrs)[ok], values[ok], marker="o", markersize=3,
-                                    label=f"width {width}")
+                finite.extend(values[ok])
+                line, = ax.plot(lrs[ok], values[ok], marker="o", markersize=3, label=f"width {width}")
                 best = c.best_lr(metric)
                 if best is not None:
                     ax.plot([best], [values[cfg.lrs.index(best)]], marker="*", markersize=10,
                             color=line.get_color())
-                finite_values.extend(values[ok])
-            if finite_values:  # diverging steps can reach 1e14: clip the view to the curves' floor
-                lo = min(finite_values)
-                ax.set_ylim(lo - 0.05 * abs(lo), min(max(finite_values), 2.0 * lo + 1.0))
-            ax.set_title(f"{names.get(param, param)}: drift {result.drift(param, metric):g} grid points",
-                         fontsize=9)
-            ax.set_ylabel(metric.replace("_", " "), fontsize=8)
+                diverged = np.asarray(c.num_diverged) > 0
+                if diverged.any():
+                    ax.plot(lrs[diverged], np.full(diverged.sum(), 0.97), "x", color=line.get_color(),
+                            transform=top_edge, clip_on=False)
+            ax.set_xscale("log")
+            if finite and min(finite) > 0:
+                ax.set_yscale("log")
+            elif not finite:
+                ax.text(0.5, 0.5, "every step diverged", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(f"{_NAMES.get(param, param)}: best-step drift "
+                         f"{_drift_text(result.drift(param, metric))}", fontsize=9)
+            ax.set_ylabel(metric.replace("_", " "), fontsize=9)
             _log_ticks(ax, cfg.lrs, "{:.3g}")
             if row == len(metrics) - 1:
-                ax.set_xlabel("base step size", fontsize=8)
-            ax.legend(fontsize=6)
-    fig.suptitle(f"step-size transfer on {cfg.task}: {len(cfg.seeds)} seeds, {cfg.epochs} epoch(s)",
-                 fontsize=10)
+                ax.set_xlabel("base step size", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.suptitle(f"step-size transfer on {cfg.task}: {_plural(len(cfg.seeds), 'seed')}, "
+                 f"{_plural(cfg.epochs, 'epoch')}; × = a seed diverged", fontsize=10)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def _drift_text(drift: float) -> str:
+    if not np.isfinite(drift):
+        return "undefined (a width diverged at every step)"
+    return _plural(int(drift), "grid point")

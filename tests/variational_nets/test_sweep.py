@@ -1,4 +1,5 @@
-"""Tests of variational_nets.sweep: grids, local and Dask runs, resuming, failures, the table.
+"""Tests of variational_nets.sweep: grids, local and Dask runs, resuming, failures, the table,
+interrupts and lost workers.
 
 The functions a sweep evaluates are top-level here, so that worker processes (spawned) and
 Dask workers can import them by name.
@@ -7,14 +8,20 @@ import csv
 import itertools
 import json
 import os
+import signal
+import socket
 import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from variational_nets.sweep import SweepPoint, SweepRow, grid, main, read_results, run_sweep
+from variational_nets.sweep import (SweepPoint, SweepRow, check_scheduler, grid, read_results, run_sweep,
+                                    write_csv)
 
 
 def quadratic_point(point):
@@ -124,7 +131,9 @@ def read_csv(path):
 
 def test_local_run_in_process_writes_jsonl_and_csv(tmp_path, capsys):
     path = tmp_path / "sweep.jsonl"
-    result = run_sweep(quadratic_point, POINTS, results_path=path, processes=1)
+    result = run_sweep(quadratic_point, POINTS, results_path=path, processes=1,
+                       csv_path=tmp_path / "table.csv")
+    assert result.csv_path == tmp_path / "table.csv"
     check_rows(result, POINTS)
     assert (result.n_computed, result.n_reused, result.n_failed) == (len(POINTS), 0, 0)
     assert set(result.column("pid")) == {os.getpid()}
@@ -177,7 +186,8 @@ def test_resume_does_not_recompute_finished_points(tmp_path):
     check_rows(result, POINTS)
     # a third run computes nothing and leaves the file as it was
     size = path.stat().st_size
-    again = run_sweep(refuse_seed_zero, POINTS, results_path=path, processes=2, progress=False)
+    again = run_sweep(refuse_seed_zero, POINTS, results_path=path, processes=2, progress=False,
+                      csv_path=tmp_path / "resume.csv")
     assert (again.n_computed, again.n_reused) == (0, len(POINTS))
     assert path.stat().st_size == size
     assert len(read_csv(again.csv_path)) == len(POINTS)
@@ -236,7 +246,9 @@ def test_corrupt_line_raises(tmp_path):
 @pytest.mark.parametrize("processes", [1, 2])
 def test_failing_points_are_recorded_and_retried(tmp_path, processes, capsys):
     path = tmp_path / "fail.jsonl"
-    result = run_sweep(fail_at_width_128, POINTS, results_path=path, processes=processes)
+    table_path = tmp_path / "fail.csv"
+    result = run_sweep(fail_at_width_128, POINTS, results_path=path, processes=processes,
+                       csv_path=table_path)
     assert result.n_failed == 4
     for row in result.rows:
         if row.point.width == 128:
@@ -253,7 +265,8 @@ def test_failing_points_are_recorded_and_retried(tmp_path, processes, capsys):
     kept = run_sweep(refuse_seed_zero, POINTS, results_path=path, processes=1,
                      retry_failed=False, progress=False)
     assert (kept.n_computed, kept.n_failed) == (0, 4)
-    fixed = run_sweep(quadratic_point, POINTS, results_path=path, processes=1, progress=False)
+    fixed = run_sweep(quadratic_point, POINTS, results_path=path, processes=1, progress=False,
+                      csv_path=table_path)
     assert (fixed.n_computed, fixed.n_reused, fixed.n_failed) == (4, 4, 0)
     check_rows(fixed, POINTS)
     assert [r["status"] for r in read_csv(fixed.csv_path)] == ["ok"] * len(POINTS)
@@ -290,7 +303,8 @@ def nan_point(point):
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
-    ({"results_path": "x.csv"}, ValueError, r"must end in \.jsonl"),
+    ({"results_path": "x.csv"}, ValueError, r"results_path: expected a file name ending in \.jsonl"),
+    ({"csv_path": "x.jsonl"}, ValueError, r"csv_path: expected a file name ending in \.csv"),
     ({"processes": 0}, ValueError, "processes must be an integer >= 1"),
     ({"processes": 2, "scheduler": "tcp://127.0.0.1:1"}, ValueError, "processes applies"),
     ({"scheduler": 8786}, TypeError, "address string"),
@@ -326,7 +340,7 @@ def test_row_json_round_trip():
 
 def test_missing_dask_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
-    with pytest.raises(ImportError, match=r'pip install "\.\[dask\]"'):
+    with pytest.raises(ImportError, match=r'extra dask: pip install "ibvi-theory\[dask\]"'):
         run_sweep(quadratic_point, POINTS, results_path=tmp_path / "d.jsonl",
                   scheduler="tcp://127.0.0.1:1")
 
@@ -360,22 +374,120 @@ def refuse_seed_zero_unless_failed(point):
     return quadratic_point(point)
 
 
-# --- command line ----------------------------------------------------------------------------
+# --- files: only the ones asked for ----------------------------------------------------------
 
-def test_main_runs_a_sweep(tmp_path, capsys):
-    path = tmp_path / "cli.jsonl"
-    argv = ["test_sweep:quadratic_point", "--width", "64", "128", "--lr", "0.1", "--seed",
-            "0", "1", "--param", "act=relu,tanh", "--results", str(path), "--processes", "1",
-            "--quiet"]
-    assert main(argv) == 0
-    assert "8 points (8 computed, 0 reused, 0 failed)" in capsys.readouterr().out
-    table = read_csv(path.with_suffix(".csv"))
-    assert {r["act"] for r in table} == {"relu", "tanh"}
-    assert main(argv) == 0
-    assert "(0 computed, 8 reused" in capsys.readouterr().out
-    failing = ["test_sweep:fail_at_width_128"] + argv[1:-5] + ["--results",
-                                                               str(tmp_path / "f.jsonl"),
-                                                               "--processes", "1", "--quiet"]
-    assert main(failing) == 1
-    with pytest.raises(SystemExit):
-        main(["no_colon", "--width", "1", "--lr", "0.1", "--results", str(path)])
+def test_writes_only_the_results_file_unless_a_table_is_asked_for(tmp_path):
+    result = run_sweep(quadratic_point, POINTS[:2], results_path=tmp_path / "only.jsonl", processes=1,
+                       progress=False)
+    assert result.csv_path is None
+    assert os.listdir(tmp_path) == ["only.jsonl"]
+
+
+def test_a_missing_folder_is_refused_not_created(tmp_path):
+    with pytest.raises(ValueError, match="results_path: the folder .* does not exist"):
+        run_sweep(quadratic_point, POINTS, results_path=tmp_path / "no" / "x.jsonl")
+    with pytest.raises(ValueError, match="csv_path: the folder .* does not exist"):
+        run_sweep(quadratic_point, POINTS, results_path=tmp_path / "x.jsonl", csv_path=tmp_path / "no" / "t.csv")
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_csv_replaces_the_table_in_one_step(tmp_path):
+    target = tmp_path / "t.csv"
+    target.write_text("old table\n")
+    rows = run_sweep(quadratic_point, POINTS[:2], results_path=tmp_path / "t.jsonl", processes=1,
+                     progress=False).rows
+    assert write_csv(target, rows) == target
+    assert len(read_csv(target)) == 2
+    assert sorted(os.listdir(tmp_path)) == ["t.csv", "t.jsonl"]  # no temporary file left behind
+
+
+# --- lost workers and interrupts -------------------------------------------------------------
+
+def exit_at_width_128_seed_1(point):
+    if point.width == 128 and point.seed == 1:
+        os._exit(3)  # the worker process dies in the middle of the point
+    return quadratic_point(point)
+
+
+def test_a_dying_worker_loses_only_its_point(tmp_path):
+    result = run_sweep(exit_at_width_128_seed_1, POINTS, results_path=tmp_path / "lost.jsonl",
+                       processes=2, progress=False)
+    lost = {p for p in POINTS if p.width == 128 and p.seed == 1}
+    assert {r.point for r in result.failed} == lost
+    assert all(r.error == "worker lost: the worker process exited with code 3" for r in result.failed)
+    check_rows(type(result)(tuple(r for r in result.rows if r.ok), result.results_path, None, 0, 0),
+               [p for p in POINTS if p not in lost])
+
+
+def hang_unless_seed_0(point):
+    if point.seed == 0:
+        return quadratic_point(point)
+    marker = Path(os.environ["SWEEP_TEST_MARKERS"]) / f"{point.width}-{point.lr}"
+    marker.write_text(str(os.getpid()))
+    time.sleep(120)
+    return quadratic_point(point)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_an_interrupt_stops_the_workers_at_once_and_keeps_finished_points(tmp_path, monkeypatch):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("SWEEP_TEST_MARKERS", str(markers))
+    path = tmp_path / "int.jsonl"
+    sent = {}
+
+    def interrupt_when_both_workers_hang():
+        deadline = time.monotonic() + 60
+        while len(os.listdir(markers)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # both markers written: the two workers sleep inside their points
+        sent["at"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt in the main thread
+
+    watcher = threading.Thread(target=interrupt_when_both_workers_hang, daemon=True)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(hang_unless_seed_0, POINTS, results_path=path, processes=2, progress=False)
+    stopped = time.monotonic() - sent["at"]
+    watcher.join()
+    assert stopped < 2.0  # the workers were terminated, not waited for (a point takes 120 s)
+    pids = [int(m.read_text()) for m in markers.iterdir()]
+    assert len(pids) == 2 and not any(_process_exists(pid) for pid in pids)
+    finished = [json.loads(line)["point"] for line in path.read_text().splitlines()]
+    assert [p["seed"] for p in finished] == [0, 0]  # the two seed-0 points done before the hang
+    resumed = run_sweep(quadratic_point, POINTS, results_path=path, processes=1, progress=False)
+    assert (resumed.n_computed, resumed.n_reused) == (len(POINTS) - 2, 2)
+    check_rows(resumed, POINTS)
+
+
+# --- the scheduler check ---------------------------------------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_scheduler_is_refused_within_the_timeout(tmp_path):
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=rf"scheduler: cannot reach {address} within 2 s"):
+        run_sweep(quadratic_point, POINTS, results_path=tmp_path / "s.jsonl", scheduler=address)
+    assert time.monotonic() - start < 2.5
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:port", "tcp://:8786", "nope://127.0.0.1:8786"])
+def test_a_malformed_scheduler_address_is_refused(address):
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="scheduler: expected an address like tcp://HOST:PORT"):
+        check_scheduler(address)
