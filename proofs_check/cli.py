@@ -26,10 +26,12 @@ import sys
 import time
 
 from variational_nets._files import check_output_dir, write_json
+from variational_nets.backend import one_blas_thread
 from variational_nets.cli.common import (EXIT_FAILED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE,
                                          Command, Parser, add_commands, checking, interruption,
                                          nonnegative_int, output_file, run_main)
 
+from .conform import cli as conform_cli
 from .registry import ClaimResult, Context, run_claim, select
 
 __all__ = ["PROG", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT", "EXIT_SIGTERM",
@@ -37,8 +39,6 @@ __all__ = ["PROG", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT", 
            "run_claims"]
 
 PROG = "python -m proofs_check"
-#: A claim failed or a figure raised (the same status as ``EXIT_FAILED``).
-EXIT_FAIL = EXIT_FAILED
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -149,12 +149,15 @@ def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, result
     """
     stream = sys.stdout if stream is None else stream
     results = [] if results is None else results
-    for i, c in enumerate(claims, 1):
-        if not quiet:
-            print(f"[{i}/{len(claims)}] {c.id} ...", file=sys.stderr, flush=True)
-        result = run_claim(c, ctx)
-        results.append(result)
-        print(format_result(result), file=stream, flush=True)
+    # The checks' matrices are small: BLAS threads would only spin, most of all on a busy
+    # machine, so the program holds BLAS to one thread itself rather than asking the user to.
+    with one_blas_thread():
+        for i, c in enumerate(claims, 1):
+            if not quiet:
+                print(f"[{i}/{len(claims)}] {c.id} ...", file=sys.stderr, flush=True)
+            result = run_claim(c, ctx)
+            results.append(result)
+            print(format_result(result), file=stream, flush=True)
     return results
 
 
@@ -273,12 +276,8 @@ def cmd_list(args) -> int:
 
 def add_figures_arguments(parser) -> None:
     """The options of ``figures``."""
-    import argparse
-
     parser.add_argument("--figure", action="append", metavar="NAME",
                         help="only this figure (repeatable; default all)")
-    # figures have no claim ids: here --only NAME is taken as --figure NAME
-    parser.add_argument("--only", action="append", dest="figure", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
                         help="seed of every random path (default 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -360,7 +359,8 @@ def commands() -> tuple:
         Command("figures", "draw the theory figures (PNG and PDF)", add_figures_arguments, cmd_figures),
         Command("report", "run claims and figures, write report.md, report.html and report.json",
                 add_report_arguments, cmd_report),
-        # the conformance command registers here: Command("conform", HELP, conform.add_arguments, conform.run)
+        Command("conform", "check an IBVI trainer (MODULE:CALLABLE) against the theorems on the linear model",
+                conform_cli.add_arguments, conform_cli.run),
     )
 
 

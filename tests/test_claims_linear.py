@@ -133,7 +133,7 @@ def test_cli_exits_nonzero_when_a_claim_fails(monkeypatch, capsys):
 
     monkeypatch.setitem(registry._REGISTRY, "Z9-failing", registry.Claim("Z9-failing", "fails", "test", "extension",
                                                                         failing))
-    assert cli.main(["run", "--only", "Z9-failing", "--quiet"]) == cli.EXIT_FAIL
+    assert cli.main(["run", "--only", "Z9-failing", "--quiet"]) == cli.EXIT_FAILED
     assert "FAIL" in capsys.readouterr().out
 
 

@@ -91,7 +91,7 @@ def test_figure_depends_on_the_seed():
 def test_select_by_name_or_module_and_unknown_name():
     assert [s.name for s in select_figures(["fig_a_convergence"])] == ["convergence"]
     assert [s.name for s in select_figures(["a_convergence", "convergence"])] == ["convergence"]
-    with pytest.raises(ValueError, match="--only 'nope' matches no figure"):
+    with pytest.raises(ValueError, match="only 'nope' matches no figure"):
         select_figures(["nope"])
 
 
@@ -123,13 +123,13 @@ def test_broken_figures_are_recorded_and_missing_requirements_skip(tmp_path, mon
     assert "not a matplotlib.figure.Figure" in by_name["not_a_figure"].error
     assert by_name["needs_missing"].status == "skipped" and "no_such_module_xyz" in by_name["needs_missing"].skipped
     assert by_name["convergence"].ok and os.path.getsize(by_name["convergence"].png) > 0  # the others still ran
-    assert cli.main(["figures", "--out", str(tmp_path / "cli"), "--quick", "--quiet"]) == cli.EXIT_FAIL
+    assert cli.main(["figures", "--out", str(tmp_path / "cli"), "--quick", "--quiet"]) == cli.EXIT_FAILED
     assert "deliberately broken" in capsys.readouterr().out
 
 
 def test_figures_command_writes_only_the_selected_figure(tmp_path):
     out = tmp_path / "figs"
-    assert cli.main(["figures", "--out", str(out), "--quick", "--only", "convergence", "--quiet"]) == 0
+    assert cli.main(["figures", "--out", str(out), "--quick", "--figure", "convergence", "--quiet"]) == 0
     assert sorted(os.listdir(out)) == ["convergence.pdf", "convergence.png"]
 
 

@@ -99,7 +99,7 @@ def test_failing_and_raising_claims_make_report_exit_nonzero_but_write_everythin
     out = str(tmp_path / "rep")
     rc = cli.main(["report", "--out", out, "--quick", "--figure", "convergence", "--quiet",
                    "--only", "ZZ1-pass", "--only", "ZZ1-fail", "--only", "ZZ2"])
-    assert rc == cli.EXIT_FAIL
+    assert rc == cli.EXIT_FAILED
     md, html = _read(out, "report.md"), _read(out, "report.html")
     for text in (md, html):
         assert "FAILED" in text and "failing: ZZ1-fail, ZZ2" in text
@@ -120,7 +120,7 @@ def test_a_raising_figure_makes_report_exit_nonzero_and_is_reported(fake_claims,
     specs = [FigureSpec(name="broken", caption="A figure that raises.", make=broken, module="test.fig_broken")]
     monkeypatch.setattr("proofs_check.figures.available_figures", lambda: specs)
     out = str(tmp_path / "rep")
-    assert cli.main(["report", "--out", out, "--only", "ZZ1-pass", "--quiet"]) == cli.EXIT_FAIL
+    assert cli.main(["report", "--out", out, "--only", "ZZ1-pass", "--quiet"]) == cli.EXIT_FAILED
     html = _read(out, "report.html")
     assert "figure &lt;broke&gt;" in html and "figure errors: broken" in html
 
@@ -128,7 +128,7 @@ def test_a_raising_figure_makes_report_exit_nonzero_and_is_reported(fake_claims,
 @pytest.mark.parametrize("command", ["run", "figures", "report"])
 def test_quiet_silences_progress_lines(fake_claims, tmp_path, capsys, command):
     base = [command, "--quick"] + ([] if command == "run" else ["--out", str(tmp_path / command)])
-    base += ["--only", "convergence"] if command == "figures" else ["--only", "ZZ1-pass"]
+    base += ["--figure", "convergence"] if command == "figures" else ["--only", "ZZ1-pass"]
     if command == "report":
         base += ["--figure", "convergence"]
     assert cli.main(base) == 0
@@ -150,5 +150,5 @@ def test_unknown_figure_or_claim_is_a_usage_error(fake_claims, tmp_path, capsys)
     assert cli.main(["report", "--out", out, "--figure", "no-such-figure", "--quiet"]) == cli.EXIT_USAGE
     assert "no-such-figure" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(out, "report.md"))  # nothing ran
-    assert cli.main(["figures", "--out", out, "--only", "no-such-figure"]) == cli.EXIT_USAGE
+    assert cli.main(["figures", "--out", out, "--figure", "no-such-figure"]) == cli.EXIT_USAGE
     assert cli.main(["report", "--out", out, "--only", "NO-SUCH-CLAIM"]) == cli.EXIT_USAGE

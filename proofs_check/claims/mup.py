@@ -19,12 +19,13 @@ Sizes of the three variants (``python -m proofs_check --only C9 [--quick | --ful
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
 from variational_nets.backend import one_blas_thread
 
-from ..registry import Measurement, Outcome, Table, claim
+from ..registry import ClaimSkipped, Measurement, Outcome, Table, claim
 
 CIFAR_ENV = "IBVI_CIFAR10_DIR"
 
@@ -74,6 +75,9 @@ def transfer_config(ctx):
             return TransferConfig(task="cifar10", data_dir=data_dir, widths=(256, 512, 1024, 2048, 4096),
                                   lrs=tuple(2.0 ** -k for k in range(10, 2, -1)), seeds=seeds,
                                   batch_size=128, backend="auto")
+        if importlib.util.find_spec("sklearn") is None:
+            raise ClaimSkipped("the --full variant of C10 runs on the 8x8 digits and needs scikit-learn",
+                               'pip install "ibvi-theory[data]"')
         return TransferConfig(widths=(64, 128, 256, 512, 1024, 2048), seeds=seeds, backend="auto")
     if ctx.quick:
         return TransferConfig(task="synthetic", widths=(32, 64, 128), lrs=synthetic_lrs, seeds=seeds)

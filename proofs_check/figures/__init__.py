@@ -4,7 +4,7 @@ A figure module defines
 
 ``NAME``
     a short identifier (letters, digits, ``_`` and ``-``): the file stem of its PNG and PDF and
-    the value ``--only`` matches;
+    the value ``only`` (the command line's ``--figure``) matches;
 ``CAPTION``
     one sentence saying what the figure shows (drawn under the figure and printed in the report);
 ``make(ctx) -> matplotlib.figure.Figure``
@@ -32,6 +32,8 @@ import traceback
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, Sequence
+
+from variational_nets._files import savefig
 
 from ..registry import Context
 
@@ -136,7 +138,7 @@ def _aliases(spec: FigureSpec) -> set[str]:
 def select_figures(only: Sequence[str] | None = None) -> list[FigureSpec]:
     """Figures whose ``NAME`` (or module name, with or without ``fig_``) is one of ``only``.
 
-    All figures when ``only`` is empty. Raises ``ValueError`` naming ``--only`` and listing the
+    All figures when ``only`` is empty. Raises ``ValueError`` naming ``only`` and listing the
     known names when a pattern matches no figure.
     """
     specs = available_figures()
@@ -147,7 +149,7 @@ def select_figures(only: Sequence[str] | None = None) -> list[FigureSpec]:
         hits = [s for s in specs if pattern.lower() in _aliases(s)]
         if not hits:
             known = ", ".join(s.name for s in specs)
-            raise ValueError(f"--only {pattern!r} matches no figure; known figures: {known}")
+            raise ValueError(f"only {pattern!r} matches no figure; known figures: {known}")
         chosen.extend(s for s in hits if s not in chosen)
     return chosen
 
@@ -206,8 +208,8 @@ def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
             _caption_under(figure, spec.caption)
             png = os.path.join(out_dir, f"{spec.name}.png")
             pdf = os.path.join(out_dir, f"{spec.name}.pdf")
-            figure.savefig(png, dpi=DPI, bbox_inches="tight")
-            figure.savefig(pdf, bbox_inches="tight")
+            savefig(figure, png, dpi=DPI, bbox_inches="tight")
+            savefig(figure, pdf, bbox_inches="tight")
             files.append(FigureFile(name=spec.name, png=png, pdf=pdf, caption=spec.caption,
                                     seconds=time.perf_counter() - start))
         except Exception as exc:  # a broken figure is a result, reported with its traceback

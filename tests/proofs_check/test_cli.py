@@ -72,7 +72,7 @@ BAD = [
     (["report", "--out", "r", "--only", "NOPE"], "report", "--only", "'NOPE' matches no claim"),
     (["report", "--out", "r", "--json", "r"], "report", "--json", "is a folder"),
     (["figures", "--out", "f", "--figure", "nope"], "figures", "--figure", "'nope' matches no figure"),
-    (["figures", "--out", "f", "--only", "nope"], "figures", "--figure", "'nope' matches no figure"),
+    (["figures", "--out", "f", "--only", "nope"], None, None, "unrecognized arguments: --only nope"),
     (["figures", "--out", "f", "--full"], None, None, "unrecognized arguments: --full"),
     (["list", "--only", "NOPE"], "list", "--only", "'NOPE' matches no claim"),
     (["lst"], None, None, "invalid choice: 'lst'"),
