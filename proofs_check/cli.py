@@ -331,7 +331,8 @@ def cmd_report(args) -> int:
                               f"rerun: {args.command_line}"):
         run_claims(claims, ctx, quiet=args.quiet, results=results)
         os.makedirs(args.out, exist_ok=True)
-        figures = make_figures(os.path.join(args.out, "figures"), ctx, only=args.figure, log=_log(args))
+        figures = make_figures(os.path.join(args.out, "figures"), ctx, only=args.figure, log=_log(args),
+                               caption_in_image=False)
     for f in figures:
         print(format_figure(f), flush=True)
     data = ReportData(results=tuple(results), figures=tuple(figures), seed=args.seed, quick=args.quick,

@@ -31,7 +31,7 @@ def fake_claims(monkeypatch):
         ctx.progress("halfway through the passing claim")
         return Outcome(measurements=(Measurement("closed form vs simulation", 1.2344e-12, 1e-8,
                                                  "rounding of 40 steps"),
-                                     Measurement("ratio of risks", 1.6875, None, "reported, a conjecture")),
+                                     Measurement("ratio of risks", 1.6875, None, f"reported, a conjecture {HOSTILE}")),
                        tables=(Table("threshold against the rank", ("rank", "threshold"), ((1, 0.5), (2, 0.25))),),
                        notes=("a note with <b>markup</b>",))
 

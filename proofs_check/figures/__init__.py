@@ -10,6 +10,9 @@ A figure module defines
 ``make(ctx) -> matplotlib.figure.Figure``
     draws the figure for a :class:`proofs_check.registry.Context` (``ctx.quick`` asks for small
     sizes, ``ctx.seed`` seeds every random path, ``ctx.progress`` takes progress messages);
+``CLAIMS`` (optional)
+    the claim ids (or families: ``"C1"`` covers ``"C1-gd"``) the figure illustrates; the report
+    places the figure in the section of the first of them that ran;
 ``REQUIRES`` (optional)
     names of modules the figure needs that may be missing (for example an API another branch
     adds); when one cannot be imported the figure is *skipped* with that reason, not failed.
@@ -53,6 +56,7 @@ class FigureSpec:
     make: Callable[[Context], object]
     module: str
     requires: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
 
     def missing_requirements(self) -> tuple[str, ...]:
         """The modules of ``requires`` that cannot be imported here."""
@@ -81,6 +85,7 @@ class FigureFile:
     seconds: float = 0.0
     error: str | None = None
     skipped: str | None = None
+    claims: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -108,8 +113,13 @@ def _spec_from_module(module: ModuleType) -> FigureSpec:
     requires = getattr(module, "REQUIRES", ())
     if isinstance(requires, str):
         requires = (requires,)
+    claims = getattr(module, "CLAIMS", ())
+    if isinstance(claims, str):
+        claims = (claims,)
+    if not all(isinstance(c, str) and c for c in claims):
+        raise TypeError(f"figure module {where} must define CLAIMS as claim ids (strings), got {claims!r}")
     return FigureSpec(name=name, caption=" ".join(caption.split()), make=make, module=where,
-                      requires=tuple(requires))
+                      requires=tuple(requires), claims=tuple(claims))
 
 
 def available_figures() -> list[FigureSpec]:
@@ -169,7 +179,7 @@ def _close(figure) -> None:
 
 
 def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
-                 log: Callable[[str], None] | None = None) -> list[FigureFile]:
+                 log: Callable[[str], None] | None = None, caption_in_image: bool = True) -> list[FigureFile]:
     """Draw the selected figures and write ``out_dir/NAME.png`` (``DPI``) and ``out_dir/NAME.pdf``.
 
     Parameters
@@ -179,6 +189,8 @@ def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
     only : figure names (see :func:`select_figures`); all figures when empty.
     log : called with one progress line per figure (``"[i/N] figure NAME ..."``); ``None``
         prints nothing.
+    caption_in_image : draw the caption under the axes, so that the files stand alone (the
+        report prints the caption beside the figure instead, once).
 
     Returns one :class:`FigureFile` per selected figure, in order. A figure whose ``make``
     raises, or returns something that is not a matplotlib ``Figure``, is returned with its
@@ -196,7 +208,8 @@ def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
         missing = spec.missing_requirements()
         if missing:
             files.append(FigureFile(name=spec.name, png=None, pdf=None, caption=spec.caption,
-                                    skipped=f"needs {', '.join(missing)}, which cannot be imported"))
+                                    skipped=f"needs {', '.join(missing)}, which cannot be imported",
+                                    claims=spec.claims))
             continue
         start = time.perf_counter()
         figure = None
@@ -205,16 +218,17 @@ def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
             if not isinstance(figure, Figure):
                 raise TypeError(f"make() of {spec.module} returned {type(figure).__name__}, "
                                 "not a matplotlib.figure.Figure")
-            _caption_under(figure, spec.caption)
+            if caption_in_image:
+                _caption_under(figure, spec.caption)
             png = os.path.join(out_dir, f"{spec.name}.png")
             pdf = os.path.join(out_dir, f"{spec.name}.pdf")
             savefig(figure, png, dpi=DPI, bbox_inches="tight")
             savefig(figure, pdf, bbox_inches="tight")
             files.append(FigureFile(name=spec.name, png=png, pdf=pdf, caption=spec.caption,
-                                    seconds=time.perf_counter() - start))
+                                    seconds=time.perf_counter() - start, claims=spec.claims))
         except Exception as exc:  # a broken figure is a result, reported with its traceback
             files.append(FigureFile(name=spec.name, png=None, pdf=None, caption=spec.caption,
-                                    seconds=time.perf_counter() - start,
+                                    seconds=time.perf_counter() - start, claims=spec.claims,
                                     error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"))
         finally:
             if figure is not None and isinstance(figure, Figure):

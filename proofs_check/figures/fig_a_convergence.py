@@ -16,6 +16,7 @@ NAME = "convergence"
 CAPTION = ("W2 distance from the iterate q_t to the IBVI limit q_inf for GD, mini-batch SGD, heavy-ball "
            "momentum and Monte Carlo gradients on an overparametrized regression, with the GD rate "
            "max_i |1 - 2 eta s_i^2|^t W2(p, q_inf) predicted by Theorem 1 (dashed).")
+CLAIMS = ("C1-gd", "C1-sgd", "C1-momentum", "C1-mc")
 
 #: Lower end of the plot: GD settles at the float64 rounding level of W₂ (about 1e-14 here),
 #: and the predicted line is clipped here instead of running off the axis.

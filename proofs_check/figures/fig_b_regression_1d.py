@@ -20,6 +20,7 @@ CAPTION = ("Predictive mean and ±2 standard deviations of a 1-D regression thro
            "the isotropic prior, the IBVI limit (which keeps the prior's uncertainty away from the data), "
            "the exact Bayesian posterior with noise variance 0.01, and the mean-field GD fit whose "
            "uncertainty collapses everywhere the features touch the data.")
+CLAIMS = ("C1-predictive", "C4-meanfield", "C3")
 
 NOISE_VAR = 1e-2
 

@@ -19,6 +19,7 @@ CAPTION = ("W2 distance to the prior against the expected loss along the penaliz
            "(lambda on a log grid) and along the GD early-stopping path q_t (log-spaced steps): both "
            "leave the prior and end at the IBVI limit q_inf; grey segments join the pairs lambda = 1/(2 eta t), whose "
            "W2 distance relative to W2(p, q_inf) is plotted against the time eta t on the right.")
+CLAIMS = ("C5", "C6")
 
 
 def make(ctx) -> Figure:

@@ -15,6 +15,7 @@ NAME = "d_classification"
 CAPTION = ("Exponential-loss IBVI on separable 2-D data: the predictive mean's decision boundary turns "
            "towards the hard-margin SVM while the predictive spread on the data collapses, both slowly "
            "(logarithmically and as a power of the step count).")
+CLAIMS = ("C7", "C8")
 
 
 def make(ctx):

@@ -18,6 +18,7 @@ NAME = "mc_threshold"
 CAPTION = ("Largest stable step of the covariance factor under Monte Carlo gradients, measured by "
            "bisection on simulations against the factor's rank r (log-log), beside the mean-square "
            "prediction 1/(s_max^2 (1 + (r+1)/M)), a 1/r reference line and the exact-gradient bound 1/s_max^2.")
+CLAIMS = ("C1-mc-threshold",)
 #: The planned API of the lead engineer's branch; the figure is skipped while it is missing.
 REQUIRES = ("linear_theory.stability",)
 
