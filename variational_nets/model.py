@@ -13,6 +13,9 @@ import numpy as np
 from .backend import get_xp, xp_name
 from .layers import COVARIANCES, Linear, VariationalLinear, make_activation
 from .parametrization import Parametrization
+from .validation import as_array, as_choice, as_generator, as_int, bad_type, bad_value
+
+__all__ = ["MLP", "ForwardPass", "layer_activations", "VARIATIONAL_CHOICES"]
 
 VARIATIONAL_CHOICES = ("input-output", "all", "none", "output")
 
@@ -63,26 +66,26 @@ class MLP:
     def __init__(self, sizes, rng, parametrization="mup", activation="silu",
                  variational="input-output", covariance="full", rank=None, backend="numpy",
                  dtype=np.float32):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        as_generator("rng", rng)
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise bad_type("sizes", "a sequence of positive integers", sizes)
         sizes = tuple(sizes)
         if len(sizes) < 3:
-            raise ValueError(f"invalid sizes: expected (d_in, hidden..., d_out) with at least one "
-                             f"hidden layer, got {sizes!r}")
-        for s in sizes:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
-                raise ValueError(f"invalid sizes: every size must be a positive integer, got {sizes!r}")
-        if variational not in VARIATIONAL_CHOICES:
-            raise ValueError(f"invalid variational: expected one of {', '.join(VARIATIONAL_CHOICES)}, "
-                             f"got {variational!r}")
-        if covariance not in COVARIANCES:
-            raise ValueError(f"invalid covariance (--covariance): expected one of "
-                             f"{', '.join(COVARIANCES)}, got {covariance!r}")
+            raise bad_value("sizes", "(d_in, hidden..., d_out) with at least one hidden layer",
+                            sizes)
+        sizes = tuple(as_int("sizes", s) for s in sizes)
+        as_choice("variational", variational, VARIATIONAL_CHOICES)
+        as_choice("covariance", covariance, COVARIANCES)
         if isinstance(parametrization, str):
             parametrization = Parametrization(parametrization)
-        dtype = np.dtype(dtype)
+        elif not isinstance(parametrization, Parametrization):
+            raise bad_type("parametrization", "a Parametrization or its name", parametrization)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise bad_type("dtype", "float32 or float64", dtype) from None
         if dtype not in (np.float32, np.float64):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {dtype}")
+            raise bad_value("dtype", "float32 or float64", str(dtype))
         self.xp = get_xp(backend)
         self.sizes = tuple(int(s) for s in sizes)
         self.parametrization = parametrization
@@ -110,22 +113,52 @@ class MLP:
     def is_variational(self) -> bool:
         return any(layer.variational for layer in self.layers)
 
+    def tensors(self) -> dict:
+        """Every trainable tensor as a :class:`~variational_nets.tensors.Parameter`, by name.
+
+        Returns
+        -------
+        dict
+            ``{"layer{i}.{name}": Parameter}`` (the layers' own objects, values not copied).
+        """
+        return {f"layer{i}.{k}": t for i, layer in enumerate(self.layers)
+                for k, t in layer.tensors.items()}
+
     def named_parameters(self) -> dict:
-        """Every trainable tensor, by name (the arrays themselves, not copies)."""
-        return {f"layer{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.params.items()}
+        """Every trainable tensor's value, by name (the arrays themselves, not copies).
+
+        Returns
+        -------
+        dict
+        """
+        return {name: t.value for name, t in self.tensors().items()}
 
     def step_multipliers(self) -> dict:
-        """Step-size multiplier of every trainable tensor (same keys as named_parameters)."""
-        return {f"layer{i}.{k}": m for i, layer in enumerate(self.layers)
-                for k, m in layer.multipliers.items()}
+        """Step-size multiplier of every trainable tensor (same keys as named_parameters).
+
+        Returns
+        -------
+        dict
+            ``None`` for a tensor added by hand without one.
+        """
+        return {name: t.multiplier for name, t in self.tensors().items()}
 
     def init_stds(self) -> dict:
-        """Initial standard deviation of every trainable tensor."""
-        return {f"layer{i}.{k}": s for i, layer in enumerate(self.layers)
-                for k, s in layer.init_stds.items()}
+        """Initial standard deviation of every trainable tensor.
+
+        Returns
+        -------
+        dict
+        """
+        return {name: t.init_std for name, t in self.tensors().items()}
 
     def num_parameters(self) -> int:
+        """Number of trainable scalars (means and covariance tensors).
+
+        Returns
+        -------
+        int
+        """
         return int(sum(v.size for v in self.named_parameters().values()))
 
     # --- forward / backward --------------------------------------------------------------
