@@ -19,7 +19,8 @@ The result is summarised by the least-squares slope of ``log size`` (averaged ov
 against ``log width`` for every (parametrization, path, step, layer), with the standard error
 of that slope across seeds (sample std of the per-seed slopes over ``√(seeds)``). μP predicts
 slopes near 0 at every step; SP with a fixed step predicts growth once the updates dominate:
-about ``width¹`` for the output and ``width^{1/2}`` for updated hidden layers (THEORY.md §3 C9).
+about ``width¹`` for the output and ``width^{1/2}`` for updated hidden layers
+(``docs/theory.md §3 (C9)``).
 
 Data: a synthetic classification task (standard normal inputs, labels from a random linear
 teacher), one mini-batch per step; the probe batch is the first one. Every random path is
@@ -42,6 +43,7 @@ from .model import MLP, layer_activations
 from .parametrization import PARAMETRIZATIONS
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged, train_state, train_step
+from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value
 
 PATHS = ("mean", "sampled")
 
@@ -49,41 +51,40 @@ __all__ = ["CoordCheckConfig", "CoordRecord", "CoordSlope", "CoordCheckResult", 
            "run_coordcheck", "coordcheck_slopes", "format_slopes", "layer_names", "PATHS"]
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"invalid {name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"invalid {name}: expected a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _distinct(name, values, check):
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"invalid {name}: expected a sequence, got {values!r}")
-    values = tuple(check(name, v) for v in values)
-    if not values:
-        raise ValueError(f"invalid {name}: expected at least one value, got none")
-    if len(set(values)) != len(values):
-        raise ValueError(f"invalid {name}: values repeat in {values!r}")
-    return values
+def _width(name, value):
+    return as_int(name, value)
 
 
 def _seed(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"invalid {name}: expected integers >= 0, got {value!r}")
-    return int(value)
+    return as_int(name, value, minimum=0)
 
 
 def _parametrization(name, value):
-    if value not in PARAMETRIZATIONS:
-        raise ValueError(f"invalid {name}: expected values in {', '.join(PARAMETRIZATIONS)}, "
-                         f"got {value!r}")
-    return value
+    return as_choice(name, value, PARAMETRIZATIONS)
+
+
+def _positive_lr(name, value):
+    return as_float(name, value, low=0, low_open=True)
+
+
+def check_dtype_name(name, value):
+    """``value`` if it is ``"float32"`` or ``"float64"`` (the dtype of a sweep's networks).
+
+    Parameters
+    ----------
+    name : str
+    value : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    return as_choice(name, value, ("float32", "float64"))
 
 
 @dataclass(frozen=True)
@@ -117,29 +118,23 @@ class CoordCheckConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
-        widths = _distinct("widths (--widths)", self.widths, _positive_int)
+        widths = as_distinct("widths", self.widths, _width)
         if len(widths) < 2:
-            raise ValueError(f"invalid widths (--widths): a slope needs at least two widths, "
-                             f"got {widths!r}")
+            raise bad_value("widths", "at least two widths (a slope needs two)", widths)
         object.__setattr__(self, "widths", tuple(sorted(widths)))
-        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
+        object.__setattr__(self, "seeds", as_distinct("seeds", self.seeds, _seed))
         object.__setattr__(self, "parametrizations",
-                           _distinct("parametrizations", self.parametrizations, _parametrization))
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
-                or self.steps < 0:
-            raise ValueError(f"invalid steps (--steps): expected an integer >= 0, got {self.steps!r}")
-        object.__setattr__(self, "lr", _positive_float("lr (--lrs)", self.lr))
-        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
+                           as_distinct("parametrizations", self.parametrizations, _parametrization))
+        object.__setattr__(self, "steps", as_int("steps", self.steps, minimum=0))
+        object.__setattr__(self, "lr", _positive_lr("lr", self.lr))
+        object.__setattr__(self, "momentum", as_float("momentum", self.momentum, low=0, high=1,
+                                                      high_open=True))
         for name in ("depth", "d_in", "num_classes", "batch_size", "rank"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
         if self.num_classes < 2:
-            raise ValueError(f"invalid num_classes: expected at least 2, got {self.num_classes}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
-                             f"got {self.backend!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+            raise bad_value("num_classes", "at least 2", self.num_classes)
+        as_choice("backend", self.backend, BACKENDS)
+        check_dtype_name("dtype", self.dtype)
 
     def point_params(self) -> dict:
         """The fixed settings every sweep point carries (they are part of its resume key)."""
@@ -372,7 +367,7 @@ def run_coordcheck(config: CoordCheckConfig | None = None, *, results_path=None,
     """
     config = CoordCheckConfig() if config is None else config
     if not isinstance(config, CoordCheckConfig):
-        raise TypeError(f"config must be a CoordCheckConfig, got {type(config).__name__}")
+        raise bad_type("config", "a CoordCheckConfig", config)
     get_xp(config.backend)  # a missing GPU is a ValueError before any point runs
     points = config.points()
     rows, stored = run_sweep_strict(coordcheck_point, points, results_path=results_path, scheduler=scheduler,

@@ -67,22 +67,22 @@ def check_shapes(factor, buf, g, z):
             raise TypeError(f"invalid {name}: expected an array (numpy or cupy), "
                             f"got {type(a).__name__}")
     if factor.ndim < 1:
-        raise bad_value("factor", "an array of shape (..., R)", f"shape {tuple(factor.shape)}")
+        raise bad_value("factor", "an array of shape (..., R)", got=f"shape {tuple(factor.shape)}")
     if tuple(buf.shape) != tuple(factor.shape):
-        raise bad_value("buf", f"the factor's shape {tuple(factor.shape)}", f"shape {tuple(buf.shape)}")
+        raise bad_value("buf", f"the factor's shape {tuple(factor.shape)}", got=f"shape {tuple(buf.shape)}")
     if buf.dtype != factor.dtype and not (buf.dtype == BFLOAT16_BITS and factor.dtype == np.float32):
         raise TypeError(f"invalid buf: expected dtype {factor.dtype} (the factor's) or uint16 "
                         f"(bfloat16 patterns, float32 factor), got {buf.dtype}")
     if z is None:
         if tuple(g.shape) != tuple(factor.shape):
             raise bad_value("g", f"the factor's shape {tuple(factor.shape)} (z=None: the full "
-                                 "gradient)", f"shape {tuple(g.shape)}")
+                                 "gradient)", got=f"shape {tuple(g.shape)}")
         return
     if z.ndim != 1 or z.shape[0] != factor.shape[-1]:
-        raise bad_value("z", f"shape ({factor.shape[-1]},), the factor's rank", f"shape {tuple(z.shape)}")
+        raise bad_value("z", f"shape ({factor.shape[-1]},), the factor's rank", got=f"shape {tuple(z.shape)}")
     if tuple(g.shape) != tuple(factor.shape[:-1]):
         raise bad_value("g", f"shape {tuple(factor.shape[:-1])} (the factor's without its rank)",
-                        f"shape {tuple(g.shape)}")
+                        got=f"shape {tuple(g.shape)}")
 
 
 def update_in_place(factor, buf, g, z, lr, momentum) -> None:

@@ -143,7 +143,7 @@ class SGD:
         """
         if self.model_id is not None and id(model) != self.model_id:
             raise bad_value("model", "the model this optimizer state was built for",
-                            f"another {type(model).__name__}")
+                            got=f"another {type(model).__name__}")
         xp = model.xp
         tensors = model.tensors()
         missing = [name for name in tensors if name not in grads]

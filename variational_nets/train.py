@@ -175,7 +175,7 @@ def _check_state(model, state):
         raise bad_type("state", "a TrainState from train_state(model, ...)", state)
     if state.optimizer.model_id not in (None, id(model)):
         raise bad_value("state", "the training state of this model (train_state(model, ...))",
-                        "a state built for another model")
+                        got="a state built for another model")
 
 
 def check_inputs(model, x, name: str = "x"):
@@ -201,7 +201,7 @@ def check_inputs(model, x, name: str = "x"):
     """
     x = as_array(name, x, ndim=2)
     if x.shape[1] != model.sizes[0]:
-        raise bad_value(name, f"shape (N, {model.sizes[0]}) for this model", f"shape {tuple(x.shape)}")
+        raise bad_value(name, f"shape (N, {model.sizes[0]}) for this model", got=f"shape {tuple(x.shape)}")
     return x
 
 
@@ -237,7 +237,7 @@ def check_targets(model, y, loss: str, rows: int, name: str = "y"):
         y = as_array(name, y, ndim=2)
         if tuple(y.shape) != (rows, d_out):
             raise bad_value(name, f"shape ({rows}, {d_out}): one row of {d_out} target(s) per "
-                                  "input", f"shape {tuple(y.shape)}")
+                                  "input", got=f"shape {tuple(y.shape)}")
         return y
     if loss == "softmax_ce":
         if d_out < 2:
@@ -250,10 +250,10 @@ def check_targets(model, y, loss: str, rows: int, name: str = "y"):
                                     "outputs (binary_ce needs one)", loss)
         y_arr = as_array(name, y, ndim=2 if np.ndim(y) == 2 else 1)
         if y_arr.ndim == 2 and y_arr.shape[1] != 1:
-            raise bad_value(name, "binary labels of shape (N,) or (N, 1)", f"shape {y_arr.shape}")
+            raise bad_value(name, "binary labels of shape (N,) or (N, 1)", got=f"shape {y_arr.shape}")
         labels = as_labels(name, y_arr.reshape(-1), 2)
     if labels.shape[0] != rows:
-        raise bad_value(name, f"{rows} labels, one per input", f"{labels.shape[0]}")
+        raise bad_value(name, f"{rows} labels, one per input", got=f"{labels.shape[0]}")
     return labels
 
 
@@ -339,7 +339,7 @@ def _check_batch(model, xb, yb, loss):
         if not hasattr(a, "shape"):
             raise bad_type(name, "an array of the model's backend", a)
     if len(xb.shape) != 2 or xb.shape[0] == 0 or xb.shape[1] != model.sizes[0]:
-        raise bad_value("xb", f"shape (B, {model.sizes[0]}) with B >= 1", f"shape {tuple(xb.shape)}")
+        raise bad_value("xb", f"shape (B, {model.sizes[0]}) with B >= 1", got=f"shape {tuple(xb.shape)}")
     d_out = model.sizes[-1]
     if loss == "squared_error":
         wanted = ((xb.shape[0], d_out),)
@@ -348,7 +348,7 @@ def _check_batch(model, xb, yb, loss):
     else:
         wanted = ((xb.shape[0],), (xb.shape[0], 1))
     if tuple(yb.shape) not in wanted:
-        raise bad_value("yb", f"shape {wanted[0]} for loss {loss!r}", f"shape {tuple(yb.shape)}")
+        raise bad_value("yb", f"shape {wanted[0]} for loss {loss!r}", got=f"shape {tuple(yb.shape)}")
 
 
 def fit(model, state: TrainState, x, y, epochs: int, batch_size: int, rng, quiet=False,

@@ -16,7 +16,8 @@ number of epochs and records
 Per (parametrization, width) the seed-mean of a metric is a curve over the step grid; its
 argmin is the *best step* (a diverged seed makes that grid point ``inf``). The *drift* of a
 parametrization is ``max − min`` of the best step's grid index over the widths: μP predicts a
-drift of at most one grid point, SP a drift that grows with the width range (THEORY.md §3 C10).
+drift of at most one grid point, SP a drift that grows with the width range
+(``docs/theory.md §3 (C10)``).
 
 Tasks: ``"digits"`` (8×8 digits of scikit-learn, the optional extra ``data``; the quick CPU
 setting), ``"synthetic"`` (a random linear-teacher task, no extra needed) and ``"cifar10"`` (the
@@ -39,11 +40,13 @@ import numpy as np
 
 from . import data as data_mod
 from .backend import BACKENDS, asarray, get_xp
-from .coordcheck import _distinct, _parametrization, _positive_float, _positive_int, _seed
+from .coordcheck import check_dtype_name
 from .losses import get_loss
 from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
+from .parametrization import PARAMETRIZATIONS
 from .train import TrainingDiverged, fit, predict, train_state
+from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value
 
 TASKS = ("digits", "synthetic", "cifar10")
 METRICS = ("train_loss", "test_nll")
@@ -85,33 +88,31 @@ class TransferConfig:
     limit: int | None = None
 
     def __post_init__(self):
-        widths = _distinct("widths (--widths)", self.widths, _positive_int)
-        lrs = _distinct("lrs (--lrs)", self.lrs, _positive_float)
-        for name, values in (("widths (--widths)", widths), ("lrs (--lrs)", lrs)):
+        widths = as_distinct("widths", self.widths, as_int)
+        lrs = as_distinct("lrs", self.lrs,
+                          lambda name, v: as_float(name, v, low=0, low_open=True))
+        for name, values in (("widths", widths), ("lrs", lrs)):
             if len(values) < 2:
-                raise ValueError(f"invalid {name}: a transfer needs at least two, got {values!r}")
+                raise bad_value(name, "at least two values (a transfer compares two)", values)
         object.__setattr__(self, "widths", tuple(sorted(widths)))
         object.__setattr__(self, "lrs", tuple(sorted(lrs)))
-        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
-        object.__setattr__(self, "parametrizations",
-                           _distinct("parametrizations", self.parametrizations, _parametrization))
-        if self.task not in TASKS:
-            raise ValueError(f"invalid task (--task): expected one of {', '.join(TASKS)}, "
-                             f"got {self.task!r}")
+        object.__setattr__(self, "seeds", as_distinct(
+            "seeds", self.seeds, lambda name, v: as_int(name, v, minimum=0)))
+        object.__setattr__(self, "parametrizations", as_distinct(
+            "parametrizations", self.parametrizations,
+            lambda name, v: as_choice(name, v, PARAMETRIZATIONS)))
+        as_choice("task", self.task, TASKS)
         for name in ("epochs", "batch_size", "depth", "rank", "num_samples"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
-        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
-                             f"got {self.backend!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
+        object.__setattr__(self, "momentum", as_float("momentum", self.momentum, low=0, high=1,
+                                                      high_open=True))
+        as_choice("backend", self.backend, BACKENDS)
+        check_dtype_name("dtype", self.dtype)
         if self.task == "cifar10" and self.data_dir is None:
-            raise ValueError("invalid data directory (--data-dir): the cifar10 task needs the "
-                             "folder with the CIFAR-10 binary files")
+            raise bad_value("data_dir", "the folder with the CIFAR-10 binary files for "
+                                        "task='cifar10'", None)
         if self.limit is not None:
-            object.__setattr__(self, "limit", _positive_int("limit (--limit)", self.limit))
+            object.__setattr__(self, "limit", as_int("limit", self.limit))
 
     def point_params(self) -> dict:
         """The fixed settings every sweep point carries (they are part of its resume key)."""
@@ -270,8 +271,7 @@ class TransferResult:
 
 
 def _check_metric(metric):
-    if metric not in METRICS:
-        raise ValueError(f"invalid metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    as_choice("metric", metric, METRICS)
 
 
 def _argmin(values):
@@ -322,7 +322,7 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
     """
     config = TransferConfig() if config is None else config
     if not isinstance(config, TransferConfig):
-        raise TypeError(f"config must be a TransferConfig, got {type(config).__name__}")
+        raise bad_type("config", "a TransferConfig", config)
     get_xp(config.backend)
     points = config.points()
     rows, stored = run_sweep_strict(transfer_point, points, results_path=results_path, scheduler=scheduler,

@@ -49,7 +49,7 @@ def _show(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def bad_value(name: str, expected: str, value) -> ArgumentValueError:
+def bad_value(name: str, expected: str, value=None, *, got: str | None = None) -> ArgumentValueError:
     """The :class:`ArgumentValueError` ``invalid <name>: expected <expected>, got <value>``.
 
     Parameters
@@ -60,13 +60,17 @@ def bad_value(name: str, expected: str, value) -> ArgumentValueError:
         What a good value is (``"a positive integer"``).
     value : object
         What was given (shown by ``repr``, cut at 80 characters); a string is shown quoted.
+    got : str, optional
+        A description of what was given, shown as it is (``"shape (3, 2)"``), instead of
+        ``value``.
 
     Returns
     -------
     ArgumentValueError
         To be raised by the caller.
     """
-    return ArgumentValueError(name, f"invalid {name}: expected {expected}, got {_show(value)}")
+    shown = got if got is not None else _show(value)
+    return ArgumentValueError(name, f"invalid {name}: expected {expected}, got {shown}")
 
 
 def bad_type(name: str, expected: str, value) -> ArgumentTypeError:
@@ -243,7 +247,7 @@ def as_distinct(name: str, values, check) -> tuple:
     if not values:
         raise bad_value(name, "at least one value", values)
     if len(set(values)) != len(values):
-        raise bad_value(name, "distinct values", values)
+        raise bad_value(name, "distinct values", got=f"values that repeat, {_show(values)}")
     return values
 
 
@@ -340,15 +344,15 @@ def as_array(name: str, value, *, ndim: int, dtype=None, allow_empty: bool = Fal
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     if array.ndim != ndim:
-        raise bad_value(name, f"a {ndim}-D array", f"shape {tuple(array.shape)}")
+        raise bad_value(name, f"a {ndim}-D array", got=f"shape {tuple(array.shape)}")
     if array.size == 0 and not allow_empty:
-        raise bad_value(name, "a non-empty array", f"shape {tuple(array.shape)}")
+        raise bad_value(name, "a non-empty array", got=f"shape {tuple(array.shape)}")
     if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
-        raise bad_value(name, "finite values", "NaN or inf entries")
+        raise bad_value(name, "finite values", got="NaN or inf entries")
     return array
 
 
-def as_labels(name: str, value, num_classes: int):
+def as_labels(name: str, value, num_classes: int, *, allow_float: bool = True):
     """Class labels: a 1-D integer array with values in ``0 .. num_classes − 1``.
 
     Parameters
@@ -358,6 +362,8 @@ def as_labels(name: str, value, num_classes: int):
         Integers, or floats with integer values (converted to int64).
     num_classes : int
         ``K``; for the binary loss ``K = 2`` (labels 0 and 1).
+    allow_float : bool, default True
+        Accept floats with integer values; with False the array must have an integer dtype.
 
     Returns
     -------
@@ -373,10 +379,10 @@ def as_labels(name: str, value, num_classes: int):
     """
     labels = as_array(name, value, ndim=1)
     xp = array_namespace(labels)
-    if labels.dtype.kind == "f" and not bool((labels == xp.round(labels)).all()):
-        raise bad_value(name, "integer class labels", "non-integer values")
+    if labels.dtype.kind == "f" and not (allow_float and bool((labels == xp.round(labels)).all())):
+        raise bad_value(name, "integer class labels", got=f"{labels.dtype} values")
     labels = labels.astype(np.int64, copy=False)
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= num_classes:
-        raise bad_value(name, f"labels in 0..{num_classes - 1}", f"labels from {low} to {high}")
+        raise bad_value(name, f"labels in 0..{num_classes - 1}", got=f"labels from {low} to {high}")
     return labels
