@@ -1,4 +1,4 @@
-"""Parametrizations of a variational MLP: standard (SP) and maximal-update (μP).
+"""Parametrizations of a variational MLP: standard (SP), maximal-update (μP), NTP.
 
 A parametrization is a strategy object that answers two questions for a trainable tensor,
 described by a :class:`~variational_nets.tensors.TensorSpec`: its initial standard deviation and
@@ -14,7 +14,8 @@ output-layer weight  1/√n_in      1/n_in       1           1/n_in       1/n_in
 bias (any layer)     1            1            1           n_out        1
 ==================== ============ ============ =========== ============ =============
 
-(Adam under SP uses multiplier 1 everywhere.) Covariance tensors inherit from their mean tensor
+(Adam under SP uses multiplier 1 everywhere.) NTP (:class:`NeuralTangent`): SP's init std, SGD
+multiplier ``1/n_in`` for every weight (``1/√n_in`` for Adam), 1 for biases. Covariance tensors inherit from their mean tensor
 (std ``σ``, multiplier ``α``): a covariance factor of rank ``R`` gets std ``σ/√R`` and multiplier
 ``α/R``; a diagonal scale gets ``σ`` and ``α``. The ``1/R`` keeps the function-space move of a
 factor step ``O(1)`` in the rank (a step moves a sample by about ``η R g``).
@@ -66,18 +67,35 @@ class MaximalUpdate(Standard):
         return 1.0 if spec.kind == "bias" or spec.layer == "input" else 1.0 / spec.fan_in
 
 
+class NeuralTangent(Standard):
+    """NTP (Jacot et al. 2018) in its effective form on the weights themselves.
+
+    NTP writes ``W = ω/√n_in`` with ``ω ~ N(0, 1)`` and trains ``ω``; a step ``η`` on ``ω`` moves
+    ``W`` by ``−(η/n_in) ∂L/∂W``. So here a weight starts at std ``1/√n_in`` and takes the step
+    multiplier ``1/n_in`` under SGD (the same trajectory exactly, momentum included) and
+    ``1/√n_in`` under Adam (whose step on ``ω`` has a size independent of the gradient's); a
+    bias (fan-in 1, coefficient 1) keeps std 1 and multiplier 1.
+    """
+
+    def sgd(self, spec):
+        return 1.0 / spec.fan_in
+
+    def adam(self, spec):
+        return 1.0 / math.sqrt(spec.fan_in)
+
+
 #: The mean-tensor rules of each parametrization, by name.
-RULES = {"mup": MaximalUpdate(), "sp": Standard()}
+RULES = {"mup": MaximalUpdate(), "sp": Standard(), "ntp": NeuralTangent()}
 PARAMETRIZATIONS = tuple(RULES)
 
 
 @dataclass(frozen=True)
 class Parametrization:
-    """A parametrization (SP or μP) for SGD or Adam.
+    """A parametrization (SP, μP or NTP) for SGD or Adam.
 
     Parameters
     ----------
-    name : {"mup", "sp"}, default "mup"
+    name : {"mup", "sp", "ntp"}, default "mup"
     optimizer : {"sgd", "adam"}, default "sgd"
 
     Raises
