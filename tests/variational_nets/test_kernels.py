@@ -37,7 +37,7 @@ from variational_nets.kernels import (
     fused_factor_momentum_update_reference,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_state(rng, g_shape, rank, dtype):
