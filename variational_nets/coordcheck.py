@@ -151,7 +151,18 @@ class CoordCheckConfig:
 
 
 def layer_names(depth: int) -> tuple:
-    """``("h1", …, "h{depth}", "output")``: the outputs of the network's ``depth + 1`` layers."""
+    """``("h1", …, "h{depth}", "output")``: the outputs of the network's ``depth + 1`` layers.
+
+    Parameters
+    ----------
+    depth : int
+        Hidden layers (positive).
+
+    Returns
+    -------
+    tuple of str
+    """
+    depth = as_int("depth", depth)
     return tuple(f"h{i}" for i in range(1, depth + 1)) + ("output",)
 
 
@@ -189,7 +200,22 @@ def coordcheck_point(point: SweepPoint) -> dict:
 
     The points come from :meth:`CoordCheckConfig.points`, which validated the settings; the
     model and optimizer check them again (ValueError naming the setting).
+
+    Parameters
+    ----------
+    point : SweepPoint
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    TypeError
+        For a ``point`` that is not a SweepPoint.
     """
+    if not isinstance(point, SweepPoint):
+        raise bad_type("point", "a SweepPoint from CoordCheckConfig.points()", point)
     p = point.param
     steps, depth = int(p("steps")), int(p("depth"))
     seq_data, seq_init, seq_train, seq_probe = np.random.SeedSequence(point.seed).spawn(4)
@@ -286,7 +312,22 @@ def coordcheck_slopes(result: CoordCheckResult) -> tuple:
 
     ``slope`` = least-squares slope of ``log mean_seeds(size)`` on ``log width``; ``seed_se`` =
     ``std(per-seed slopes, ddof=1) / √seeds``. Cost ``O(records)``.
+
+    Parameters
+    ----------
+    result : CoordCheckResult
+
+    Returns
+    -------
+    tuple of CoordSlope
+
+    Raises
+    ------
+    TypeError
+        For another type.
     """
+    if not isinstance(result, CoordCheckResult):
+        raise bad_type("result", "a CoordCheckResult", result)
     cfg = result.config
     log_w = np.log(np.asarray(cfg.widths, dtype=float))
     out = []
@@ -308,7 +349,26 @@ def coordcheck_slopes(result: CoordCheckResult) -> tuple:
 
 def format_slopes(slopes) -> str:
     """A text table: one row per (parametrization, path, step), one column per layer
-    (``slope ± seed SE``)."""
+    (``slope ± seed SE``).
+
+    Parameters
+    ----------
+    slopes : sequence of CoordSlope
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        For entries that are not CoordSlope.
+    """
+    if isinstance(slopes, (str, bytes)) or not hasattr(slopes, "__iter__"):
+        raise bad_type("slopes", "a sequence of CoordSlope (from coordcheck_slopes)", slopes)
+    slopes = tuple(slopes)
+    if not all(isinstance(s, CoordSlope) for s in slopes):
+        raise bad_type("slopes", "a sequence of CoordSlope (from coordcheck_slopes)", slopes)
     layers = []
     for s in slopes:
         if s.layer not in layers:

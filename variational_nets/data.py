@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import as_float, as_generator, as_int, bad_value
+from .validation import as_flag, as_float, as_generator, as_int, bad_value
 
 __all__ = ["Dataset", "toy_regression", "two_moons", "digits", "cifar10", "cifar10_folder",
            "read_cifar10_file", "TOY_CLUSTERS", "TOY_TEST_RANGE", "CIFAR_RECORD",
@@ -229,7 +229,11 @@ def read_cifar10_file(path, strict_counts: bool = True, limit: int | None = None
         wrong record count, labels outside 0..9. The file is read as raw bytes; nothing is
         unpickled.
     """
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"invalid path: expected a path, got {type(path).__name__}") from None
+    strict_counts = as_flag("strict_counts", strict_counts)
     if limit is not None:
         limit = as_int("limit", limit)
     if not os.path.isfile(path):
@@ -276,6 +280,7 @@ def cifar10(data_dir, strict_counts: bool = True, limit: int | None = None) -> D
     ValueError
         Missing or malformed directory/file (see :func:`read_cifar10_file`), a bad ``limit``.
     """
+    strict_counts = as_flag("strict_counts", strict_counts)
     if limit is not None:
         limit = as_int("limit", limit)
     folder = cifar10_folder(data_dir)

@@ -18,7 +18,7 @@ from .covariances import FAMILIES as COVARIANCES
 from .covariances import FactorGrad, make_covariance
 from .parametrization import Parametrization
 from .tensors import Parameter, TensorSpec
-from .validation import as_choice, as_int, bad_type
+from .validation import as_choice, as_float_dtype, as_int, bad_type
 
 __all__ = ["Linear", "VariationalLinear", "FactorGrad", "COVARIANCES", "ACTIVATIONS", "SiLU",
            "ReLU", "make_activation"]
@@ -91,7 +91,7 @@ class Linear:
             raise bad_type("parametrization", "a Parametrization", parametrization)
         if not isinstance(rng, np.random.Generator):
             raise bad_type("rng", "a numpy.random.Generator", rng)
-        self.xp, self.dtype = xp, np.dtype(dtype)
+        self.xp, self.dtype = xp, as_float_dtype("dtype", dtype)
         self.parametrization = parametrization
         #: Every trainable tensor of the layer, by name.
         self.tensors: dict = {}

@@ -11,7 +11,8 @@ given the features (the last layer's weights integrated out), the closed forms a
 The Monte Carlo versions evaluate the same losses at sampled outputs ``f``. Each function returns
 a :class:`LossValue` (value and gradients with respect to its inputs), shapes: m, v, f (N, C);
 targets (N, C) floats for squared error, (N,) integers in ``[0, C)`` for softmax, (N,) or (N, 1)
-in {0, 1} for binary. Cost ``O(N C)``.
+in {0, 1} for binary. Cost ``O(N C)``. Each function checks its inputs (shapes, finite values,
+labels in range) and raises ValueError naming the argument.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from .activations import sigmoid
 from .validation import array_namespace as _xp
-from .validation import as_choice
+from .validation import as_choice, bad_value
 
 __all__ = ["LossValue", "Loss", "LOSSES", "get_loss", "squared_error_closed", "squared_error",
            "softmax_ce_closed", "softmax_ce", "binary_ce_closed", "binary_ce"]
@@ -61,6 +62,39 @@ def _binary_targets(t, n):
     return t.reshape(n, 1)
 
 
+def _check(outputs, targets, kind="squared_error", target="y"):
+    """Shapes (O(1)) and values of a loss's inputs; ``outputs`` maps names to arrays (N, C)."""
+    (first, m), *rest = outputs.items()
+    if not (hasattr(m, "shape") and hasattr(m, "dtype")) or m.ndim != 2 or m.shape[0] == 0:
+        raise bad_value(first, "a non-empty 2-D array (N, C)", got=_shape(m))
+    xp = _xp(m)
+    for name, a in outputs.items():
+        if name != first and (not hasattr(a, "shape") or tuple(a.shape) != tuple(m.shape)):
+            raise bad_value(name, f"the shape of {first}, {tuple(m.shape)}", got=_shape(a))
+        if not bool(xp.isfinite(a).all()):
+            raise bad_value(name, "finite values", got="NaN or inf entries")
+    n, c = m.shape
+    if kind == "squared_error":
+        if not hasattr(targets, "shape") or tuple(targets.shape) != (n, c):
+            raise bad_value(target, f"shape {(n, c)}, that of {first}", got=_shape(targets))
+        return
+    if kind == "softmax_ce":
+        shapes, k = ((n,),), c
+    else:
+        if c != 1:
+            raise bad_value(first, "one logit per row, shape (N, 1)", got=_shape(m))
+        shapes, k = ((n,), (n, 1)), 2
+    if not hasattr(targets, "shape") or tuple(targets.shape) not in shapes:
+        raise bad_value(target, f"shape {shapes[0]}, one per row of {first}", got=_shape(targets))
+    if targets.dtype.kind not in "biuf" or bool(((targets < 0) | (targets >= k)
+                                                 | (targets != xp.floor(targets))).any()):
+        raise bad_value(target, f"integer labels in 0..{k - 1}", got="other values")
+
+
+def _shape(a):
+    return f"shape {tuple(a.shape)}" if hasattr(a, "shape") else type(a).__name__
+
+
 def squared_error_closed(m, v, y) -> LossValue:
     """Exact expected squared error ``mean_n Σ_o (m − y)² + v``.
 
@@ -76,6 +110,7 @@ def squared_error_closed(m, v, y) -> LossValue:
     LossValue
         With ``dm = 2(m − y)/N`` and ``dv = 1/N``.
     """
+    _check({"m": m, "v": v}, y)
     n = m.shape[0]
     r = m - y
     value = float(((r * r).sum() + v.sum()) / n)
@@ -93,6 +128,7 @@ def squared_error(f, y) -> LossValue:
     -------
     LossValue
     """
+    _check({"f": f}, y)
     n = f.shape[0]
     r = f - y
     return LossValue(float((r * r).sum() / n), 2.0 * r / n)
@@ -111,6 +147,7 @@ def softmax_ce_closed(m, v, labels) -> LossValue:
     -------
     LossValue
     """
+    _check({"m": m, "v": v}, labels, "softmax_ce", "labels")
     xp = _xp(m)
     n, c = m.shape
     lse, p = _logsumexp_softmax(xp, m + 0.5 * v)
@@ -131,6 +168,7 @@ def softmax_ce(f, labels) -> LossValue:
     -------
     LossValue
     """
+    _check({"f": f}, labels, "softmax_ce", "labels")
     xp = _xp(f)
     n, c = f.shape
     lse, p = _logsumexp_softmax(xp, f)
@@ -151,6 +189,7 @@ def binary_ce_closed(m, v, t) -> LossValue:
     -------
     LossValue
     """
+    _check({"m": m, "v": v}, t, "binary_ce", "t")
     xp = _xp(m)
     n = m.shape[0]
     t = _binary_targets(t, n).astype(m.dtype)
@@ -172,6 +211,7 @@ def binary_ce(f, t) -> LossValue:
     -------
     LossValue
     """
+    _check({"f": f}, t, "binary_ce", "t")
     xp = _xp(f)
     n = f.shape[0]
     t = _binary_targets(t, n).astype(f.dtype)

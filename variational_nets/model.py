@@ -6,14 +6,16 @@ every layer but the last. Parameters are named ``"layer{i}.{name}"`` (``name`` a
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import get_xp, xp_name
+from .backend import asarray, get_xp, xp_name
 from .layers import COVARIANCES, Linear, VariationalLinear, make_activation
 from .parametrization import Parametrization
-from .validation import as_array, as_choice, as_generator, as_int, bad_type, bad_value
+from .validation import (as_array, as_choice, as_float_dtype, as_generator, as_int, bad_type,
+                         bad_value)
 
 __all__ = ["MLP", "ForwardPass", "layer_activations", "VARIATIONAL_CHOICES"]
 
@@ -80,26 +82,23 @@ class MLP:
             parametrization = Parametrization(parametrization)
         elif not isinstance(parametrization, Parametrization):
             raise bad_type("parametrization", "a Parametrization or its name", parametrization)
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise bad_type("dtype", "float32 or float64", dtype) from None
-        if dtype not in (np.float32, np.float64):
-            raise bad_value("dtype", "float32 or float64", str(dtype))
+        dtype = as_float_dtype("dtype", dtype)
         self.xp = get_xp(backend)
         self.sizes = tuple(int(s) for s in sizes)
         self.parametrization = parametrization
         self.activation = make_activation(activation)
         self.dtype = dtype
         n_layers = len(sizes) - 1
+        roles = ["input"] + ["hidden"] * (n_layers - 2) + ["output"]
+        is_var = [variational == "all"
+                  or (variational == "input-output" and role in ("input", "output"))
+                  or (variational == "output" and role == "output") for role in roles]
+        _check_memory(self.sizes, is_var, covariance, rank, dtype)
         self.layers = []
         for i in range(n_layers):
-            role = "input" if i == 0 else ("output" if i == n_layers - 1 else "hidden")
-            is_var = (variational == "all"
-                      or (variational == "input-output" and role in ("input", "output"))
-                      or (variational == "output" and role == "output"))
+            role = roles[i]
             args = (self.sizes[i], self.sizes[i + 1], role, parametrization, rng, self.xp, dtype)
-            if is_var:
+            if is_var[i]:
                 self.layers.append(VariationalLinear(*args, covariance=covariance, rank=rank))
             else:
                 self.layers.append(Linear(*args))
@@ -107,10 +106,12 @@ class MLP:
     # --- bookkeeping ---------------------------------------------------------------------
     @property
     def backend(self) -> str:
+        """``"numpy"`` or ``"cupy"``."""
         return xp_name(self.xp)
 
     @property
     def is_variational(self) -> bool:
+        """Whether any layer carries a weight distribution."""
         return any(layer.variational for layer in self.layers)
 
     def tensors(self) -> dict:
@@ -163,7 +164,23 @@ class MLP:
 
     # --- forward / backward --------------------------------------------------------------
     def sample_noise(self, rng) -> tuple:
-        """One weight sample's noise for every layer (None for deterministic layers)."""
+        """One weight sample's noise for every layer (None for deterministic layers).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        tuple
+            One entry per layer.
+
+        Raises
+        ------
+        TypeError
+            For an ``rng`` that is not a Generator.
+        """
+        as_generator("rng", rng)
         return tuple(layer.sample_noise(rng) for layer in self.layers)
 
     def forward(self, x, noise=None, closed_form=False) -> ForwardPass:
@@ -172,7 +189,29 @@ class MLP:
         With ``closed_form=True`` the last layer is not sampled: its output mean and variance
         given the features are returned (``activations[-1]`` = m, ``variance`` = v).
         Cost ``O(N Σ_l n_l n_{l+1})`` plus the samples ``O(Σ n_out n_in R)``.
+
+        Parameters
+        ----------
+        x : array (N, d_in) of the model's backend and dtype
+        noise : tuple, optional
+        closed_form : bool, default False
+
+        Returns
+        -------
+        ForwardPass
+
+        Raises
+        ------
+        ValueError
+            For an ``x`` whose shape does not fit, or a ``noise`` with the wrong number of
+            entries (O(1) checks: the values are not scanned, this is the inner loop).
         """
+        if not hasattr(x, "shape") or len(x.shape) != 2 or x.shape[1] != self.sizes[0]:
+            raise bad_value("x", f"an array of shape (N, {self.sizes[0]})",
+                            got=f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__)
+        if noise is not None and (not isinstance(noise, tuple) or len(noise) != len(self.layers)):
+            raise bad_value("noise", f"a tuple of {len(self.layers)} entries from sample_noise",
+                            got=type(noise).__name__)
         xp = self.xp
         noise = noise if noise is not None else (None,) * len(self.layers)
         h = x
@@ -197,9 +236,34 @@ class MLP:
     def backward(self, fp: ForwardPass, dout, dvar=None) -> dict:
         """Gradients of every trainable tensor given ``∂L/∂out`` (and ``∂L/∂v`` if closed form).
 
-        Returns a dict keyed like :meth:`named_parameters`; factor gradients of sampled layers are
-        :class:`~variational_nets.layers.FactorGrad` (``g zᵀ`` unexpanded).
+        Parameters
+        ----------
+        fp : ForwardPass
+            From :meth:`forward` of this model.
+        dout : array
+            ``∂L/∂`` of the network output (or of the mean ``m``), the output's shape.
+        dvar : array, optional
+            ``∂L/∂v`` for a closed-form pass (required there).
+
+        Returns
+        -------
+        dict
+            Keyed like :meth:`named_parameters`; factor gradients of sampled layers are
+            :class:`~variational_nets.covariances.FactorGrad` (``g zᵀ`` unexpanded).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a ``fp`` that is not a ForwardPass of this model's depth, or gradients whose
+            shape is not the output's.
         """
+        if not isinstance(fp, ForwardPass) or len(fp.caches) != len(self.layers):
+            raise bad_type("fp", "the ForwardPass of this model's forward()", fp)
+        shape = tuple(fp.activations[-1].shape)
+        for name, g in (("dout", dout),) + ((("dvar", dvar),) if fp.closed_form else ()):
+            if not hasattr(g, "shape") or tuple(g.shape) != shape:
+                raise bad_value(name, f"an array of the output's shape {shape}",
+                                got=f"shape {tuple(g.shape)}" if hasattr(g, "shape") else type(g).__name__)
         grads = {}
         last = len(self.layers) - 1
         d = dout
@@ -217,7 +281,17 @@ class MLP:
         return grads
 
     def kl(self):
-        """Sum of the layers' KL terms and their gradients (diagonal layers only)."""
+        """Sum of the layers' KL terms and their gradients (diagonal layers only).
+
+        Returns
+        -------
+        (float, dict)
+
+        Raises
+        ------
+        ValueError
+            For a variational layer that is not diagonal.
+        """
         total, grads = 0.0, {}
         for i, layer in enumerate(self.layers):
             if layer.variational:
@@ -241,6 +315,40 @@ def layer_activations(model: MLP, x, rng=None) -> tuple:
     -------
     tuple of arrays
         Output of each layer after its activation; the last entry is the network output.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a model that is not an MLP, an ``x`` that does not fit it (shape, NaN/inf, empty)
+        or an ``rng`` that is not a Generator.
     """
+    if not isinstance(model, MLP):
+        raise bad_type("model", "an MLP", model)
+    x = as_array("x", x, ndim=2)
+    if x.shape[1] != model.sizes[0]:
+        raise bad_value("x", f"shape (N, {model.sizes[0]}) for this model", got=f"shape {x.shape}")
+    x = asarray(x, model.xp, model.dtype)
     noise = model.sample_noise(rng) if rng is not None else None
     return model.forward(x, noise).activations
+
+
+def _check_memory(sizes, is_var, covariance, rank, dtype):
+    """Refuse a model whose tensors alone exceed this machine's physical memory, before any
+    allocation (one ValueError with the estimate instead of a MemoryError mid-way)."""
+    count = 0
+    for n_in, n_out, var in zip(sizes[:-1], sizes[1:], is_var):
+        p = n_out * (n_in + 1)
+        if var:
+            r = {"full": p, "diagonal": 1}.get(covariance, rank if isinstance(rank, int) else 1)
+            count += p * r
+        count += p
+    needed = count * dtype.itemsize
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no estimate
+        return
+    if needed > available:
+        raise bad_value("sizes", "a model that fits in memory",
+                        got=f"{count:.3g} trainable values ({needed / 2**30:.3g} GiB of "
+                            f"{dtype.name}) for sizes {sizes} with covariance {covariance!r}, "
+                            f"more than this machine's {available / 2**30:.3g} GiB")

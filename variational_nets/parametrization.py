@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from .tensors import KINDS, TensorSpec
 from .tensors import LAYER_ROLES as ROLES
-from .validation import as_choice, as_int
+from .validation import as_choice, as_float, as_int
 
 __all__ = ["Parametrization", "PARAMETRIZATIONS", "OPTIMIZERS", "ROLES", "KINDS"]
 
@@ -185,8 +185,9 @@ class Parametrization:
         Raises
         ------
         ValueError, TypeError
-            For a rank that is not a positive integer.
+            For a rank that is not a positive integer or a std that is not positive and finite.
         """
+        mean_std = as_float("mean_std", mean_std, low=0, low_open=True)
         return mean_std / math.sqrt(as_int("rank", rank))
 
     @staticmethod
@@ -206,8 +207,10 @@ class Parametrization:
         Raises
         ------
         ValueError, TypeError
-            For a rank that is not a positive integer.
+            For a rank that is not a positive integer or a multiplier that is not positive and
+            finite.
         """
+        mean_multiplier = as_float("mean_multiplier", mean_multiplier, low=0, low_open=True)
         return mean_multiplier / as_int("rank", rank)
 
 

@@ -272,18 +272,22 @@ def loss_and_grads(model, xb, yb, objective: Objective, noise):
     Returns
     -------
     (float, float, dict)
-        Objective, KL part and the gradients keyed like ``model.named_parameters()``.
+        Objective, KL part and the gradients keyed like ``model.named_parameters()``;
+        ``(nan, 0.0, {})`` when the forward pass overflowed (a diverging run).
     """
     loss = get_loss(objective.loss)
-    # an overflow (a diverging run) becomes a non-finite objective, reported by train_step
+    closed = objective.expectation == "closed-form"
+    # an overflow (a diverging run) is a non-finite objective, which train_step reports
     with np.errstate(over="ignore", invalid="ignore"):
-        if objective.expectation == "closed-form":
-            fp = model.forward(xb, noise, closed_form=True)
-            lv = loss.closed(fp.activations[-1], fp.variance, yb)
+        fp = model.forward(xb, noise, closed_form=closed)
+        out = fp.activations[-1]
+        if not _all_finite(model.xp, out, fp.variance):
+            return math.nan, 0.0, {}
+        if closed:
+            lv = loss.closed(out, fp.variance, yb)
             grads = model.backward(fp, lv.dm, lv.dv)
         else:
-            fp = model.forward(xb, noise)
-            lv = loss.sampled(fp.activations[-1], yb)
+            lv = loss.sampled(out, yb)
             grads = model.backward(fp, lv.dm)
     kl = 0.0
     if objective.kl_weight > 0:
@@ -331,6 +335,10 @@ def train_step(model, state: TrainState, xb, yb, rng) -> StepResult:
         raise TrainingDiverged(state.optimizer.steps + 1, value)
     state.optimizer.step(model, grads)
     return StepResult(value, kl)
+
+
+def _all_finite(xp, *arrays) -> bool:
+    return all(bool(xp.isfinite(a).all()) for a in arrays if a is not None)
 
 
 def _check_batch(model, xb, yb, loss):

@@ -45,8 +45,8 @@ from .losses import get_loss
 from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .parametrization import PARAMETRIZATIONS
-from .train import TrainingDiverged, fit, predict, train_state
-from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value
+from .train import TrainingDiverged, check_inputs, check_targets, fit, predict, train_state
+from .validation import as_choice, as_distinct, as_float, as_generator, as_int, bad_type, bad_value
 
 TASKS = ("digits", "synthetic", "cifar10")
 METRICS = ("train_loss", "test_nll")
@@ -158,7 +158,28 @@ def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 
     """A random linear-teacher classification task: ``x ~ N(0, I)``, ``y = argmax(x T)``.
 
     The teacher ``T`` (d_in, num_classes) is standard normal; inputs float32, labels int64.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    num_train, num_test, d_in : int
+        Positive.
+    num_classes : int
+        At least 2.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument.
     """
+    as_generator("rng", rng)
+    num_train, num_test, d_in = (as_int(n, v) for n, v in (("num_train", num_train),
+                                                           ("num_test", num_test), ("d_in", d_in)))
+    num_classes = as_int("num_classes", num_classes, minimum=2)
     teacher = rng.standard_normal((d_in, num_classes))
     x = rng.standard_normal((num_train + num_test, d_in))
     y = np.argmax(x @ teacher, axis=1).astype(np.int64)
@@ -172,7 +193,34 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
     """The IBVI objective on ``(x, y)``: closed-form expected loss of the last layer, averaged
     over ``num_samples`` samples of the other variational layers (one sample per pass, shared
     by all rows, as in training). Cost ``num_samples`` forward passes.
+
+    Parameters
+    ----------
+    model : MLP
+    x : array_like (N, d_in)
+    y : array_like
+        Targets for ``loss`` (see :func:`~variational_nets.train.check_targets`).
+    loss : str
+    num_samples : int
+    rng : numpy.random.Generator
+    batch_size : int, default 2048
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument.
     """
+    if not isinstance(model, MLP):
+        raise bad_type("model", "an MLP", model)
+    x = check_inputs(model, x)
+    y = check_targets(model, y, loss, x.shape[0])
+    num_samples = as_int("num_samples", num_samples)
+    batch_size = as_int("batch_size", batch_size)
+    as_generator("rng", rng)
     xp = model.xp
     closed = get_loss(loss).closed
     total = 0.0
@@ -191,7 +239,23 @@ def transfer_point(point: SweepPoint) -> dict:
 
     Returns ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
     divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
+
+    Parameters
+    ----------
+    point : SweepPoint
+        From :meth:`TransferConfig.points`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    TypeError
+        For a ``point`` that is not a SweepPoint.
     """
+    if not isinstance(point, SweepPoint):
+        raise bad_type("point", "a SweepPoint from TransferConfig.points()", point)
     p = point.param
     ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
     seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
@@ -332,7 +396,24 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
 
 def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:
     """Text table: seed-mean ``metric`` per (parametrization, width) over the step grid, the
-    best step per width (``*``) and each parametrization's drift in grid points."""
+    best step per width (``*``) and each parametrization's drift in grid points.
+
+    Parameters
+    ----------
+    result : TransferResult
+    metric : {"train_loss", "test_nll"}, default "train_loss"
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown metric or a result of another type.
+    """
+    if not isinstance(result, TransferResult):
+        raise bad_type("result", "a TransferResult", result)
     _check_metric(metric)
     cfg = result.config
     lines = [f"{metric} (mean over {len(cfg.seeds)} seeds) against the base step; * = best",

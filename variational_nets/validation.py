@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 __all__ = ["ArgumentValueError", "ArgumentTypeError", "as_int", "as_float", "as_choice",
-           "as_flag", "as_distinct", "as_generator", "as_array", "as_labels", "array_namespace",
+           "as_flag", "as_float_dtype", "as_distinct", "as_generator", "as_array", "as_labels", "array_namespace",
            "is_cupy_array", "bad_value", "bad_type"]
 
 
@@ -217,6 +217,35 @@ def as_flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise bad_type(name, "True or False", value)
     return bool(value)
+
+
+def as_float_dtype(name: str, value) -> np.dtype:
+    """``value`` as the NumPy dtype float32 or float64.
+
+    Parameters
+    ----------
+    name : str
+    value : dtype-like
+        ``numpy.float32``, ``"float64"``, a ``numpy.dtype``.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    ArgumentTypeError
+        For something that is not a dtype.
+    ArgumentValueError
+        For another dtype.
+    """
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise bad_type(name, "float32 or float64", value) from None
+    if dtype not in (np.float32, np.float64):
+        raise bad_value(name, "float32 or float64", got=str(dtype))
+    return dtype
 
 
 def as_distinct(name: str, values, check) -> tuple:
