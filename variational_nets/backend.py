@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from .validation import array_namespace, as_choice, bad_value
+from .validation import array_namespace, as_choice, bad_type, bad_value
 
 __all__ = ["BACKENDS", "cupy_available", "get_xp", "xp_name", "to_numpy", "asarray",
            "array_namespace", "one_blas_thread"]
@@ -76,7 +76,10 @@ def xp_name(xp) -> str:
     -------
     {"numpy", "cupy"}
     """
-    return "cupy" if xp.__name__.startswith("cupy") else "numpy"
+    name = getattr(xp, "__name__", None)
+    if name not in ("numpy", "cupy"):
+        raise bad_type("xp", "the numpy or cupy module", xp)
+    return name
 
 
 def to_numpy(array) -> np.ndarray:
@@ -108,9 +111,13 @@ def asarray(array, xp, dtype=None):
     -------
     array of namespace ``xp``
     """
-    if xp is np:
-        return np.asarray(to_numpy(array), dtype=dtype)
-    return xp.asarray(array, dtype=dtype)
+    try:
+        if xp is np:
+            return np.asarray(to_numpy(array), dtype=dtype)
+        return xp.asarray(array, dtype=dtype)
+    except (TypeError, ValueError):
+        raise bad_type("array", f"an array convertible to {np.dtype(dtype).name if dtype else 'an array'}",
+                       array) from None
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from .model import MLP, layer_activations
 from .parametrization import PARAMETRIZATIONS
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged, train_state, train_step
-from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value
+from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value, check_memory
 
 PATHS = ("mean", "sampled")
 
@@ -163,6 +163,7 @@ def layer_names(depth: int) -> tuple:
     tuple of str
     """
     depth = as_int("depth", depth)
+    check_memory("depth", 64 * depth, f"{depth} layer names")
     return tuple(f"h{i}" for i in range(1, depth + 1)) + ("output",)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import as_flag, as_float, as_generator, as_int, bad_value
+from .validation import as_flag, as_float, as_generator, as_int, bad_value, check_memory
 
 __all__ = ["Dataset", "toy_regression", "two_moons", "digits", "cifar10", "cifar10_folder",
            "read_cifar10_file", "TOY_CLUSTERS", "TOY_TEST_RANGE", "CIFAR_RECORD",
@@ -50,6 +50,13 @@ class Dataset:
         return self.num_classes is None
 
 
+def _check_float32(name, *arrays):
+    # the data sets are float32: a noise so large that samples leave its range is refused
+    limit = float(np.finfo(np.float32).max)
+    if not all(np.all(np.abs(a) <= limit) for a in arrays):
+        raise bad_value(name, "a noise level whose samples fit in float32", got="overflowing samples")
+
+
 def toy_regression(rng, noise_std: float = 0.02, points_per_cluster: int = 33,
                    num_test: int = 200) -> Dataset:
     """The authors' toy regression: ``y = sigmoid(10 x) − 0.5 + ε``, ``ε ~ N(0, noise_std²)``.
@@ -79,13 +86,17 @@ def toy_regression(rng, noise_std: float = 0.02, points_per_cluster: int = 33,
     noise_std = as_float("noise_std", noise_std, low=0)
     points_per_cluster = as_int("points_per_cluster", points_per_cluster)
     num_test = as_int("num_test", num_test)
+    for name, n in (("points_per_cluster", 3 * points_per_cluster), ("num_test", num_test)):
+        check_memory(name, 24 * n, f"{n} points")  # float64 draws and float32 copies
     x_train = np.concatenate([rng.uniform(lo, hi, points_per_cluster) for lo, hi in TOY_CLUSTERS])
     x_test = rng.uniform(*TOY_TEST_RANGE, num_test)
 
     def target(x):
         return 1.0 / (1.0 + np.exp(-10.0 * x)) - 0.5 + noise_std * rng.standard_normal(x.shape)
 
-    y_train, y_test = target(x_train), target(x_test)
+    with np.errstate(over="ignore"):
+        y_train, y_test = target(x_train), target(x_test)
+    _check_float32("noise_std", y_train, y_test)
     as_col = lambda a: a.reshape(-1, 1).astype(np.float32)  # noqa: E731
     return Dataset("toy-regression", as_col(x_train), as_col(y_train), as_col(x_test), as_col(y_test))
 
@@ -120,6 +131,7 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     num_points = as_int("num_points", num_points, minimum=2)
     noise = as_float("noise", noise, low=0)
     num_train = as_int("num_train", num_train, maximum=num_points - 1)
+    check_memory("num_points", 64 * num_points, f"{num_points} points")
     n_upper = num_points // 2
     n_lower = num_points - n_upper
     t_up = np.linspace(0.0, np.pi, n_upper)
@@ -127,7 +139,9 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     x = np.concatenate([np.stack([np.cos(t_up), np.sin(t_up)], axis=1),
                         np.stack([1.0 - np.cos(t_lo), 0.5 - np.sin(t_lo)], axis=1)])
     y = np.concatenate([np.zeros(n_upper, np.int64), np.ones(n_lower, np.int64)])
-    x = x + noise * rng.standard_normal(x.shape)
+    with np.errstate(over="ignore"):
+        x = x + noise * rng.standard_normal(x.shape)
+    _check_float32("noise", x)
     perm = rng.permutation(num_points)
     x, y = x[perm].astype(np.float32), y[perm]
     return Dataset("two-moons", x[:num_train], y[:num_train], x[num_train:], y[num_train:], 2)

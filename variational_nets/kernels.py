@@ -106,7 +106,10 @@ def kernel_suffix(dtype, buffer: str = "same") -> str:
     TypeError, ValueError
         For another dtype, an unknown buffer, or a bfloat16 buffer with float64.
     """
-    name = np.dtype(dtype).name
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if name not in _CTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {name}")
     if buffer not in BUFFERS:

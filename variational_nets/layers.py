@@ -18,7 +18,7 @@ from .covariances import FAMILIES as COVARIANCES
 from .covariances import FactorGrad, make_covariance
 from .parametrization import Parametrization
 from .tensors import Parameter, TensorSpec
-from .validation import as_choice, as_float_dtype, as_int, bad_type
+from .validation import as_choice, as_float_dtype, as_int, bad_type, bad_value
 
 __all__ = ["Linear", "VariationalLinear", "FactorGrad", "COVARIANCES", "ACTIVATIONS", "SiLU",
            "ReLU", "make_activation"]
@@ -49,6 +49,16 @@ class _Values(MutableMapping):
 
     def __len__(self):
         return len(self._tensors)
+
+
+def _check_rows(name, a, columns, rows=None):
+    # O(1): the layers are the inner loop, their values are not scanned
+    shape = getattr(a, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != columns or (rows is not None
+                                                                   and shape[0] != rows):
+        want = f"({'N' if rows is None else rows}, {columns})"
+        raise bad_value(name, f"an array of shape {want}",
+                        got=type(a).__name__ if shape is None else f"shape {tuple(shape)}")
 
 
 class Linear:
@@ -165,6 +175,7 @@ class Linear:
         -------
         (array (N, n_out), tuple)
         """
+        _check_rows("x", x, self.n_in)
         w, b = self.sampled_weights(noise)
         return x @ w.T + b, (x, w if keep_weight else None, noise)
 
@@ -193,6 +204,7 @@ class Linear:
             For ``input_grad=True`` after a forward pass with ``keep_weight=False``.
         """
         x, w, noise = cache
+        _check_rows("dh", dh, self.n_out, x.shape[0])
         if input_grad and w is None:
             raise ValueError("the forward pass kept no weight (keep_weight=False): "
                              "no input gradient can be computed")
@@ -222,6 +234,7 @@ class Linear:
         -------
         (array, array, tuple)
         """
+        _check_rows("x", x, self.n_in)
         prm = self.params
         m = x @ prm["weight"].T + prm["bias"]
         if self.family is None:
@@ -243,6 +256,9 @@ class Linear:
         (array (N, n_in), dict)
         """
         x, variance_cache = cache
+        _check_rows("dm", dm, self.n_out, x.shape[0])
+        if self.family is not None:
+            _check_rows("dv", dv, self.n_out, x.shape[0])
         prm = self.params
         dx = dm @ prm["weight"]
         grads = {"weight": dm.T @ x, "bias": dm.sum(axis=0)}

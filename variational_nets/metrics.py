@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import to_numpy
-from .validation import as_array, as_int, as_labels, bad_value
+from .validation import as_array, as_int, as_labels, bad_value, check_memory, is_cupy_array
 
 __all__ = ["ClassificationMetrics", "RegressionMetrics", "accuracy", "nll", "brier", "ece",
            "classification_metrics", "rmse", "gaussian_nll", "regression_metrics", "ECE_BINS"]
@@ -63,7 +63,7 @@ class RegressionMetrics:
 
 
 def _check_probs(probs, labels):
-    probs = as_array("probs", to_numpy(probs) if hasattr(probs, "get") else probs, ndim=2,
+    probs = as_array("probs", to_numpy(probs) if is_cupy_array(probs) else probs, ndim=2,
                      dtype=np.float64)
     if probs.shape[1] == 0:
         raise bad_value("probs", "a non-empty (N, C) array", got=f"shape {probs.shape}")
@@ -72,7 +72,7 @@ def _check_probs(probs, labels):
                         got=f"entries from {probs.min():.3g} to {probs.max():.3g}")
     if np.max(np.abs(probs.sum(axis=1) - 1.0)) > 1e-6:
         raise bad_value("probs", "rows that sum to 1 (within 1e-6)", got="other row sums")
-    labels = as_labels("labels", to_numpy(labels) if hasattr(labels, "get") else labels,
+    labels = as_labels("labels", to_numpy(labels) if is_cupy_array(labels) else labels,
                        probs.shape[1], allow_float=False)
     if labels.shape[0] != probs.shape[0]:
         raise bad_value("labels", f"{probs.shape[0]} labels, one per row of probs",
@@ -170,6 +170,7 @@ def ece(probs, labels, n_bins: int = ECE_BINS) -> float:
     """
     probs, labels = _check_probs(probs, labels)
     n_bins = as_int("n_bins", n_bins)
+    check_memory("n_bins", 40 * n_bins, f"{n_bins} bins")
     conf = probs.max(axis=1)
     correct = (np.argmax(probs, axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -202,7 +203,7 @@ def classification_metrics(probs, labels) -> ClassificationMetrics:
 
 
 def _regression_array(name, value):
-    value = to_numpy(value) if hasattr(value, "get") else value
+    value = to_numpy(value) if is_cupy_array(value) else value
     return as_array(name, value, ndim=np.ndim(value) if np.ndim(value) in (1, 2) else 1,
                     dtype=np.float64)
 
@@ -255,7 +256,7 @@ def gaussian_nll(mean, var, y) -> float:
         Naming ``mean``, ``y`` or ``var``.
     """
     mean, y = _check_regression(mean, y)
-    var = to_numpy(var) if hasattr(var, "get") else var
+    var = to_numpy(var) if is_cupy_array(var) else var
     var = as_array("var", var, ndim=np.ndim(var), dtype=np.float64, allow_empty=True)
     try:
         var = np.broadcast_to(var, mean.shape)
@@ -264,7 +265,18 @@ def gaussian_nll(mean, var, y) -> float:
                         got=f"shape {var.shape}") from None
     if var.min() <= 0:
         raise bad_value("var", "positive variances", got=f"a minimum of {var.min():.3g}")
-    return float(np.mean(0.5 * np.log(2 * np.pi * var) + (y - mean) ** 2 / (2 * var)))
+    with np.errstate(over="ignore"):
+        log_2pi_var = np.log(2 * np.pi * var)
+        # 2π var overflows for var above max/2π (about 2.9e307): there log(2π) + log(var)
+        huge = var > np.finfo(np.float64).max / (2 * np.pi)
+        if huge.any():
+            log_2pi_var = np.where(huge, np.log(2 * np.pi) + np.log(var), log_2pi_var)
+        value = float(np.mean(0.5 * log_2pi_var + (y - mean) ** 2 / (2 * var)))
+    if not np.isfinite(value):
+        raise bad_value("var", "variances for which the NLL is a float64 number",
+                        got=f"a minimum of {var.min():.3g} against squared errors up to "
+                            f"{float(np.max((y - mean) ** 2)):.3g} (the NLL overflows)")
+    return value
 
 
 def regression_metrics(mean, var, y) -> RegressionMetrics:

@@ -6,16 +6,15 @@ every layer but the last. Parameters are named ``"layer{i}.{name}"`` (``name`` a
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import asarray, get_xp, xp_name
 from .layers import COVARIANCES, Linear, VariationalLinear, make_activation
-from .parametrization import Parametrization
+from .parametrization import PARAMETRIZATIONS, Parametrization
 from .validation import (as_array, as_choice, as_float_dtype, as_generator, as_int, bad_type,
-                         bad_value)
+                         bad_value, check_memory)
 
 __all__ = ["MLP", "ForwardPass", "layer_activations", "VARIATIONAL_CHOICES"]
 
@@ -79,7 +78,8 @@ class MLP:
         as_choice("variational", variational, VARIATIONAL_CHOICES)
         as_choice("covariance", covariance, COVARIANCES)
         if isinstance(parametrization, str):
-            parametrization = Parametrization(parametrization)
+            parametrization = Parametrization(as_choice("parametrization", parametrization,
+                                                        PARAMETRIZATIONS))
         elif not isinstance(parametrization, Parametrization):
             raise bad_type("parametrization", "a Parametrization or its name", parametrization)
         dtype = as_float_dtype("dtype", dtype)
@@ -342,13 +342,6 @@ def _check_memory(sizes, is_var, covariance, rank, dtype):
             r = {"full": p, "diagonal": 1}.get(covariance, rank if isinstance(rank, int) else 1)
             count += p * r
         count += p
-    needed = count * dtype.itemsize
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: no estimate
-        return
-    if needed > available:
-        raise bad_value("sizes", "a model that fits in memory",
-                        got=f"{count:.3g} trainable values ({needed / 2**30:.3g} GiB of "
-                            f"{dtype.name}) for sizes {sizes} with covariance {covariance!r}, "
-                            f"more than this machine's {available / 2**30:.3g} GiB")
+    check_memory("sizes", count * dtype.itemsize,
+                 f"{count:.3g} trainable values of {dtype.name} for sizes {sizes} and "
+                 f"covariance {covariance!r}")

@@ -21,7 +21,8 @@ from . import kernels
 from .bfloat16 import BFLOAT16_BITS
 from .covariances import FactorGrad
 from .factor_update import check_shapes, update_in_place
-from .validation import as_choice, as_flag, as_float, bad_value
+from .model import MLP
+from .validation import as_choice, as_flag, as_float, bad_type, bad_value
 
 __all__ = ["SGD", "sgd", "update_factor", "update_dense", "FACTOR_MOMENTUM"]
 
@@ -70,6 +71,7 @@ def update_factor(factor, buf, g, z, lr, momentum, xp, fused=False):
     temporary); timings are in ``benchmarks/README.md``.
     """
     check_shapes(factor, buf, g, z)
+    fused = as_flag("fused", fused)
     lr = as_float("lr", lr, low=0)
     momentum = as_float("momentum", momentum, low=0)
     if fused and z is not None and xp is not np:
@@ -158,6 +160,10 @@ class SGD:
             elif tensor.is_factor:
                 update_factor(tensor.value, buf, g, None, lr, self.momentum, xp)
             else:
+                if getattr(g, "shape", None) != tensor.value.shape:
+                    raise bad_value("grads", f"a gradient of shape {tensor.value.shape} for {name}",
+                                    got=type(g).__name__ if not hasattr(g, "shape")
+                                    else f"shape {g.shape}")
                 update_dense(tensor.value, buf, g, lr, self.momentum)
         self.steps += 1
 
@@ -195,6 +201,8 @@ def sgd(model, lr: float, momentum: float = 0.9, fused: bool = True,
     TypeError
         For ``fused`` that is not a bool.
     """
+    if not isinstance(model, MLP):
+        raise bad_type("model", "an MLP", model)
     lr = as_float("lr", lr, low=0, low_open=True)
     momentum = as_float("momentum", momentum, low=0, high=1, high_open=True)
     fused = as_flag("fused", fused)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from .tensors import KINDS, TensorSpec
 from .tensors import LAYER_ROLES as ROLES
-from .validation import as_choice, as_float, as_int
+from .validation import as_choice, as_float, as_int, bad_value
 
 __all__ = ["Parametrization", "PARAMETRIZATIONS", "OPTIMIZERS", "ROLES", "KINDS"]
 
@@ -115,7 +115,7 @@ class Parametrization:
     optimizer: str = "sgd"
 
     def __post_init__(self):
-        as_choice("parametrization", self.name, PARAMETRIZATIONS)
+        as_choice("name", self.name, PARAMETRIZATIONS)
         as_choice("optimizer", self.optimizer, OPTIMIZERS)
 
     def init_std(self, spec, role=None, fan_in=None, fan_out=None) -> float:
@@ -188,7 +188,7 @@ class Parametrization:
             For a rank that is not a positive integer or a std that is not positive and finite.
         """
         mean_std = as_float("mean_std", mean_std, low=0, low_open=True)
-        return mean_std / math.sqrt(as_int("rank", rank))
+        return _positive("mean_std", mean_std / math.sqrt(as_int("rank", rank)))
 
     @staticmethod
     def factor_lr_multiplier(mean_multiplier: float, rank: int) -> float:
@@ -211,7 +211,13 @@ class Parametrization:
             finite.
         """
         mean_multiplier = as_float("mean_multiplier", mean_multiplier, low=0, low_open=True)
-        return mean_multiplier / as_int("rank", rank)
+        return _positive("mean_multiplier", mean_multiplier / as_int("rank", rank))
+
+
+def _positive(name, value):
+    if value <= 0:  # the division by the rank underflowed
+        raise bad_value(name, "a value whose share of the rank is a positive float", got="an underflow to 0")
+    return value
 
 
 def _spec(spec, role, fan_in, fan_out) -> TensorSpec:

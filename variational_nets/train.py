@@ -25,7 +25,7 @@ from .covariances import FactorGrad
 from .losses import get_loss
 from .optim import SGD, sgd
 from .validation import (as_array, as_choice, as_float, as_flag, as_generator,
-                         as_int, as_labels, bad_type, bad_value)
+                         as_int, as_labels, bad_type, bad_value, check_memory)
 
 __all__ = ["TrainingDiverged", "Objective", "TrainState", "StepResult", "TrainHistory",
            "Prediction", "EXPECTATIONS", "train_state", "loss_and_grads", "train_step", "fit",
@@ -202,6 +202,10 @@ def check_inputs(model, x, name: str = "x"):
     x = as_array(name, x, ndim=2)
     if x.shape[1] != model.sizes[0]:
         raise bad_value(name, f"shape (N, {model.sizes[0]}) for this model", got=f"shape {tuple(x.shape)}")
+    limit = float(np.finfo(model.dtype).max)
+    if x.dtype.kind == "f" and float(abs(x).max()) > limit:
+        raise bad_value(name, f"values within the model's {model.dtype} range (|x| <= {limit:.3g})",
+                        got=f"|x| up to {float(abs(x).max()):.3g}")
     return x
 
 
@@ -508,17 +512,24 @@ def predict(model, x, loss: str, num_samples: int = 16, rng=None, batch_size: in
         as_generator("rng", rng)
     if not model.is_variational:
         num_samples = 1
+    noise_size = sum(layer.n_out * (layer.n_in + 1) for layer in model.layers if layer.variational)
+    check_memory("num_samples", num_samples * noise_size * model.dtype.itemsize,
+                 f"{num_samples} weight samples")
     noises = [model.sample_noise(rng) if model.is_variational else None for _ in range(num_samples)]
     means, sqs = [], []
     for lo in range(0, x.shape[0], batch_size):
         xb = asarray(x[lo:lo + batch_size], xp, model.dtype)
         s1 = s2 = 0.0
-        for noise in noises:
-            f = model.forward(xb, noise).activations[-1].astype(np.float64)
-            out = f if loss == "squared_error" else _probabilities(xp, f, loss)
-            s1 = s1 + out
-            s2 = s2 + out * out
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            for noise in noises:
+                f = model.forward(xb, noise).activations[-1].astype(np.float64)
+                out = f if loss == "squared_error" else _probabilities(xp, f, loss)
+                s1 = s1 + out
+                s2 = s2 + out * out
         mean = s1 / num_samples
+        if not _all_finite(xp, mean, s2):
+            raise bad_value("x", "inputs for which the network's outputs are finite",
+                            got=f"rows {lo}..{lo + xb.shape[0] - 1} that overflow it")
         means.append(to_numpy(mean))
         sqs.append(to_numpy(xp.sqrt(xp.maximum(s2 / num_samples - mean * mean, 0.0))))
     return Prediction(np.concatenate(means), np.concatenate(sqs), num_samples)

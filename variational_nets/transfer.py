@@ -46,7 +46,8 @@ from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .parametrization import PARAMETRIZATIONS
 from .train import TrainingDiverged, check_inputs, check_targets, fit, predict, train_state
-from .validation import as_choice, as_distinct, as_float, as_generator, as_int, bad_type, bad_value
+from .validation import (as_choice, as_distinct, as_float, as_generator, as_int, bad_type,
+                         bad_value, check_memory)
 
 TASKS = ("digits", "synthetic", "cifar10")
 METRICS = ("train_loss", "test_nll")
@@ -180,6 +181,9 @@ def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 
     num_train, num_test, d_in = (as_int(n, v) for n, v in (("num_train", num_train),
                                                            ("num_test", num_test), ("d_in", d_in)))
     num_classes = as_int("num_classes", num_classes, minimum=2)
+    check_memory("num_train, num_test, d_in and num_classes",
+                 16 * (num_train + num_test) * (d_in + num_classes),
+                 f"{num_train + num_test} points of {d_in} inputs")
     teacher = rng.standard_normal((d_in, num_classes))
     x = rng.standard_normal((num_train + num_test, d_in))
     y = np.argmax(x @ teacher, axis=1).astype(np.int64)
@@ -302,6 +306,17 @@ class TransferCurve:
     best_nll_index: int | None
 
     def best_lr(self, metric: str = "train_loss"):
+        """The best base step for ``metric`` (None when every grid point diverged).
+
+        Parameters
+        ----------
+        metric : {"train_loss", "test_nll"}
+
+        Returns
+        -------
+        float or None
+        """
+        _check_metric(metric)
         index = self.best_train_index if metric == "train_loss" else self.best_nll_index
         return None if index is None else self.lrs[index]
 

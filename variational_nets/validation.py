@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
 __all__ = ["ArgumentValueError", "ArgumentTypeError", "as_int", "as_float", "as_choice",
            "as_flag", "as_float_dtype", "as_distinct", "as_generator", "as_array", "as_labels", "array_namespace",
-           "is_cupy_array", "bad_value", "bad_type"]
+           "is_cupy_array", "bad_value", "bad_type", "check_memory", "physical_memory"]
 
 
 class ArgumentValueError(ValueError):
@@ -302,6 +303,43 @@ def as_generator(name: str, rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise bad_type(name, "a numpy.random.Generator (numpy.random.default_rng(seed))", rng)
     return rng
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say).
+
+    Returns
+    -------
+    int or None
+    """
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(name: str, nbytes: int, what: str) -> None:
+    """Refuse, before allocating, an argument that would need more than the physical memory.
+
+    Parameters
+    ----------
+    name : str
+        The argument that decides the size.
+    nbytes : int
+        The estimated bytes.
+    what : str
+        What would be allocated (``"600000000000 points"``), for the message.
+
+    Raises
+    ------
+    ArgumentValueError
+        When ``nbytes`` exceeds the physical memory.
+    """
+    available = physical_memory()
+    if available is not None and nbytes > available:
+        raise bad_value(name, "a size that fits in memory",
+                        got=f"{what}, about {nbytes / 2**30:.3g} GiB, more than this machine's "
+                            f"{available / 2**30:.3g} GiB")
 
 
 def is_cupy_array(value) -> bool:
