@@ -91,11 +91,28 @@ def check_dtype_name(name, value):
 class CoordCheckConfig:
     """Settings of a coordinate check.
 
-    ``widths`` (at least two, for a slope), ``seeds``, ``parametrizations`` are the grid;
-    ``steps`` = ``k`` SGD steps (sizes recorded after 0..k steps); ``lr`` the base step size
-    (the same for SP and μP, multiplied per tensor by the parametrization); ``depth`` hidden
-    layers; ``d_in`` inputs and ``num_classes`` outputs of the synthetic task; ``batch_size``
-    rows per step (and in the probe); ``rank`` of the input/output covariance factors.
+    Parameters
+    ----------
+    widths : tuple of int, default (64, 128, 256, 512)
+        At least two distinct widths (a slope needs two); sorted.
+    seeds : tuple of int, default 0..11
+        Distinct, ``>= 0``.
+    parametrizations : tuple of str, default ("sp", "mup")
+    steps : int, default 3
+        ``k`` SGD steps; sizes are recorded after 0..k steps.
+    lr : float, default 0.3
+        The base step size (the same for every parametrization, multiplied per tensor).
+    momentum : float, default 0.9
+    depth : int, default 3
+        Hidden layers.
+    d_in, num_classes : int, default 32 and 10
+        Inputs and outputs of the synthetic task (``num_classes >= 2``).
+    batch_size : int, default 64
+        Rows per step and in the probe batch.
+    rank : int, default 16
+        Rank of the input/output covariance factors.
+    backend : {"numpy", "cupy", "auto"}, default "numpy"
+    dtype : {"float32", "float64"}, default "float32"
 
     Raises
     ------
@@ -137,14 +154,24 @@ class CoordCheckConfig:
         check_dtype_name("dtype", self.dtype)
 
     def point_params(self) -> dict:
-        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        """The fixed settings every sweep point carries (they are part of its resume key).
+
+        Returns
+        -------
+        dict
+        """
         return {"experiment": "coordcheck", "steps": int(self.steps),
                 "momentum": float(self.momentum), "depth": self.depth, "d_in": self.d_in,
                 "num_classes": self.num_classes, "batch_size": self.batch_size,
                 "rank": self.rank, "backend": self.backend, "dtype": self.dtype}
 
     def points(self) -> list:
-        """The sweep grid: width × seed × parametrization at the one base step ``lr``."""
+        """The sweep grid: width × seed × parametrization at the one base step ``lr``.
+
+        Returns
+        -------
+        list of SweepPoint
+        """
         fixed = {k: [v] for k, v in self.point_params().items()}
         return grid(width=self.widths, lr=[self.lr], seed=self.seeds,
                     parametrization=self.parametrizations, **fixed)
@@ -253,7 +280,16 @@ def coordcheck_point(point: SweepPoint) -> dict:
 
 @dataclass(frozen=True)
 class CoordRecord:
-    """One measured size: ``size`` of ``layer`` on ``path`` after ``step`` steps."""
+    """One measured size: ``size`` of ``layer`` on ``path`` after ``step`` steps.
+
+    Parameters
+    ----------
+    parametrization, path : str
+    step : int
+    layer : str
+    width, seed : int
+    size : float
+    """
 
     parametrization: str
     path: str
@@ -268,8 +304,18 @@ class CoordRecord:
 class CoordSlope:
     """Log-log slope of the seed-averaged size against width, with its seed standard error.
 
-    ``sizes`` are the seed means at ``widths``; ``seed_se`` is NaN with one seed; ``slope`` is
-    NaN when fewer than two widths have finite, positive sizes (blow-up).
+    Parameters
+    ----------
+    parametrization, path : str
+    step : int
+    layer : str
+    slope : float
+        NaN when fewer than two widths have finite, positive sizes (blow-up).
+    seed_se : float
+        NaN with one seed.
+    widths : tuple of int
+    sizes : tuple of float
+        The seed means at ``widths``.
     """
 
     parametrization: str
@@ -284,7 +330,16 @@ class CoordSlope:
 
 @dataclass(frozen=True)
 class CoordCheckResult:
-    """All sizes of a coordinate check, its configuration and where the sweep stored them."""
+    """All sizes of a coordinate check, its configuration and where the sweep stored them.
+
+    Parameters
+    ----------
+    config : CoordCheckConfig
+    layers : tuple of str
+        From :func:`layer_names`.
+    records : tuple of CoordRecord
+    results_path : str or None
+    """
 
     config: CoordCheckConfig
     layers: tuple
@@ -292,7 +347,23 @@ class CoordCheckResult:
     results_path: str | None
 
     def sizes(self, parametrization: str, path: str, step: int, layer: str) -> np.ndarray:
-        """Sizes as an array (seeds, widths) in the config's order."""
+        """Sizes as an array (seeds, widths) in the config's order.
+
+        Parameters
+        ----------
+        parametrization, path : str
+        step : int
+        layer : str
+
+        Returns
+        -------
+        numpy.ndarray (seeds, widths)
+
+        Raises
+        ------
+        KeyError
+            When the result has no such sizes.
+        """
         cfg = self.config
         table = {(r.seed, r.width): r.size for r in self.records
                  if (r.parametrization, r.path, r.step, r.layer) == (parametrization, path, step, layer)}

@@ -287,9 +287,6 @@ def fused_factor_momentum_update_reference(factor, buf, g, z, lr, momentum) -> N
         Step size ``η`` (already including any μP multiplier) and momentum ``m``; both finite
         and ``>= 0``, cast to the arrays' dtype before use.
 
-    Cost ``O(PR)`` time with ``P = g.size``, in row blocks of about 64k elements (a block-sized
-    temporary, no factor-sized one) for C-contiguous arrays. NaN or inf inside the arrays
-    propagate, as in PyTorch.
 
     Raises
     ------
@@ -300,6 +297,12 @@ def fused_factor_momentum_update_reference(factor, buf, g, z, lr, momentum) -> N
         Shapes that do not match ``factor.shape == buf.shape == g.shape + (R,)``, ``R < 1``,
         negative or non-finite ``lr``/``momentum`` (or ones that overflow the dtype), read-only
         or overlapping arrays.
+
+    Notes
+    -----
+    Cost ``O(PR)`` time with ``P = g.size``, in row blocks of about 64k elements (a block-sized
+    temporary, no factor-sized one) for C-contiguous arrays. NaN or inf inside the arrays
+    propagate, as in PyTorch.
     """
     lr, momentum = check_update(factor, buf, g, z, lr, momentum)
     if is_cupy_array(factor):

@@ -190,14 +190,17 @@ def fused_factor_momentum_update(factor, buf, g, z, lr, momentum, xp=None) -> No
     xp : module, optional
         ``numpy`` or ``cupy`` to insist on a backend; by default taken from the arrays.
 
-    Cost: ``O(PR)`` time, ``O(1)`` extra memory on the GPU; one kernel launch, asynchronous on
-    CuPy's current stream.
 
     Raises
     ------
     TypeError, ValueError
         As the reference; also arrays that do not belong to ``xp``, and on the GPU arrays
         that are not C-contiguous or live on different devices.
+
+    Notes
+    -----
+    Cost: ``O(PR)`` time, ``O(1)`` extra memory on the GPU; one kernel launch, asynchronous on
+    CuPy's current stream.
     """
     on_gpu = is_cupy_array(factor)
     if xp is not None:

@@ -241,10 +241,12 @@ def gaussian_nll(mean, var, y) -> float:
 
     Parameters
     ----------
-    mean, y
+    mean : array_like (N,) or (N, D)
         As for :func:`rmse`.
     var : float or array_like
         Predictive variances, broadcastable to ``mean``; finite and positive.
+    y : array_like
+        Targets, of the shape of ``mean``.
 
     Returns
     -------

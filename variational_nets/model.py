@@ -25,9 +25,19 @@ VARIATIONAL_CHOICES = ("input-output", "all", "none", "output")
 class ForwardPass:
     """A forward pass kept for the backward pass and for inspection.
 
-    ``activations[i]`` is the output of layer ``i`` after its activation (the last entry is the
-    network output ``f``, or the mean ``m`` for a closed-form last layer); ``variance`` is the
-    closed-form output variance ``v`` (None on a sampled or mean path).
+    Parameters
+    ----------
+    activations : tuple of arrays
+        ``activations[i]`` is the output of layer ``i`` after its activation (the last entry is
+        the network output ``f``, or the mean ``m`` for a closed-form last layer).
+    variance : array or None
+        The closed-form output variance ``v`` (None on a sampled or mean path).
+    caches, act_caches : tuple
+        What the layers' and the activations' backward passes need.
+    noise : tuple
+        The weight sample's noise per layer (None entries: mean).
+    closed_form : bool
+        Whether the last layer gave its closed-form moments.
     """
 
     activations: tuple

@@ -60,11 +60,30 @@ __all__ = ["TransferConfig", "TransferCurve", "TransferResult", "transfer_point"
 class TransferConfig:
     """Settings of a step-size transfer sweep.
 
-    ``widths``, ``lrs`` (the base-step grid, sorted ascending; at least two of each),
-    ``seeds``, ``parametrizations`` are the grid; ``task`` one of :data:`TASKS`; ``epochs`` and
-    ``batch_size`` the training budget; ``depth`` hidden layers; ``rank`` of the factors;
-    ``num_samples`` weight samples for the metrics; ``data_dir`` / ``limit`` for CIFAR-10
-    (``limit`` keeps the first records of each file, and then smaller files are accepted).
+    Parameters
+    ----------
+    widths : tuple of int, default (32, 64, 128, 256, 512)
+        At least two, distinct; sorted.
+    lrs : tuple of float, default (0.0125, …, 0.4)
+        The base-step grid: at least two, positive, distinct; sorted ascending.
+    seeds : tuple of int, default (0, 1)
+    parametrizations : tuple of str, default ("sp", "mup")
+    task : {"digits", "synthetic", "cifar10"}, default "digits"
+    epochs, batch_size : int, default 1 and 64
+        The training budget.
+    momentum : float, default 0.9
+    depth : int, default 3
+        Hidden layers.
+    rank : int, default 16
+        Rank of the input/output factors.
+    num_samples : int, default 4
+        Weight samples for the metrics.
+    backend : {"numpy", "cupy", "auto"}, default "numpy"
+    dtype : {"float32", "float64"}, default "float32"
+    data_dir : str, optional
+        CIFAR-10 folder (required for ``task="cifar10"``).
+    limit : int, optional
+        Keep the first records of each CIFAR-10 file (smaller files are then accepted).
 
     Raises
     ------
@@ -116,7 +135,12 @@ class TransferConfig:
             object.__setattr__(self, "limit", as_int("limit", self.limit))
 
     def point_params(self) -> dict:
-        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        """The fixed settings every sweep point carries (they are part of its resume key).
+
+        Returns
+        -------
+        dict
+        """
         params = {"experiment": "transfer", "task": self.task, "epochs": self.epochs,
                   "batch_size": self.batch_size, "momentum": float(self.momentum),
                   "depth": self.depth, "rank": self.rank, "num_samples": self.num_samples,
@@ -128,7 +152,12 @@ class TransferConfig:
         return params
 
     def points(self) -> list:
-        """The sweep grid: width × base step × seed × parametrization."""
+        """The sweep grid: width × base step × seed × parametrization.
+
+        Returns
+        -------
+        list of SweepPoint
+        """
         fixed = {k: [v] for k, v in self.point_params().items()}
         return grid(width=self.widths, lr=self.lrs, seed=self.seeds,
                     parametrization=self.parametrizations, **fixed)
@@ -292,8 +321,17 @@ def transfer_point(point: SweepPoint) -> dict:
 class TransferCurve:
     """Seed-mean metrics of one (parametrization, width) over the step grid, and their argmins.
 
-    ``best_index[metric]`` is the grid index of the smallest seed mean (None when every grid
-    point diverged); ``num_diverged`` counts diverged runs per grid point.
+    Parameters
+    ----------
+    parametrization : str
+    width : int
+    lrs : tuple of float
+    train_loss, test_nll : tuple of float
+        Seed means over the grid.
+    num_diverged : tuple of int
+        Diverged runs per grid point.
+    best_train_index, best_nll_index : int or None
+        Grid index of the smallest seed mean (None when every grid point diverged).
     """
 
     parametrization: str
@@ -323,26 +361,69 @@ class TransferCurve:
 
 @dataclass(frozen=True)
 class TransferResult:
-    """All curves of a transfer sweep, its configuration and where the sweep stored it."""
+    """All curves of a transfer sweep, its configuration and where the sweep stored it.
+
+    Parameters
+    ----------
+    config : TransferConfig
+    curves : tuple of TransferCurve
+    results_path : str or None
+    """
 
     config: TransferConfig
     curves: tuple
     results_path: str | None
 
     def curve(self, parametrization: str, width: int) -> TransferCurve:
+        """The curve of ``parametrization`` at ``width``.
+
+        Parameters
+        ----------
+        parametrization : str
+        width : int
+
+        Returns
+        -------
+        TransferCurve
+
+        Raises
+        ------
+        KeyError
+            When the sweep has no such curve.
+        """
         for c in self.curves:
             if (c.parametrization, c.width) == (parametrization, width):
                 return c
         raise KeyError(f"no curve for {parametrization} at width {width}")
 
     def best_indices(self, parametrization: str, metric: str = "train_loss") -> tuple:
-        """Grid index of the best step at each width (None where every point diverged)."""
+        """Grid index of the best step at each width (None where every point diverged).
+
+        Parameters
+        ----------
+        parametrization : str
+        metric : {"train_loss", "test_nll"}, default "train_loss"
+
+        Returns
+        -------
+        tuple
+        """
         _check_metric(metric)
         attr = "best_train_index" if metric == "train_loss" else "best_nll_index"
         return tuple(getattr(self.curve(parametrization, w), attr) for w in self.config.widths)
 
     def drift(self, parametrization: str, metric: str = "train_loss") -> float:
-        """``max − min`` over widths of the best step's grid index (NaN if a width has none)."""
+        """``max − min`` over widths of the best step's grid index (NaN if a width has none).
+
+        Parameters
+        ----------
+        parametrization : str
+        metric : {"train_loss", "test_nll"}, default "train_loss"
+
+        Returns
+        -------
+        float
+        """
         idx = self.best_indices(parametrization, metric)
         if any(i is None for i in idx):
             return math.nan
@@ -391,6 +472,10 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
         The sweep's store (resumable; CSV beside it). Default: a temporary file, in-process.
     scheduler, processes, progress
         As for :func:`~variational_nets.sweep.run_sweep`.
+
+    Returns
+    -------
+    TransferResult
 
     Raises
     ------

@@ -37,8 +37,15 @@ class ArgumentValueError(ValueError):
 
 
 class ArgumentTypeError(TypeError):
-    """A value of the wrong type for the argument called ``argument`` (see
-    :class:`ArgumentValueError` for the parameters)."""
+    """A value of the wrong type for the argument called ``argument``.
+
+    Parameters
+    ----------
+    argument : str
+        The Python name of the argument.
+    message : str
+        The whole message, ``invalid <argument>: expected ..., got ...``.
+    """
 
     def __init__(self, argument: str, message: str):
         super().__init__(message)
@@ -138,7 +145,9 @@ def as_float(name: str, value, *, low: float = -math.inf, high: float = math.inf
         Python or NumPy ints and floats; booleans, strings, complex numbers and arrays refused.
         NaN is always refused.
     low, high : float
-        Bounds of the interval; ``low_open`` / ``high_open`` exclude them.
+        Bounds of the interval.
+    low_open, high_open : bool, default False
+        Exclude the bound.
     allow_inf : bool, default False
         Accept ``±inf`` when it lies in the interval (``max_loss=inf`` means "no limit").
 
