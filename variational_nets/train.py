@@ -23,6 +23,7 @@ from .activations import sigmoid
 from .backend import asarray, to_numpy
 from .covariances import FactorGrad
 from .losses import get_loss
+from .model import MLP
 from .optim import SGD, sgd
 from .validation import (as_array, as_choice, as_float, as_flag, as_generator,
                          as_int, as_labels, bad_type, bad_value, check_memory)
@@ -164,8 +165,6 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
 
 
 def _check_model(model):
-    from .model import MLP
-
     if not isinstance(model, MLP):
         raise bad_type("model", "an MLP", model)
 
