@@ -14,7 +14,7 @@ Routes, per width:
   ours_unfused   the same model, factor update as CuPy array expressions (fused=False)
   ours_bf16      fused, with the factors' momentum buffers stored as bfloat16
                  (factor_momentum="bfloat16": 6 instead of 8 bytes of state per factor element;
-                 not PyTorch's exact update any more, see variational_nets/kernels.py)
+                 not PyTorch's exact update any more, see benchmarks/README.md)
   torch          PyTorch, parameters cloned from ours (same initial values)
   ours_det / torch_det   the deterministic network, for the memory overhead
 

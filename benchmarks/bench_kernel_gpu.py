@@ -46,7 +46,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 LR = 1e-3
 MOMENTUM = 0.9
 
-# Words of (P, R) traffic per step for each route (see variational_nets/kernels.py).
+# Words of (P, R) traffic per step for each route (benchmarks/README.md has the count).
 MODEL_WORDS = {
     "fused": 4,
     "fused_bf16": 3,      # factor read and write, plus two half-size buffer words

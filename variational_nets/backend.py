@@ -11,11 +11,21 @@ import contextlib
 
 import numpy as np
 
+from .validation import array_namespace, as_choice, bad_type, bad_value
+
+__all__ = ["BACKENDS", "cupy_available", "get_xp", "xp_name", "to_numpy", "asarray",
+           "array_namespace", "one_blas_thread"]
+
 BACKENDS = ("numpy", "cupy", "auto")
 
 
 def cupy_available() -> bool:
-    """True when CuPy imports *and* sees a CUDA device (``import cupy`` alone is not enough)."""
+    """Whether CuPy imports *and* sees a CUDA device (``import cupy`` alone is not enough).
+
+    Returns
+    -------
+    bool
+    """
     try:
         import cupy
     except Exception:
@@ -34,47 +44,92 @@ def get_xp(backend: str = "numpy"):
     backend : {"numpy", "cupy", "auto"}
         ``"auto"`` picks CuPy where ``cupy.cuda.is_available()`` and NumPy otherwise.
 
+    Returns
+    -------
+    module
+        ``numpy`` or ``cupy``.
+
     Raises
     ------
     ValueError
         For an unknown name, or ``"cupy"`` without a usable CUDA device.
     """
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
-                         f"got {backend!r}")
+    as_choice("backend", backend, BACKENDS)
     if backend == "numpy" or (backend == "auto" and not cupy_available()):
         return np
     if not cupy_available():
-        raise ValueError("invalid backend (--backend): 'cupy' needs CuPy and a CUDA device, "
-                         "and none is available here")
+        raise bad_value("backend", "'numpy' or 'auto' here: 'cupy' needs CuPy and a CUDA "
+                                   "device, and none is available", backend)
     import cupy
 
     return cupy
 
 
 def xp_name(xp) -> str:
-    """``"numpy"`` or ``"cupy"``."""
-    return "cupy" if xp.__name__.startswith("cupy") else "numpy"
+    """The name of the array namespace ``xp``.
+
+    Parameters
+    ----------
+    xp : module
+
+    Returns
+    -------
+    {"numpy", "cupy"}
+    """
+    name = getattr(xp, "__name__", None)
+    if name not in ("numpy", "cupy"):
+        raise bad_type("xp", "the numpy or cupy module", xp)
+    return name
 
 
 def to_numpy(array) -> np.ndarray:
-    """A NumPy copy (or view) of a NumPy or CuPy array; scalars pass through ``numpy.asarray``."""
+    """A NumPy copy (or view) of a NumPy or CuPy array; scalars pass through ``numpy.asarray``.
+
+    Parameters
+    ----------
+    array : array or scalar
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if hasattr(array, "get") and not isinstance(array, np.ndarray):
         return array.get()
     return np.asarray(array)
 
 
 def asarray(array, xp, dtype=None):
-    """``array`` (NumPy or CuPy) as an array of namespace ``xp`` with ``dtype``."""
-    if xp is np:
-        return np.asarray(to_numpy(array), dtype=dtype)
-    return xp.asarray(array, dtype=dtype)
+    """``array`` (NumPy or CuPy) as an array of namespace ``xp`` with ``dtype``.
+
+    Parameters
+    ----------
+    array : array_like
+    xp : module
+    dtype : numpy dtype, optional
+
+    Returns
+    -------
+    array of namespace ``xp``
+    """
+    try:
+        if xp is np:
+            return np.asarray(to_numpy(array), dtype=dtype)
+        return xp.asarray(array, dtype=dtype)
+    except (TypeError, ValueError):
+        raise bad_type("array", f"an array convertible to {np.dtype(dtype).name if dtype else 'an array'}",
+                       array) from None
 
 
 @contextlib.contextmanager
 def one_blas_thread():
     """Run BLAS on one thread inside the block, where threadpoolctl is installed (a no-op otherwise).
 
+    Yields
+    ------
+    None
+
+    Notes
+    -----
     The networks of the quick experiments multiply matrices of at most a few hundred columns:
     BLAS threads only spin-wait there, which on a loaded 2-core machine makes runs 10–50× slower.
     """

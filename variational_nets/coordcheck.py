@@ -19,7 +19,8 @@ The result is summarised by the least-squares slope of ``log size`` (averaged ov
 against ``log width`` for every (parametrization, path, step, layer), with the standard error
 of that slope across seeds (sample std of the per-seed slopes over ``√(seeds)``). μP predicts
 slopes near 0 at every step; SP with a fixed step predicts growth once the updates dominate:
-about ``width¹`` for the output and ``width^{1/2}`` for updated hidden layers (THEORY.md §3 C9).
+about ``width¹`` for the output and ``width^{1/2}`` for updated hidden layers
+(``docs/theory.md §3 (C9)``).
 
 Data: a synthetic classification task (standard normal inputs, labels from a random linear
 teacher), one mini-batch per step; the probe batch is the first one. Every random path is
@@ -42,6 +43,7 @@ from .model import MLP, layer_activations
 from .parametrization import PARAMETRIZATIONS
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged, train_state, train_step
+from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value, check_memory
 
 PATHS = ("mean", "sampled")
 
@@ -49,52 +51,68 @@ __all__ = ["CoordCheckConfig", "CoordRecord", "CoordSlope", "CoordCheckResult", 
            "run_coordcheck", "coordcheck_slopes", "format_slopes", "layer_names", "PATHS"]
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"invalid {name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"invalid {name}: expected a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _distinct(name, values, check):
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"invalid {name}: expected a sequence, got {values!r}")
-    values = tuple(check(name, v) for v in values)
-    if not values:
-        raise ValueError(f"invalid {name}: expected at least one value, got none")
-    if len(set(values)) != len(values):
-        raise ValueError(f"invalid {name}: values repeat in {values!r}")
-    return values
+def _width(name, value):
+    return as_int(name, value)
 
 
 def _seed(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"invalid {name}: expected integers >= 0, got {value!r}")
-    return int(value)
+    return as_int(name, value, minimum=0)
 
 
 def _parametrization(name, value):
-    if value not in PARAMETRIZATIONS:
-        raise ValueError(f"invalid {name}: expected values in {', '.join(PARAMETRIZATIONS)}, "
-                         f"got {value!r}")
-    return value
+    return as_choice(name, value, PARAMETRIZATIONS)
+
+
+def _positive_lr(name, value):
+    return as_float(name, value, low=0, low_open=True)
+
+
+def check_dtype_name(name, value):
+    """``value`` if it is ``"float32"`` or ``"float64"`` (the dtype of a sweep's networks).
+
+    Parameters
+    ----------
+    name : str
+    value : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    return as_choice(name, value, ("float32", "float64"))
 
 
 @dataclass(frozen=True)
 class CoordCheckConfig:
     """Settings of a coordinate check.
 
-    ``widths`` (at least two, for a slope), ``seeds``, ``parametrizations`` are the grid;
-    ``steps`` = ``k`` SGD steps (sizes recorded after 0..k steps); ``lr`` the base step size
-    (the same for SP and μP, multiplied per tensor by the parametrization); ``depth`` hidden
-    layers; ``d_in`` inputs and ``num_classes`` outputs of the synthetic task; ``batch_size``
-    rows per step (and in the probe); ``rank`` of the input/output covariance factors.
+    Parameters
+    ----------
+    widths : tuple of int, default (64, 128, 256, 512)
+        At least two distinct widths (a slope needs two); sorted.
+    seeds : tuple of int, default 0..11
+        Distinct, ``>= 0``.
+    parametrizations : tuple of str, default ("sp", "mup")
+    steps : int, default 3
+        ``k`` SGD steps; sizes are recorded after 0..k steps.
+    lr : float, default 0.3
+        The base step size (the same for every parametrization, multiplied per tensor).
+    momentum : float, default 0.9
+    depth : int, default 3
+        Hidden layers.
+    d_in, num_classes : int, default 32 and 10
+        Inputs and outputs of the synthetic task (``num_classes >= 2``).
+    batch_size : int, default 64
+        Rows per step and in the probe batch.
+    rank : int, default 16
+        Rank of the input/output covariance factors.
+    backend : {"numpy", "cupy", "auto"}, default "numpy"
+    dtype : {"float32", "float64"}, default "float32"
 
     Raises
     ------
@@ -117,46 +135,62 @@ class CoordCheckConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
-        widths = _distinct("widths (--widths)", self.widths, _positive_int)
+        widths = as_distinct("widths", self.widths, _width)
         if len(widths) < 2:
-            raise ValueError(f"invalid widths (--widths): a slope needs at least two widths, "
-                             f"got {widths!r}")
+            raise bad_value("widths", "at least two widths (a slope needs two)", widths)
         object.__setattr__(self, "widths", tuple(sorted(widths)))
-        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
+        object.__setattr__(self, "seeds", as_distinct("seeds", self.seeds, _seed))
         object.__setattr__(self, "parametrizations",
-                           _distinct("parametrizations", self.parametrizations, _parametrization))
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
-                or self.steps < 0:
-            raise ValueError(f"invalid steps (--steps): expected an integer >= 0, got {self.steps!r}")
-        object.__setattr__(self, "lr", _positive_float("lr (--lrs)", self.lr))
-        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
+                           as_distinct("parametrizations", self.parametrizations, _parametrization))
+        object.__setattr__(self, "steps", as_int("steps", self.steps, minimum=0))
+        object.__setattr__(self, "lr", _positive_lr("lr", self.lr))
+        object.__setattr__(self, "momentum", as_float("momentum", self.momentum, low=0, high=1,
+                                                      high_open=True))
         for name in ("depth", "d_in", "num_classes", "batch_size", "rank"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
         if self.num_classes < 2:
-            raise ValueError(f"invalid num_classes: expected at least 2, got {self.num_classes}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
-                             f"got {self.backend!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+            raise bad_value("num_classes", "at least 2", self.num_classes)
+        as_choice("backend", self.backend, BACKENDS)
+        check_dtype_name("dtype", self.dtype)
 
     def point_params(self) -> dict:
-        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        """The fixed settings every sweep point carries (they are part of its resume key).
+
+        Returns
+        -------
+        dict
+        """
         return {"experiment": "coordcheck", "steps": int(self.steps),
                 "momentum": float(self.momentum), "depth": self.depth, "d_in": self.d_in,
                 "num_classes": self.num_classes, "batch_size": self.batch_size,
                 "rank": self.rank, "backend": self.backend, "dtype": self.dtype}
 
     def points(self) -> list:
-        """The sweep grid: width × seed × parametrization at the one base step ``lr``."""
+        """The sweep grid: width × seed × parametrization at the one base step ``lr``.
+
+        Returns
+        -------
+        list of SweepPoint
+        """
         fixed = {k: [v] for k, v in self.point_params().items()}
         return grid(width=self.widths, lr=[self.lr], seed=self.seeds,
                     parametrization=self.parametrizations, **fixed)
 
 
 def layer_names(depth: int) -> tuple:
-    """``("h1", …, "h{depth}", "output")``: the outputs of the network's ``depth + 1`` layers."""
+    """``("h1", …, "h{depth}", "output")``: the outputs of the network's ``depth + 1`` layers.
+
+    Parameters
+    ----------
+    depth : int
+        Hidden layers (positive).
+
+    Returns
+    -------
+    tuple of str
+    """
+    depth = as_int("depth", depth)
+    check_memory("depth", 64 * depth, f"{depth} layer names")
     return tuple(f"h{i}" for i in range(1, depth + 1)) + ("output",)
 
 
@@ -194,7 +228,22 @@ def coordcheck_point(point: SweepPoint) -> dict:
 
     The points come from :meth:`CoordCheckConfig.points`, which validated the settings; the
     model and optimizer check them again (ValueError naming the setting).
+
+    Parameters
+    ----------
+    point : SweepPoint
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    TypeError
+        For a ``point`` that is not a SweepPoint.
     """
+    if not isinstance(point, SweepPoint):
+        raise bad_type("point", "a SweepPoint from CoordCheckConfig.points()", point)
     p = point.param
     steps, depth = int(p("steps")), int(p("depth"))
     seq_data, seq_init, seq_train, seq_probe = np.random.SeedSequence(point.seed).spawn(4)
@@ -231,7 +280,16 @@ def coordcheck_point(point: SweepPoint) -> dict:
 
 @dataclass(frozen=True)
 class CoordRecord:
-    """One measured size: ``size`` of ``layer`` on ``path`` after ``step`` steps."""
+    """One measured size: ``size`` of ``layer`` on ``path`` after ``step`` steps.
+
+    Parameters
+    ----------
+    parametrization, path : str
+    step : int
+    layer : str
+    width, seed : int
+    size : float
+    """
 
     parametrization: str
     path: str
@@ -246,8 +304,18 @@ class CoordRecord:
 class CoordSlope:
     """Log-log slope of the seed-averaged size against width, with its seed standard error.
 
-    ``sizes`` are the seed means at ``widths``; ``seed_se`` is NaN with one seed; ``slope`` is
-    NaN when fewer than two widths have finite, positive sizes (blow-up).
+    Parameters
+    ----------
+    parametrization, path : str
+    step : int
+    layer : str
+    slope : float
+        NaN when fewer than two widths have finite, positive sizes (blow-up).
+    seed_se : float
+        NaN with one seed.
+    widths : tuple of int
+    sizes : tuple of float
+        The seed means at ``widths``.
     """
 
     parametrization: str
@@ -262,7 +330,16 @@ class CoordSlope:
 
 @dataclass(frozen=True)
 class CoordCheckResult:
-    """All sizes of a coordinate check, its configuration and where the sweep stored them."""
+    """All sizes of a coordinate check, its configuration and where the sweep stored them.
+
+    Parameters
+    ----------
+    config : CoordCheckConfig
+    layers : tuple of str
+        From :func:`layer_names`.
+    records : tuple of CoordRecord
+    results_path : str or None
+    """
 
     config: CoordCheckConfig
     layers: tuple
@@ -270,7 +347,23 @@ class CoordCheckResult:
     results_path: str | None
 
     def sizes(self, parametrization: str, path: str, step: int, layer: str) -> np.ndarray:
-        """Sizes as an array (seeds, widths) in the config's order."""
+        """Sizes as an array (seeds, widths) in the config's order.
+
+        Parameters
+        ----------
+        parametrization, path : str
+        step : int
+        layer : str
+
+        Returns
+        -------
+        numpy.ndarray (seeds, widths)
+
+        Raises
+        ------
+        KeyError
+            When the result has no such sizes.
+        """
         cfg = self.config
         table = {(r.seed, r.width): r.size for r in self.records
                  if (r.parametrization, r.path, r.step, r.layer) == (parametrization, path, step, layer)}
@@ -291,7 +384,22 @@ def coordcheck_slopes(result: CoordCheckResult) -> tuple:
 
     ``slope`` = least-squares slope of ``log mean_seeds(size)`` on ``log width``; ``seed_se`` =
     ``std(per-seed slopes, ddof=1) / √seeds``. Cost ``O(records)``.
+
+    Parameters
+    ----------
+    result : CoordCheckResult
+
+    Returns
+    -------
+    tuple of CoordSlope
+
+    Raises
+    ------
+    TypeError
+        For another type.
     """
+    if not isinstance(result, CoordCheckResult):
+        raise bad_type("result", "a CoordCheckResult", result)
     cfg = result.config
     log_w = np.log(np.asarray(cfg.widths, dtype=float))
     out = []
@@ -313,7 +421,26 @@ def coordcheck_slopes(result: CoordCheckResult) -> tuple:
 
 def format_slopes(slopes) -> str:
     """A text table: one row per (parametrization, path, step), one column per layer
-    (``slope ± seed SE``)."""
+    (``slope ± seed SE``).
+
+    Parameters
+    ----------
+    slopes : sequence of CoordSlope
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        For entries that are not CoordSlope.
+    """
+    if isinstance(slopes, (str, bytes)) or not hasattr(slopes, "__iter__"):
+        raise bad_type("slopes", "a sequence of CoordSlope (from coordcheck_slopes)", slopes)
+    slopes = tuple(slopes)
+    if not all(isinstance(s, CoordSlope) for s in slopes):
+        raise bad_type("slopes", "a sequence of CoordSlope (from coordcheck_slopes)", slopes)
     layers = []
     for s in slopes:
         if s.layer not in layers:
@@ -372,7 +499,7 @@ def run_coordcheck(config: CoordCheckConfig | None = None, *, results_path=None,
     """
     config = CoordCheckConfig() if config is None else config
     if not isinstance(config, CoordCheckConfig):
-        raise TypeError(f"config must be a CoordCheckConfig, got {type(config).__name__}")
+        raise bad_type("config", "a CoordCheckConfig", config)
     get_xp(config.backend)  # a missing GPU is a ValueError before any point runs
     points = config.points()
     rows, stored = run_sweep_strict(coordcheck_point, points, results_path=results_path, scheduler=scheduler,

@@ -1,92 +1,64 @@
 """Layers with hand-written forward and backward passes.
 
-Layout (shared with the fused kernel in variational_nets.kernels): a layer with fan-in ``n_in`` and fan-out
-``n_out`` holds the mean ``weight`` (n_out, n_in) and ``bias`` (n_out,). A variational layer with a
-covariance factor of rank ``R`` also holds ``factor_weight`` (n_out, n_in, R) and ``factor_bias``
-(n_out, R); with ``θ = concat(weight.ravel(), bias)`` the factor is
-``S = concat(factor_weight.reshape(n_out*n_in, R), factor_bias)`` and ``Cov(θ) = S Sᵀ`` ("full"
-means ``R = n_out*n_in + n_out``). A diagonal (mean-field) layer holds ``scale_weight`` (n_out,
-n_in) and ``scale_bias`` (n_out,) with ``Cov = diag(scale²)``.
-
-A sample is ``θ = μ + S z`` with one ``z ~ N(0, I_R)`` per mini-batch shared by the batch, so the
-factor gradient is ``g zᵀ`` with ``g = ∂L/∂θ`` at the sample. Backward passes return it unexpanded
-as a :class:`FactorGrad` so that the optimizer never has to form it.
+A layer with fan-in ``n_in`` and fan-out ``n_out`` holds its trainable tensors as
+:class:`~variational_nets.tensors.Parameter` objects in ``layer.tensors``: the mean ``weight``
+(n_out, n_in) and ``bias`` (n_out,), and for a :class:`VariationalLinear` the tensors of its
+covariance family (:mod:`variational_nets.covariances`: ``factor_weight``/``factor_bias`` or
+``scale_weight``/``scale_bias``). ``layer.params`` is a live view of their values by name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
 
 import numpy as np
 
+from .activations import ACTIVATIONS, ReLU, SiLU, make_activation
 from .backend import asarray
+from .covariances import FAMILIES as COVARIANCES
+from .covariances import FactorGrad, make_covariance
 from .parametrization import Parametrization
+from .tensors import Parameter, TensorSpec
+from .validation import as_choice, as_float_dtype, as_int, bad_type, bad_value
 
-COVARIANCES = ("full", "lowrank", "diagonal")
+__all__ = ["Linear", "VariationalLinear", "FactorGrad", "COVARIANCES", "ACTIVATIONS", "SiLU",
+           "ReLU", "make_activation"]
 
 
-@dataclass(frozen=True)
-class FactorGrad:
-    """The gradient ``g[..., None] * z`` of a covariance factor, kept as its two pieces.
+class _Values(MutableMapping):
+    """``layer.params``: the values of ``layer.tensors`` by name, a live view.
 
-    ``g`` has the shape of the mean tensor, ``z`` (R,) is the mini-batch's noise.
+    Assigning an existing name replaces that tensor's value (same spec); assigning a new name
+    adds a tensor without a step multiplier, which the optimizer refuses.
     """
 
-    g: object
-    z: object
+    def __init__(self, tensors: dict):
+        self._tensors = tensors
 
-    def dense(self):
-        """The gradient as an array of the factor's shape (for checks; costs the factor's size)."""
-        return self.g[..., None] * self.z
+    def __getitem__(self, name):
+        return self._tensors[name].value
 
+    def __setitem__(self, name, value):
+        old = self._tensors.get(name)
+        self._tensors[name] = Parameter.untyped(value) if old is None else old.with_value(value)
 
-# --------------------------------------------------------------------------------------------
-# activations
+    def __delitem__(self, name):
+        del self._tensors[name]
 
+    def __iter__(self):
+        return iter(self._tensors)
 
-def _sigmoid(xp, x):
-    # tanh form: no overflow for large |x| on either backend
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
-
-
-class SiLU:
-    """``silu(x) = x σ(x)``, derivative ``σ(x) (1 + x (1 − σ(x)))``."""
-
-    name = "silu"
-
-    def forward(self, xp, x):
-        s = _sigmoid(xp, x)
-        return x * s, (x, s)
-
-    def backward(self, xp, dy, cache):
-        x, s = cache
-        return dy * (s * (1.0 + x * (1.0 - s)))
+    def __len__(self):
+        return len(self._tensors)
 
 
-class ReLU:
-    """``relu(x) = max(x, 0)``; derivative 1 for ``x > 0``, else 0 (0 at the kink)."""
-
-    name = "relu"
-
-    def forward(self, xp, x):
-        mask = x > 0
-        return x * mask, mask
-
-    def backward(self, xp, dy, cache):
-        return dy * cache
-
-
-ACTIVATIONS = {"silu": SiLU, "relu": ReLU}
-
-
-def make_activation(name: str):
-    """The activation called ``name`` ("silu" or "relu"); ValueError otherwise."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"invalid activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]()
-
-
-# --------------------------------------------------------------------------------------------
-# linear layers
+def _check_rows(name, a, columns, rows=None):
+    # O(1): the layers are the inner loop, their values are not scanned
+    shape = getattr(a, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != columns or (rows is not None
+                                                                   and shape[0] != rows):
+        want = f"({'N' if rows is None else rows}, {columns})"
+        raise bad_value(name, f"an array of shape {want}",
+                        got=type(a).__name__ if shape is None else f"shape {tuple(shape)}")
 
 
 class Linear:
@@ -100,11 +72,17 @@ class Linear:
         Position in the network; decides init std and step multiplier.
     parametrization : Parametrization
     rng : numpy.random.Generator
-        Draws the initial weights (on the host, then moved to ``xp``).
+        Draws the initial weights, then the biases (on the host, then moved to ``xp``).
     xp : module
         Array namespace (numpy or cupy).
     dtype : numpy dtype
         float32 for training, float64 for gradient checks.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For sizes that are not positive integers, an unknown role, a parametrization that is
+        not a :class:`Parametrization` or an ``rng`` that is not a Generator.
 
     Notes
     -----
@@ -113,84 +91,195 @@ class Linear:
 
     variational = False
     covariance = None
+    family = None
     rank = 0
 
     def __init__(self, n_in, n_out, role, parametrization, rng, xp=np, dtype=np.float32):
-        for name, value in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"invalid {name}: expected a positive integer, got {value!r}")
+        self.n_in, self.n_out = as_int("n_in", n_in), as_int("n_out", n_out)
+        self.role = as_choice("role", role, ("input", "hidden", "output"))
         if not isinstance(parametrization, Parametrization):
-            raise TypeError("parametrization must be a Parametrization, "
-                            f"got {type(parametrization).__name__}")
-        self.n_in, self.n_out, self.role = int(n_in), int(n_out), role
-        self.xp, self.dtype = xp, np.dtype(dtype)
+            raise bad_type("parametrization", "a Parametrization", parametrization)
+        if not isinstance(rng, np.random.Generator):
+            raise bad_type("rng", "a numpy.random.Generator", rng)
+        self.xp, self.dtype = xp, as_float_dtype("dtype", dtype)
         self.parametrization = parametrization
-        self.params: dict = {}
-        self.init_stds: dict = {}
-        self.multipliers: dict = {}
+        #: Every trainable tensor of the layer, by name.
+        self.tensors: dict = {}
         for kind, shape, fan_in in (("weight", (self.n_out, self.n_in), self.n_in),
                                     ("bias", (self.n_out,), 1)):
-            std = parametrization.init_std(kind, role, fan_in, self.n_out)
-            self._add(kind, std * rng.standard_normal(shape),
-                      std, parametrization.lr_multiplier(kind, role, fan_in, self.n_out))
+            spec = TensorSpec(kind, role, fan_in, self.n_out)
+            std = parametrization.init_std(spec)
+            self.tensors[kind] = Parameter(asarray(std * rng.standard_normal(shape), xp, self.dtype),
+                                           spec, std, parametrization.lr_multiplier(spec))
 
-    def _add(self, name, value, std, multiplier):
-        self.params[name] = asarray(value, self.xp, self.dtype)
-        self.init_stds[name] = float(std)
-        self.multipliers[name] = float(multiplier)
+    # --- the tensors by name --------------------------------------------------------------
+    @property
+    def params(self) -> MutableMapping:
+        """The tensors' values by name (a live view of :attr:`tensors`)."""
+        return _Values(self.tensors)
+
+    @property
+    def init_stds(self) -> dict:
+        """Initial standard deviation of each tensor, by name."""
+        return {name: t.init_std for name, t in self.tensors.items()}
+
+    @property
+    def multipliers(self) -> dict:
+        """Step-size multiplier of each tensor, by name."""
+        return {name: t.multiplier for name, t in self.tensors.items()}
 
     # --- sampling -----------------------------------------------------------------------
     def sample_noise(self, rng):
-        """Noise of one weight sample (None: nothing to sample)."""
+        """Noise of one weight sample (None: nothing to sample).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        None
+        """
         return None
 
     def sampled_weights(self, noise):
-        """``(W, b)`` of the sample defined by ``noise`` (the mean for ``noise=None``)."""
-        return self.params["weight"], self.params["bias"]
+        """``(W, b)`` of the sample defined by ``noise`` (the mean for ``noise=None``).
+
+        Parameters
+        ----------
+        noise : as from :meth:`sample_noise`, or None
+
+        Returns
+        -------
+        (array (n_out, n_in), array (n_out,))
+        """
+        prm = self.params
+        if noise is None or self.family is None:
+            return prm["weight"], prm["bias"]
+        return self.family.sample(prm, noise)
 
     # --- sampled / mean path ------------------------------------------------------------
     def forward(self, x, noise=None, keep_weight=True):
         """``h = x W_sᵀ + b_s`` at the sample ``noise`` (mean for None); returns (h, cache).
 
-        ``keep_weight=False`` leaves the (sampled) weight out of the cache, so that it is freed
-        at once: only ``dx`` needs it, and the network's first layer does not compute ``dx``.
+        Parameters
+        ----------
+        x : array (N, n_in)
+        noise : optional
+            From :meth:`sample_noise`.
+        keep_weight : bool, default True
+            ``False`` leaves the (sampled) weight out of the cache, so that it is freed at once:
+            only ``dx`` needs it, and the network's first layer does not compute ``dx``.
+
+        Returns
+        -------
+        (array (N, n_out), tuple)
         """
+        _check_rows("x", x, self.n_in)
         w, b = self.sampled_weights(noise)
         return x @ w.T + b, (x, w if keep_weight else None, noise)
 
     def backward(self, dh, cache, input_grad=True):
         """Gradients of the loss: returns ``(dx, grads)`` with ``grads`` keyed like ``params``.
 
-        ``input_grad=False`` skips ``dx = dh W`` (returned as None): the network's first layer
-        has no use for it, and at ``n_in ≫ n_out`` it is as costly as the weight gradient.
+        Parameters
+        ----------
+        dh : array (N, n_out)
+            ``∂L/∂h``.
+        cache : tuple
+            From :meth:`forward`.
+        input_grad : bool, default True
+            ``False`` skips ``dx = dh W`` (returned as None): the network's first layer has no
+            use for it, and at ``n_in ≫ n_out`` it is as costly as the weight gradient.
+
+        Returns
+        -------
+        (array (N, n_in) or None, dict)
+            On the sampled path the covariance gradients come from the family (factor
+            gradients as :class:`FactorGrad`); on the mean path they are zero.
+
+        Raises
+        ------
+        ValueError
+            For ``input_grad=True`` after a forward pass with ``keep_weight=False``.
         """
         x, w, noise = cache
+        _check_rows("dh", dh, self.n_out, x.shape[0])
         if input_grad and w is None:
             raise ValueError("the forward pass kept no weight (keep_weight=False): "
                              "no input gradient can be computed")
         gw = dh.T @ x
         gb = dh.sum(axis=0)
-        return (dh @ w if input_grad else None), self._sample_grads(gw, gb, noise)
-
-    def _sample_grads(self, gw, gb, noise):
-        return {"weight": gw, "bias": gb}
+        grads = {"weight": gw, "bias": gb}
+        if self.family is not None:
+            if noise is None:
+                grads.update({name: self.xp.zeros_like(self.tensors[name].value)
+                              for name in self.family.tensor_names})
+            else:
+                grads.update(self.family.sample_grads(gw, gb, noise))
+        return (dh @ w if input_grad else None), grads
 
     # --- closed-form output moments -----------------------------------------------------
     def moments(self, x):
         """Mean and variance of each output unit over the weights, given ``x``: ``(m, v, cache)``.
 
-        A deterministic layer has ``v = 0``.
+        ``m = x μ_Wᵀ + μ_b``; ``v`` from the covariance family (zero for a deterministic layer).
+        Shapes: x (N, n_in) → m, v (N, n_out).
+
+        Parameters
+        ----------
+        x : array (N, n_in)
+
+        Returns
+        -------
+        (array, array, tuple)
         """
-        m = x @ self.params["weight"].T + self.params["bias"]
-        return m, self.xp.zeros_like(m), (x,)
+        _check_rows("x", x, self.n_in)
+        prm = self.params
+        m = x @ prm["weight"].T + prm["bias"]
+        if self.family is None:
+            return m, self.xp.zeros_like(m), (x, None)
+        v, cache = self.family.variance(self.xp, prm, x)
+        return m, v, (x, cache)
 
     def moments_backward(self, dm, dv, cache):
-        """Backward of :meth:`moments` given ``∂L/∂m`` and ``∂L/∂v``: returns ``(dx, grads)``."""
-        (x,) = cache
-        return dm @ self.params["weight"], {"weight": dm.T @ x, "bias": dm.sum(axis=0)}
+        """Backward of :meth:`moments` given ``∂L/∂m`` and ``∂L/∂v``: returns ``(dx, grads)``.
+
+        Parameters
+        ----------
+        dm, dv : arrays (N, n_out)
+        cache : tuple
+            From :meth:`moments`.
+
+        Returns
+        -------
+        (array (N, n_in), dict)
+        """
+        x, variance_cache = cache
+        _check_rows("dm", dm, self.n_out, x.shape[0])
+        if self.family is not None:
+            _check_rows("dv", dv, self.n_out, x.shape[0])
+        prm = self.params
+        dx = dm @ prm["weight"]
+        grads = {"weight": dm.T @ x, "bias": dm.sum(axis=0)}
+        if self.family is None:
+            return dx, grads
+        dx_v, cov_grads = self.family.variance_backward(self.xp, prm, x, dv, variance_cache)
+        grads.update(cov_grads)
+        return dx + dx_v, grads
 
     def kl(self, prior_stds=None):
-        """KL divergence to the prior and its gradients; zero for a deterministic layer."""
+        """KL divergence to the prior and its gradients; zero for a deterministic layer.
+
+        Parameters
+        ----------
+        prior_stds : dict, optional
+            Not used by a deterministic layer.
+
+        Returns
+        -------
+        (float, dict)
+        """
         return 0.0, {}
 
 
@@ -200,152 +289,72 @@ class VariationalLinear(Linear):
     Parameters
     ----------
     n_in, n_out, role, parametrization, rng, xp, dtype
-        As for :class:`Linear`.
+        As for :class:`Linear`; ``rng`` draws the mean, then the covariance tensors.
     covariance : {"full", "lowrank", "diagonal"}
         ``"full"``: factor of rank ``R = n_out*n_in + n_out``; ``"lowrank"``: factor of rank
-        ``rank``; ``"diagonal"``: a scale per parameter (mean field).
+        ``rank``; ``"diagonal"``: a scale per parameter (mean field). See
+        :mod:`variational_nets.covariances`.
     rank : int, optional
-        Rank of a low-rank factor (required for "lowrank", ignored otherwise).
+        Rank of a low-rank factor (required for "lowrank", at most ``n_out*n_in + n_out``;
+        ignored otherwise).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown covariance or a missing, non-positive or too large rank.
 
     Notes
     -----
     A sample costs ``O(n_out n_in R)`` (the matrix-vector product ``S z``); the closed-form
     moments :meth:`moments` cost ``O(N n_out n_in R)`` and are meant for the output layer.
-    Init std and step multiplier of the factor: ``σ/√R`` and ``α/R`` (THEORY.md §3).
-
-    Raises
-    ------
-    ValueError
-        For an unknown covariance or a missing/non-positive rank.
+    Init std and step multiplier of the factor: ``σ/√R`` and ``α/R`` (``docs/theory.md §3``).
     """
 
     variational = True
 
     def __init__(self, n_in, n_out, role, parametrization, rng, xp=np, dtype=np.float32,
                  covariance="full", rank=None):
-        if covariance not in COVARIANCES:
-            raise ValueError(f"invalid covariance (--covariance): expected one of "
-                             f"{', '.join(COVARIANCES)}, got {covariance!r}")
+        as_choice("covariance", covariance, COVARIANCES)
         super().__init__(n_in, n_out, role, parametrization, rng, xp, dtype)
+        self.family = make_covariance(covariance, self.n_in, self.n_out, rank)
         self.covariance = covariance
-        p = parametrization
-        if covariance == "diagonal":
-            self.rank = 0
-            for kind, shape in (("weight", (self.n_out, self.n_in)), ("bias", (self.n_out,))):
-                std = self.init_stds[kind]
-                # a scale is a standard deviation: initialise it at the prior std itself
-                self._add(f"scale_{kind}", np.full(shape, std), std, self.multipliers[kind])
-            return
-        if covariance == "full":
-            rank = self.n_out * self.n_in + self.n_out
-        elif isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank <= 0:
-            raise ValueError(f"invalid rank (--rank): expected a positive integer, got {rank!r}")
-        self.rank = int(rank)
-        for kind, shape in (("weight", (self.n_out, self.n_in, self.rank)),
-                            ("bias", (self.n_out, self.rank))):
-            std = p.factor_init_std(self.init_stds[kind], self.rank)
-            self._add(f"factor_{kind}", std * rng.standard_normal(shape), std,
-                      p.factor_lr_multiplier(self.multipliers[kind], self.rank))
+        self.rank = self.family.rank
+        means = {kind: self.tensors[kind].spec for kind in ("weight", "bias")}
+        self.tensors.update(self.family.parameters(means, parametrization, rng, xp, self.dtype))
 
     def sample_noise(self, rng):
-        """``z ~ N(0, I_R)`` (factor) or ``(ε_W, ε_b)`` standard normal (diagonal)."""
-        if self.covariance == "diagonal":
-            return (asarray(rng.standard_normal((self.n_out, self.n_in)), self.xp, self.dtype),
-                    asarray(rng.standard_normal(self.n_out), self.xp, self.dtype))
-        return asarray(rng.standard_normal(self.rank), self.xp, self.dtype)
+        """``z ~ N(0, I_R)`` (factor) or ``(ε_W, ε_b)`` standard normal (diagonal).
 
-    def sampled_weights(self, noise):
-        prm = self.params
-        if noise is None:
-            return prm["weight"], prm["bias"]
-        if self.covariance == "diagonal":
-            return (prm["weight"] + prm["scale_weight"] * noise[0],
-                    prm["bias"] + prm["scale_bias"] * noise[1])
-        fw = prm["factor_weight"]
-        # S z as one matrix-vector product over the flattened factor (no copy: C-contiguous)
-        w = prm["weight"] + (fw.reshape(-1, self.rank) @ noise).reshape(fw.shape[:2])
-        return w, prm["bias"] + prm["factor_bias"] @ noise
+        Parameters
+        ----------
+        rng : numpy.random.Generator
 
-    def _sample_grads(self, gw, gb, noise):
-        grads = {"weight": gw, "bias": gb}
-        if noise is None:
-            return grads
-        if self.covariance == "diagonal":
-            grads["scale_weight"] = gw * noise[0]
-            grads["scale_bias"] = gb * noise[1]
-        else:
-            grads["factor_weight"] = FactorGrad(gw, noise)
-            grads["factor_bias"] = FactorGrad(gb, noise)
-        return grads
-
-    def backward(self, dh, cache, input_grad=True):
-        """As :meth:`Linear.backward`; on the mean path (noise None) covariance grads are zero."""
-        dx, grads = super().backward(dh, cache, input_grad)
-        if cache[2] is None:
-            for name in self.params:
-                grads.setdefault(name, self.xp.zeros_like(self.params[name]))
-        return dx, grads
-
-    def moments(self, x):
-        """Closed-form output mean and variance: ``m = x μ_Wᵀ + μ_b``, ``v_o = ‖S_oᵀ [x; 1]‖²``.
-
-        ``S_o`` (n_in+1, R) are the rows of ``S`` for output unit ``o``; diagonal:
-        ``v_o = Σ_i s_{oi}² x_i² + s_o²``. Shapes: x (N, n_in) → m, v (N, n_out).
+        Returns
+        -------
+        array (R,) or tuple of two arrays
         """
-        xp = self.xp
-        prm = self.params
-        m = x @ prm["weight"].T + prm["bias"]
-        if self.covariance == "diagonal":
-            x2 = x * x
-            v = x2 @ (prm["scale_weight"] ** 2).T + prm["scale_bias"] ** 2
-            return m, v, (x, x2)
-        n_out, n_in, r = prm["factor_weight"].shape
-        fw_t = xp.ascontiguousarray(prm["factor_weight"].transpose(1, 0, 2)).reshape(n_in, n_out * r)
-        a = (x @ fw_t).reshape(x.shape[0], n_out, r) + prm["factor_bias"]
-        v = (a * a).sum(axis=2)
-        return m, v, (x, a, fw_t)
-
-    def moments_backward(self, dm, dv, cache):
-        xp = self.xp
-        prm = self.params
-        x = cache[0]
-        dx = dm @ prm["weight"]
-        grads = {"weight": dm.T @ x, "bias": dm.sum(axis=0)}
-        if self.covariance == "diagonal":
-            x2 = cache[1]
-            sw, sb = prm["scale_weight"], prm["scale_bias"]
-            grads["scale_weight"] = 2.0 * sw * (dv.T @ x2)
-            grads["scale_bias"] = 2.0 * sb * dv.sum(axis=0)
-            dx = dx + 2.0 * x * (dv @ (sw * sw))
-            return dx, grads
-        _, a, fw_t = cache
-        n, n_out, r = a.shape
-        da = (2.0 * dv)[:, :, None] * a
-        da_flat = da.reshape(n, n_out * r)
-        grads["factor_weight"] = xp.ascontiguousarray(
-            (x.T @ da_flat).reshape(self.n_in, n_out, r).transpose(1, 0, 2))
-        grads["factor_bias"] = da.sum(axis=0)
-        return dx + da_flat @ fw_t.T, grads
+        return self.family.sample_noise(self, rng)
 
     def kl(self, prior_stds=None):
         """``KL(q ‖ p)`` for a diagonal layer with prior ``N(0, σ_p²)`` per tensor, and its grads.
 
-        ``KL = Σ [log(σ_p/|s|) + (s² + μ²)/(2σ_p²) − ½]``; ``∂/∂μ = μ/σ_p²``,
-        ``∂/∂s = −1/s + s/σ_p²``. ``prior_stds`` maps "weight"/"bias" to ``σ_p`` (default: the
-        init std of the mean tensor). Only defined for ``covariance="diagonal"`` (ValueError else).
+        Parameters
+        ----------
+        prior_stds : dict, optional
+            ``σ_p`` for "weight" and "bias" (default: the init std of the mean tensor).
+
+        Returns
+        -------
+        (float, dict)
+            See :meth:`~variational_nets.covariances.DiagonalCovariance.kl`.
+
+        Raises
+        ------
+        ValueError
+            For a covariance other than ``"diagonal"``.
         """
-        if self.covariance != "diagonal":
+        if not hasattr(self.family, "kl"):
             raise ValueError("the KL term is implemented for diagonal (mean-field) layers only; "
                              f"this layer has covariance {self.covariance!r}")
-        xp = self.xp
-        prior_stds = prior_stds or {k: self.init_stds[k] for k in ("weight", "bias")}
-        total = 0.0
-        grads = {}
-        for kind in ("weight", "bias"):
-            mu, s = self.params[kind], self.params[f"scale_{kind}"]
-            var_p = float(prior_stds[kind]) ** 2
-            total += float(xp.sum(np.log(float(prior_stds[kind])) - xp.log(xp.abs(s))
-                                  + (s * s + mu * mu) / (2.0 * var_p) - 0.5))
-            grads[kind] = mu / var_p
-            grads[f"scale_{kind}"] = -1.0 / s + s / var_p
-        return total, grads
+        prior_stds = prior_stds or {k: self.tensors[k].init_std for k in ("weight", "bias")}
+        return self.family.kl(self.xp, self.params, prior_stds)

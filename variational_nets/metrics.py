@@ -25,11 +25,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import to_numpy
+from .validation import as_array, as_int, as_labels, bad_value, check_memory, is_cupy_array
+
+__all__ = ["ClassificationMetrics", "RegressionMetrics", "accuracy", "nll", "brier", "ece",
+           "classification_metrics", "rmse", "gaussian_nll", "regression_metrics", "ECE_BINS"]
+
 ECE_BINS = 15
 
 
 @dataclass(frozen=True)
 class ClassificationMetrics:
+    """Accuracy, NLL, Brier score and ECE (definitions in the module docstring).
+
+    Parameters
+    ----------
+    accuracy, nll, brier, ece : float
+    """
+
     accuracy: float
     nll: float
     brier: float
@@ -38,42 +51,98 @@ class ClassificationMetrics:
 
 @dataclass(frozen=True)
 class RegressionMetrics:
+    """RMSE and Gaussian NLL (definitions in the module docstring).
+
+    Parameters
+    ----------
+    rmse, gaussian_nll : float
+    """
+
     rmse: float
     gaussian_nll: float
 
 
 def _check_probs(probs, labels):
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if probs.ndim != 2 or probs.shape[0] == 0 or probs.shape[1] == 0:
-        raise ValueError(f"invalid probs: expected a non-empty (N, C) array, got shape {probs.shape}")
-    if not np.all(np.isfinite(probs)) or probs.min() < 0 or probs.max() > 1:
-        raise ValueError("invalid probs: entries must be finite and in [0, 1]")
+    probs = as_array("probs", to_numpy(probs) if is_cupy_array(probs) else probs, ndim=2,
+                     dtype=np.float64)
+    if probs.shape[1] == 0:
+        raise bad_value("probs", "a non-empty (N, C) array", got=f"shape {probs.shape}")
+    if probs.min() < 0 or probs.max() > 1:
+        raise bad_value("probs", "entries in [0, 1]",
+                        got=f"entries from {probs.min():.3g} to {probs.max():.3g}")
     if np.max(np.abs(probs.sum(axis=1) - 1.0)) > 1e-6:
-        raise ValueError("invalid probs: every row must sum to 1 (within 1e-6)")
-    if labels.shape != (probs.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"invalid labels: expected {probs.shape[0]} integers, got "
-                         f"shape {labels.shape} dtype {labels.dtype}")
-    if labels.min() < 0 or labels.max() >= probs.shape[1]:
-        raise ValueError(f"invalid labels: expected values in [0, {probs.shape[1] - 1}]")
+        raise bad_value("probs", "rows that sum to 1 (within 1e-6)", got="other row sums")
+    labels = as_labels("labels", to_numpy(labels) if is_cupy_array(labels) else labels,
+                       probs.shape[1], allow_float=False)
+    if labels.shape[0] != probs.shape[0]:
+        raise bad_value("labels", f"{probs.shape[0]} labels, one per row of probs",
+                        got=f"{labels.shape[0]}")
     return probs, labels
 
 
 def accuracy(probs, labels) -> float:
-    """Fraction of rows whose top label equals the label."""
+    """Fraction of rows whose top label (lowest index on ties) equals the label.
+
+    Parameters
+    ----------
+    probs : array_like (N, C)
+        Probabilities; rows sum to 1.
+    labels : integer array_like (N,)
+        Values in ``0 .. C − 1``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``probs`` or ``labels``: wrong shapes or types, NaN/inf, probabilities outside
+        [0, 1] or rows not summing to 1, labels out of range.
+    """
     probs, labels = _check_probs(probs, labels)
     return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
 def nll(probs, labels) -> float:
-    """Mean negative log-probability of the label (probabilities clipped at 1e-300)."""
+    """Mean negative log-probability of the label (probabilities clipped at 1e-300).
+
+    Parameters
+    ----------
+    probs, labels
+        As for :func:`accuracy`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`accuracy`.
+    """
     probs, labels = _check_probs(probs, labels)
     p = probs[np.arange(labels.shape[0]), labels]
     return float(-np.mean(np.log(np.maximum(p, 1e-300))))
 
 
 def brier(probs, labels) -> float:
-    """Mean over rows of the squared distance between ``p`` and the one-hot label."""
+    """Mean over rows of the squared distance between ``p`` and the one-hot label.
+
+    Parameters
+    ----------
+    probs, labels
+        As for :func:`accuracy`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`accuracy`.
+    """
     probs, labels = _check_probs(probs, labels)
     onehot = np.zeros_like(probs)
     onehot[np.arange(labels.shape[0]), labels] = 1.0
@@ -81,10 +150,27 @@ def brier(probs, labels) -> float:
 
 
 def ece(probs, labels, n_bins: int = ECE_BINS) -> float:
-    """Expected calibration error on the top-label confidence (definition in the module doc)."""
+    """Expected calibration error on the top-label confidence (definition in the module doc).
+
+    Parameters
+    ----------
+    probs, labels
+        As for :func:`accuracy`.
+    n_bins : int, default 15
+        Positive.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`accuracy`; a bad ``n_bins``.
+    """
     probs, labels = _check_probs(probs, labels)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins <= 0:
-        raise ValueError(f"invalid n_bins: expected a positive integer, got {n_bins!r}")
+    n_bins = as_int("n_bins", n_bins)
+    check_memory("n_bins", 40 * n_bins, f"{n_bins} bins")
     conf = probs.max(axis=1)
     correct = (np.argmax(probs, axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -96,36 +182,120 @@ def ece(probs, labels, n_bins: int = ECE_BINS) -> float:
 
 
 def classification_metrics(probs, labels) -> ClassificationMetrics:
-    """Accuracy, NLL, Brier score and ECE (15 bins) of predicted probabilities."""
+    """Accuracy, NLL, Brier score and ECE (15 bins) of predicted probabilities.
+
+    Parameters
+    ----------
+    probs, labels
+        As for :func:`accuracy`.
+
+    Returns
+    -------
+    ClassificationMetrics
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`accuracy`.
+    """
     return ClassificationMetrics(accuracy(probs, labels), nll(probs, labels),
                                  brier(probs, labels), ece(probs, labels))
 
 
+def _regression_array(name, value):
+    value = to_numpy(value) if is_cupy_array(value) else value
+    return as_array(name, value, ndim=np.ndim(value) if np.ndim(value) in (1, 2) else 1,
+                    dtype=np.float64)
+
+
 def _check_regression(mean, y):
-    mean = np.asarray(mean, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if mean.shape != y.shape or mean.size == 0:
-        raise ValueError(f"invalid mean: shape {mean.shape} does not match targets {y.shape}")
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(y))):
-        raise ValueError("invalid mean or targets: contain NaN or inf")
+    mean, y = _regression_array("mean", mean), _regression_array("y", y)
+    if mean.shape != y.shape:
+        raise bad_value("mean", f"the shape of y, {y.shape}", got=f"shape {mean.shape}")
     return mean, y
 
 
 def rmse(mean, y) -> float:
-    """Root mean squared error."""
+    """Root mean squared error.
+
+    Parameters
+    ----------
+    mean, y : array_like (N,) or (N, D)
+        Predictive mean and targets, of one shape, finite, non-empty.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``mean`` or ``y``.
+    """
     mean, y = _check_regression(mean, y)
     return float(np.sqrt(np.mean((y - mean) ** 2)))
 
 
 def gaussian_nll(mean, var, y) -> float:
-    """Mean Gaussian negative log-likelihood of ``y`` under ``N(mean, var)``."""
+    """Mean Gaussian negative log-likelihood of ``y`` under ``N(mean, var)``.
+
+    Parameters
+    ----------
+    mean : array_like (N,) or (N, D)
+        As for :func:`rmse`.
+    var : float or array_like
+        Predictive variances, broadcastable to ``mean``; finite and positive.
+    y : array_like
+        Targets, of the shape of ``mean``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``mean``, ``y`` or ``var``.
+    """
     mean, y = _check_regression(mean, y)
-    var = np.broadcast_to(np.asarray(var, dtype=np.float64), mean.shape)
-    if not np.all(np.isfinite(var)) or var.min() <= 0:
-        raise ValueError("invalid var: expected finite positive variances")
-    return float(np.mean(0.5 * np.log(2 * np.pi * var) + (y - mean) ** 2 / (2 * var)))
+    var = to_numpy(var) if is_cupy_array(var) else var
+    var = as_array("var", var, ndim=np.ndim(var), dtype=np.float64, allow_empty=True)
+    try:
+        var = np.broadcast_to(var, mean.shape)
+    except ValueError:
+        raise bad_value("var", f"variances broadcastable to {mean.shape}",
+                        got=f"shape {var.shape}") from None
+    if var.min() <= 0:
+        raise bad_value("var", "positive variances", got=f"a minimum of {var.min():.3g}")
+    with np.errstate(over="ignore"):
+        log_2pi_var = np.log(2 * np.pi * var)
+        # 2π var overflows for var above max/2π (about 2.9e307): there log(2π) + log(var)
+        huge = var > np.finfo(np.float64).max / (2 * np.pi)
+        if huge.any():
+            log_2pi_var = np.where(huge, np.log(2 * np.pi) + np.log(var), log_2pi_var)
+        value = float(np.mean(0.5 * log_2pi_var + (y - mean) ** 2 / (2 * var)))
+    if not np.isfinite(value):
+        raise bad_value("var", "variances for which the NLL is a float64 number",
+                        got=f"a minimum of {var.min():.3g} against squared errors up to "
+                            f"{float(np.max((y - mean) ** 2)):.3g} (the NLL overflows)")
+    return value
 
 
 def regression_metrics(mean, var, y) -> RegressionMetrics:
-    """RMSE and Gaussian NLL."""
+    """RMSE and Gaussian NLL.
+
+    Parameters
+    ----------
+    mean, var, y
+        As for :func:`gaussian_nll`.
+
+    Returns
+    -------
+    RegressionMetrics
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`gaussian_nll`.
+    """
     return RegressionMetrics(rmse(mean, y), gaussian_nll(mean, var, y))

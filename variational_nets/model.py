@@ -10,9 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import get_xp, xp_name
+from .backend import asarray, get_xp, xp_name
 from .layers import COVARIANCES, Linear, VariationalLinear, make_activation
-from .parametrization import Parametrization
+from .parametrization import PARAMETRIZATIONS, Parametrization
+from .validation import (as_array, as_choice, as_float_dtype, as_generator, as_int, bad_type,
+                         bad_value, check_memory)
+
+__all__ = ["MLP", "ForwardPass", "layer_activations", "VARIATIONAL_CHOICES"]
 
 VARIATIONAL_CHOICES = ("input-output", "all", "none", "output")
 
@@ -21,9 +25,19 @@ VARIATIONAL_CHOICES = ("input-output", "all", "none", "output")
 class ForwardPass:
     """A forward pass kept for the backward pass and for inspection.
 
-    ``activations[i]`` is the output of layer ``i`` after its activation (the last entry is the
-    network output ``f``, or the mean ``m`` for a closed-form last layer); ``variance`` is the
-    closed-form output variance ``v`` (None on a sampled or mean path).
+    Parameters
+    ----------
+    activations : tuple of arrays
+        ``activations[i]`` is the output of layer ``i`` after its activation (the last entry is
+        the network output ``f``, or the mean ``m`` for a closed-form last layer).
+    variance : array or None
+        The closed-form output variance ``v`` (None on a sampled or mean path).
+    caches, act_caches : tuple
+        What the layers' and the activations' backward passes need.
+    noise : tuple
+        The weight sample's noise per layer (None entries: mean).
+    closed_form : bool
+        Whether the last layer gave its closed-form moments.
     """
 
     activations: tuple
@@ -63,40 +77,38 @@ class MLP:
     def __init__(self, sizes, rng, parametrization="mup", activation="silu",
                  variational="input-output", covariance="full", rank=None, backend="numpy",
                  dtype=np.float32):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        as_generator("rng", rng)
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise bad_type("sizes", "a sequence of positive integers", sizes)
         sizes = tuple(sizes)
         if len(sizes) < 3:
-            raise ValueError(f"invalid sizes: expected (d_in, hidden..., d_out) with at least one "
-                             f"hidden layer, got {sizes!r}")
-        for s in sizes:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0:
-                raise ValueError(f"invalid sizes: every size must be a positive integer, got {sizes!r}")
-        if variational not in VARIATIONAL_CHOICES:
-            raise ValueError(f"invalid variational: expected one of {', '.join(VARIATIONAL_CHOICES)}, "
-                             f"got {variational!r}")
-        if covariance not in COVARIANCES:
-            raise ValueError(f"invalid covariance (--covariance): expected one of "
-                             f"{', '.join(COVARIANCES)}, got {covariance!r}")
+            raise bad_value("sizes", "(d_in, hidden..., d_out) with at least one hidden layer",
+                            sizes)
+        sizes = tuple(as_int("sizes", s) for s in sizes)
+        as_choice("variational", variational, VARIATIONAL_CHOICES)
+        as_choice("covariance", covariance, COVARIANCES)
         if isinstance(parametrization, str):
-            parametrization = Parametrization(parametrization)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {dtype}")
+            parametrization = Parametrization(as_choice("parametrization", parametrization,
+                                                        PARAMETRIZATIONS))
+        elif not isinstance(parametrization, Parametrization):
+            raise bad_type("parametrization", "a Parametrization or its name", parametrization)
+        dtype = as_float_dtype("dtype", dtype)
         self.xp = get_xp(backend)
         self.sizes = tuple(int(s) for s in sizes)
         self.parametrization = parametrization
         self.activation = make_activation(activation)
         self.dtype = dtype
         n_layers = len(sizes) - 1
+        roles = ["input"] + ["hidden"] * (n_layers - 2) + ["output"]
+        is_var = [variational == "all"
+                  or (variational == "input-output" and role in ("input", "output"))
+                  or (variational == "output" and role == "output") for role in roles]
+        _check_memory(self.sizes, is_var, covariance, rank, dtype)
         self.layers = []
         for i in range(n_layers):
-            role = "input" if i == 0 else ("output" if i == n_layers - 1 else "hidden")
-            is_var = (variational == "all"
-                      or (variational == "input-output" and role in ("input", "output"))
-                      or (variational == "output" and role == "output"))
+            role = roles[i]
             args = (self.sizes[i], self.sizes[i + 1], role, parametrization, rng, self.xp, dtype)
-            if is_var:
+            if is_var[i]:
                 self.layers.append(VariationalLinear(*args, covariance=covariance, rank=rank))
             else:
                 self.layers.append(Linear(*args))
@@ -104,33 +116,81 @@ class MLP:
     # --- bookkeeping ---------------------------------------------------------------------
     @property
     def backend(self) -> str:
+        """``"numpy"`` or ``"cupy"``."""
         return xp_name(self.xp)
 
     @property
     def is_variational(self) -> bool:
+        """Whether any layer carries a weight distribution."""
         return any(layer.variational for layer in self.layers)
 
+    def tensors(self) -> dict:
+        """Every trainable tensor as a :class:`~variational_nets.tensors.Parameter`, by name.
+
+        Returns
+        -------
+        dict
+            ``{"layer{i}.{name}": Parameter}`` (the layers' own objects, values not copied).
+        """
+        return {f"layer{i}.{k}": t for i, layer in enumerate(self.layers)
+                for k, t in layer.tensors.items()}
+
     def named_parameters(self) -> dict:
-        """Every trainable tensor, by name (the arrays themselves, not copies)."""
-        return {f"layer{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.params.items()}
+        """Every trainable tensor's value, by name (the arrays themselves, not copies).
+
+        Returns
+        -------
+        dict
+        """
+        return {name: t.value for name, t in self.tensors().items()}
 
     def step_multipliers(self) -> dict:
-        """Step-size multiplier of every trainable tensor (same keys as named_parameters)."""
-        return {f"layer{i}.{k}": m for i, layer in enumerate(self.layers)
-                for k, m in layer.multipliers.items()}
+        """Step-size multiplier of every trainable tensor (same keys as named_parameters).
+
+        Returns
+        -------
+        dict
+            ``None`` for a tensor added by hand without one.
+        """
+        return {name: t.multiplier for name, t in self.tensors().items()}
 
     def init_stds(self) -> dict:
-        """Initial standard deviation of every trainable tensor."""
-        return {f"layer{i}.{k}": s for i, layer in enumerate(self.layers)
-                for k, s in layer.init_stds.items()}
+        """Initial standard deviation of every trainable tensor.
+
+        Returns
+        -------
+        dict
+        """
+        return {name: t.init_std for name, t in self.tensors().items()}
 
     def num_parameters(self) -> int:
+        """Number of trainable scalars (means and covariance tensors).
+
+        Returns
+        -------
+        int
+        """
         return int(sum(v.size for v in self.named_parameters().values()))
 
     # --- forward / backward --------------------------------------------------------------
     def sample_noise(self, rng) -> tuple:
-        """One weight sample's noise for every layer (None for deterministic layers)."""
+        """One weight sample's noise for every layer (None for deterministic layers).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        tuple
+            One entry per layer.
+
+        Raises
+        ------
+        TypeError
+            For an ``rng`` that is not a Generator.
+        """
+        as_generator("rng", rng)
         return tuple(layer.sample_noise(rng) for layer in self.layers)
 
     def forward(self, x, noise=None, closed_form=False) -> ForwardPass:
@@ -139,7 +199,29 @@ class MLP:
         With ``closed_form=True`` the last layer is not sampled: its output mean and variance
         given the features are returned (``activations[-1]`` = m, ``variance`` = v).
         Cost ``O(N Σ_l n_l n_{l+1})`` plus the samples ``O(Σ n_out n_in R)``.
+
+        Parameters
+        ----------
+        x : array (N, d_in) of the model's backend and dtype
+        noise : tuple, optional
+        closed_form : bool, default False
+
+        Returns
+        -------
+        ForwardPass
+
+        Raises
+        ------
+        ValueError
+            For an ``x`` whose shape does not fit, or a ``noise`` with the wrong number of
+            entries (O(1) checks: the values are not scanned, this is the inner loop).
         """
+        if not hasattr(x, "shape") or len(x.shape) != 2 or x.shape[1] != self.sizes[0]:
+            raise bad_value("x", f"an array of shape (N, {self.sizes[0]})",
+                            got=f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__)
+        if noise is not None and (not isinstance(noise, tuple) or len(noise) != len(self.layers)):
+            raise bad_value("noise", f"a tuple of {len(self.layers)} entries from sample_noise",
+                            got=type(noise).__name__)
         xp = self.xp
         noise = noise if noise is not None else (None,) * len(self.layers)
         h = x
@@ -164,9 +246,34 @@ class MLP:
     def backward(self, fp: ForwardPass, dout, dvar=None) -> dict:
         """Gradients of every trainable tensor given ``∂L/∂out`` (and ``∂L/∂v`` if closed form).
 
-        Returns a dict keyed like :meth:`named_parameters`; factor gradients of sampled layers are
-        :class:`~variational_nets.layers.FactorGrad` (``g zᵀ`` unexpanded).
+        Parameters
+        ----------
+        fp : ForwardPass
+            From :meth:`forward` of this model.
+        dout : array
+            ``∂L/∂`` of the network output (or of the mean ``m``), the output's shape.
+        dvar : array, optional
+            ``∂L/∂v`` for a closed-form pass (required there).
+
+        Returns
+        -------
+        dict
+            Keyed like :meth:`named_parameters`; factor gradients of sampled layers are
+            :class:`~variational_nets.covariances.FactorGrad` (``g zᵀ`` unexpanded).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a ``fp`` that is not a ForwardPass of this model's depth, or gradients whose
+            shape is not the output's.
         """
+        if not isinstance(fp, ForwardPass) or len(fp.caches) != len(self.layers):
+            raise bad_type("fp", "the ForwardPass of this model's forward()", fp)
+        shape = tuple(fp.activations[-1].shape)
+        for name, g in (("dout", dout),) + ((("dvar", dvar),) if fp.closed_form else ()):
+            if not hasattr(g, "shape") or tuple(g.shape) != shape:
+                raise bad_value(name, f"an array of the output's shape {shape}",
+                                got=f"shape {tuple(g.shape)}" if hasattr(g, "shape") else type(g).__name__)
         grads = {}
         last = len(self.layers) - 1
         d = dout
@@ -184,7 +291,17 @@ class MLP:
         return grads
 
     def kl(self):
-        """Sum of the layers' KL terms and their gradients (diagonal layers only)."""
+        """Sum of the layers' KL terms and their gradients (diagonal layers only).
+
+        Returns
+        -------
+        (float, dict)
+
+        Raises
+        ------
+        ValueError
+            For a variational layer that is not diagonal.
+        """
         total, grads = 0.0, {}
         for i, layer in enumerate(self.layers):
             if layer.variational:
@@ -208,6 +325,33 @@ def layer_activations(model: MLP, x, rng=None) -> tuple:
     -------
     tuple of arrays
         Output of each layer after its activation; the last entry is the network output.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a model that is not an MLP, an ``x`` that does not fit it (shape, NaN/inf, empty)
+        or an ``rng`` that is not a Generator.
     """
+    if not isinstance(model, MLP):
+        raise bad_type("model", "an MLP", model)
+    x = as_array("x", x, ndim=2)
+    if x.shape[1] != model.sizes[0]:
+        raise bad_value("x", f"shape (N, {model.sizes[0]}) for this model", got=f"shape {x.shape}")
+    x = asarray(x, model.xp, model.dtype)
     noise = model.sample_noise(rng) if rng is not None else None
     return model.forward(x, noise).activations
+
+
+def _check_memory(sizes, is_var, covariance, rank, dtype):
+    """Refuse a model whose tensors alone exceed this machine's physical memory, before any
+    allocation (one ValueError with the estimate instead of a MemoryError mid-way)."""
+    count = 0
+    for n_in, n_out, var in zip(sizes[:-1], sizes[1:], is_var):
+        p = n_out * (n_in + 1)
+        if var:
+            r = {"full": p, "diagonal": 1}.get(covariance, rank if isinstance(rank, int) else 1)
+            count += p * r
+        count += p
+    check_memory("sizes", count * dtype.itemsize,
+                 f"{count:.3g} trainable values of {dtype.name} for sizes {sizes} and "
+                 f"covariance {covariance!r}")

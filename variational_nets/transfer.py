@@ -16,7 +16,8 @@ number of epochs and records
 Per (parametrization, width) the seed-mean of a metric is a curve over the step grid; its
 argmin is the *best step* (a diverged seed makes that grid point ``inf``). The *drift* of a
 parametrization is ``max − min`` of the best step's grid index over the widths: μP predicts a
-drift of at most one grid point, SP a drift that grows with the width range (THEORY.md §3 C10).
+drift of at most one grid point, SP a drift that grows with the width range
+(``docs/theory.md §3 (C10)``).
 
 Tasks: ``"digits"`` (8×8 digits of scikit-learn, the optional extra ``data``; the quick CPU
 setting), ``"synthetic"`` (a random linear-teacher task, no extra needed) and ``"cifar10"`` (the
@@ -39,11 +40,14 @@ import numpy as np
 
 from . import data as data_mod
 from .backend import BACKENDS, asarray, get_xp
-from .coordcheck import _distinct, _parametrization, _positive_float, _positive_int, _seed
+from .coordcheck import check_dtype_name
 from .losses import get_loss
 from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
-from .train import TrainingDiverged, fit, predict, train_state
+from .parametrization import PARAMETRIZATIONS
+from .train import TrainingDiverged, check_inputs, check_targets, fit, predict, train_state
+from .validation import (as_choice, as_distinct, as_float, as_generator, as_int, bad_type,
+                         bad_value, check_memory)
 
 TASKS = ("digits", "synthetic", "cifar10")
 METRICS = ("train_loss", "test_nll")
@@ -56,11 +60,30 @@ __all__ = ["TransferConfig", "TransferCurve", "TransferResult", "transfer_point"
 class TransferConfig:
     """Settings of a step-size transfer sweep.
 
-    ``widths``, ``lrs`` (the base-step grid, sorted ascending; at least two of each),
-    ``seeds``, ``parametrizations`` are the grid; ``task`` one of :data:`TASKS`; ``epochs`` and
-    ``batch_size`` the training budget; ``depth`` hidden layers; ``rank`` of the factors;
-    ``num_samples`` weight samples for the metrics; ``data_dir`` / ``limit`` for CIFAR-10
-    (``limit`` keeps the first records of each file, and then smaller files are accepted).
+    Parameters
+    ----------
+    widths : tuple of int, default (32, 64, 128, 256, 512)
+        At least two, distinct; sorted.
+    lrs : tuple of float, default (0.0125, …, 0.4)
+        The base-step grid: at least two, positive, distinct; sorted ascending.
+    seeds : tuple of int, default (0, 1)
+    parametrizations : tuple of str, default ("sp", "mup")
+    task : {"digits", "synthetic", "cifar10"}, default "digits"
+    epochs, batch_size : int, default 1 and 64
+        The training budget.
+    momentum : float, default 0.9
+    depth : int, default 3
+        Hidden layers.
+    rank : int, default 16
+        Rank of the input/output factors.
+    num_samples : int, default 4
+        Weight samples for the metrics.
+    backend : {"numpy", "cupy", "auto"}, default "numpy"
+    dtype : {"float32", "float64"}, default "float32"
+    data_dir : str, optional
+        CIFAR-10 folder (required for ``task="cifar10"``).
+    limit : int, optional
+        Keep the first records of each CIFAR-10 file (smaller files are then accepted).
 
     Raises
     ------
@@ -85,36 +108,39 @@ class TransferConfig:
     limit: int | None = None
 
     def __post_init__(self):
-        widths = _distinct("widths (--widths)", self.widths, _positive_int)
-        lrs = _distinct("lrs (--lrs)", self.lrs, _positive_float)
-        for name, values in (("widths (--widths)", widths), ("lrs (--lrs)", lrs)):
+        widths = as_distinct("widths", self.widths, as_int)
+        lrs = as_distinct("lrs", self.lrs,
+                          lambda name, v: as_float(name, v, low=0, low_open=True))
+        for name, values in (("widths", widths), ("lrs", lrs)):
             if len(values) < 2:
-                raise ValueError(f"invalid {name}: a transfer needs at least two, got {values!r}")
+                raise bad_value(name, "at least two values (a transfer compares two)", values)
         object.__setattr__(self, "widths", tuple(sorted(widths)))
         object.__setattr__(self, "lrs", tuple(sorted(lrs)))
-        object.__setattr__(self, "seeds", _distinct("seeds (--seeds)", self.seeds, _seed))
-        object.__setattr__(self, "parametrizations",
-                           _distinct("parametrizations", self.parametrizations, _parametrization))
-        if self.task not in TASKS:
-            raise ValueError(f"invalid task (--task): expected one of {', '.join(TASKS)}, "
-                             f"got {self.task!r}")
+        object.__setattr__(self, "seeds", as_distinct(
+            "seeds", self.seeds, lambda name, v: as_int(name, v, minimum=0)))
+        object.__setattr__(self, "parametrizations", as_distinct(
+            "parametrizations", self.parametrizations,
+            lambda name, v: as_choice(name, v, PARAMETRIZATIONS)))
+        as_choice("task", self.task, TASKS)
         for name in ("epochs", "batch_size", "depth", "rank", "num_samples"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
-        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"invalid momentum: expected a number in [0, 1), got {self.momentum!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"invalid backend (--backend): expected one of {', '.join(BACKENDS)}, "
-                             f"got {self.backend!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"invalid dtype: expected float32 or float64, got {self.dtype!r}")
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
+        object.__setattr__(self, "momentum", as_float("momentum", self.momentum, low=0, high=1,
+                                                      high_open=True))
+        as_choice("backend", self.backend, BACKENDS)
+        check_dtype_name("dtype", self.dtype)
         if self.task == "cifar10" and self.data_dir is None:
-            raise ValueError("invalid data directory (--data-dir): the cifar10 task needs the "
-                             "folder with the CIFAR-10 binary files")
+            raise bad_value("data_dir", "the folder with the CIFAR-10 binary files for "
+                                        "task='cifar10'", None)
         if self.limit is not None:
-            object.__setattr__(self, "limit", _positive_int("limit (--limit)", self.limit))
+            object.__setattr__(self, "limit", as_int("limit", self.limit))
 
     def point_params(self) -> dict:
-        """The fixed settings every sweep point carries (they are part of its resume key)."""
+        """The fixed settings every sweep point carries (they are part of its resume key).
+
+        Returns
+        -------
+        dict
+        """
         params = {"experiment": "transfer", "task": self.task, "epochs": self.epochs,
                   "batch_size": self.batch_size, "momentum": float(self.momentum),
                   "depth": self.depth, "rank": self.rank, "num_samples": self.num_samples,
@@ -126,7 +152,12 @@ class TransferConfig:
         return params
 
     def points(self) -> list:
-        """The sweep grid: width × base step × seed × parametrization."""
+        """The sweep grid: width × base step × seed × parametrization.
+
+        Returns
+        -------
+        list of SweepPoint
+        """
         fixed = {k: [v] for k, v in self.point_params().items()}
         return grid(width=self.widths, lr=self.lrs, seed=self.seeds,
                     parametrization=self.parametrizations, **fixed)
@@ -157,7 +188,31 @@ def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 
     """A random linear-teacher classification task: ``x ~ N(0, I)``, ``y = argmax(x T)``.
 
     The teacher ``T`` (d_in, num_classes) is standard normal; inputs float32, labels int64.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    num_train, num_test, d_in : int
+        Positive.
+    num_classes : int
+        At least 2.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument.
     """
+    as_generator("rng", rng)
+    num_train, num_test, d_in = (as_int(n, v) for n, v in (("num_train", num_train),
+                                                           ("num_test", num_test), ("d_in", d_in)))
+    num_classes = as_int("num_classes", num_classes, minimum=2)
+    check_memory("num_train, num_test, d_in and num_classes",
+                 16 * (num_train + num_test) * (d_in + num_classes),
+                 f"{num_train + num_test} points of {d_in} inputs")
     teacher = rng.standard_normal((d_in, num_classes))
     x = rng.standard_normal((num_train + num_test, d_in))
     y = np.argmax(x @ teacher, axis=1).astype(np.int64)
@@ -171,7 +226,34 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
     """The IBVI objective on ``(x, y)``: closed-form expected loss of the last layer, averaged
     over ``num_samples`` samples of the other variational layers (one sample per pass, shared
     by all rows, as in training). Cost ``num_samples`` forward passes.
+
+    Parameters
+    ----------
+    model : MLP
+    x : array_like (N, d_in)
+    y : array_like
+        Targets for ``loss`` (see :func:`~variational_nets.train.check_targets`).
+    loss : str
+    num_samples : int
+    rng : numpy.random.Generator
+    batch_size : int, default 2048
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument.
     """
+    if not isinstance(model, MLP):
+        raise bad_type("model", "an MLP", model)
+    x = check_inputs(model, x)
+    y = check_targets(model, y, loss, x.shape[0])
+    num_samples = as_int("num_samples", num_samples)
+    batch_size = as_int("batch_size", batch_size)
+    as_generator("rng", rng)
     xp = model.xp
     closed = get_loss(loss).closed
     total = 0.0
@@ -190,7 +272,23 @@ def transfer_point(point: SweepPoint) -> dict:
 
     Returns ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
     divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
+
+    Parameters
+    ----------
+    point : SweepPoint
+        From :meth:`TransferConfig.points`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    TypeError
+        For a ``point`` that is not a SweepPoint.
     """
+    if not isinstance(point, SweepPoint):
+        raise bad_type("point", "a SweepPoint from TransferConfig.points()", point)
     p = point.param
     ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
     seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
@@ -223,8 +321,17 @@ def transfer_point(point: SweepPoint) -> dict:
 class TransferCurve:
     """Seed-mean metrics of one (parametrization, width) over the step grid, and their argmins.
 
-    ``best_index[metric]`` is the grid index of the smallest seed mean (None when every grid
-    point diverged); ``num_diverged`` counts diverged runs per grid point.
+    Parameters
+    ----------
+    parametrization : str
+    width : int
+    lrs : tuple of float
+    train_loss, test_nll : tuple of float
+        Seed means over the grid.
+    num_diverged : tuple of int
+        Diverged runs per grid point.
+    best_train_index, best_nll_index : int or None
+        Grid index of the smallest seed mean (None when every grid point diverged).
     """
 
     parametrization: str
@@ -237,32 +344,86 @@ class TransferCurve:
     best_nll_index: int | None
 
     def best_lr(self, metric: str = "train_loss"):
+        """The best base step for ``metric`` (None when every grid point diverged).
+
+        Parameters
+        ----------
+        metric : {"train_loss", "test_nll"}
+
+        Returns
+        -------
+        float or None
+        """
+        _check_metric(metric)
         index = self.best_train_index if metric == "train_loss" else self.best_nll_index
         return None if index is None else self.lrs[index]
 
 
 @dataclass(frozen=True)
 class TransferResult:
-    """All curves of a transfer sweep, its configuration and where the sweep stored it."""
+    """All curves of a transfer sweep, its configuration and where the sweep stored it.
+
+    Parameters
+    ----------
+    config : TransferConfig
+    curves : tuple of TransferCurve
+    results_path : str or None
+    """
 
     config: TransferConfig
     curves: tuple
     results_path: str | None
 
     def curve(self, parametrization: str, width: int) -> TransferCurve:
+        """The curve of ``parametrization`` at ``width``.
+
+        Parameters
+        ----------
+        parametrization : str
+        width : int
+
+        Returns
+        -------
+        TransferCurve
+
+        Raises
+        ------
+        KeyError
+            When the sweep has no such curve.
+        """
         for c in self.curves:
             if (c.parametrization, c.width) == (parametrization, width):
                 return c
         raise KeyError(f"no curve for {parametrization} at width {width}")
 
     def best_indices(self, parametrization: str, metric: str = "train_loss") -> tuple:
-        """Grid index of the best step at each width (None where every point diverged)."""
+        """Grid index of the best step at each width (None where every point diverged).
+
+        Parameters
+        ----------
+        parametrization : str
+        metric : {"train_loss", "test_nll"}, default "train_loss"
+
+        Returns
+        -------
+        tuple
+        """
         _check_metric(metric)
         attr = "best_train_index" if metric == "train_loss" else "best_nll_index"
         return tuple(getattr(self.curve(parametrization, w), attr) for w in self.config.widths)
 
     def drift(self, parametrization: str, metric: str = "train_loss") -> float:
-        """``max − min`` over widths of the best step's grid index (NaN if a width has none)."""
+        """``max − min`` over widths of the best step's grid index (NaN if a width has none).
+
+        Parameters
+        ----------
+        parametrization : str
+        metric : {"train_loss", "test_nll"}, default "train_loss"
+
+        Returns
+        -------
+        float
+        """
         idx = self.best_indices(parametrization, metric)
         if any(i is None for i in idx):
             return math.nan
@@ -270,8 +431,7 @@ class TransferResult:
 
 
 def _check_metric(metric):
-    if metric not in METRICS:
-        raise ValueError(f"invalid metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    as_choice("metric", metric, METRICS)
 
 
 def _argmin(values):
@@ -313,6 +473,10 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
     scheduler, processes, progress
         As for :func:`~variational_nets.sweep.run_sweep`.
 
+    Returns
+    -------
+    TransferResult
+
     Raises
     ------
     ValueError
@@ -322,7 +486,7 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
     """
     config = TransferConfig() if config is None else config
     if not isinstance(config, TransferConfig):
-        raise TypeError(f"config must be a TransferConfig, got {type(config).__name__}")
+        raise bad_type("config", "a TransferConfig", config)
     get_xp(config.backend)
     points = config.points()
     rows, stored = run_sweep_strict(transfer_point, points, results_path=results_path, scheduler=scheduler,
@@ -332,7 +496,24 @@ def run_transfer(config: TransferConfig | None = None, *, results_path=None,
 
 def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:
     """Text table: seed-mean ``metric`` per (parametrization, width) over the step grid, the
-    best step per width (``*``) and each parametrization's drift in grid points."""
+    best step per width (``*``) and each parametrization's drift in grid points.
+
+    Parameters
+    ----------
+    result : TransferResult
+    metric : {"train_loss", "test_nll"}, default "train_loss"
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown metric or a result of another type.
+    """
+    if not isinstance(result, TransferResult):
+        raise bad_type("result", "a TransferResult", result)
     _check_metric(metric)
     cfg = result.config
     lines = [f"{metric} (mean over {len(cfg.seeds)} seeds) against the base step; * = best",

@@ -113,9 +113,9 @@ def test_cifar_missing_file_and_directory(tmp_path):
     _write_cifar(tmp_path, n=2, files=D.CIFAR_TRAIN_FILES[:4])
     with pytest.raises(ValueError, match="missing CIFAR-10 file.*data_batch_5.bin"):
         D.cifar10(tmp_path, strict_counts=False)
-    with pytest.raises(ValueError, match="--data-dir.*not a directory"):
+    with pytest.raises(ValueError, match="invalid data_dir.*not a directory"):
         D.cifar10(tmp_path / "nope")
-    with pytest.raises(ValueError, match="--data-dir"):
+    with pytest.raises(ValueError, match="invalid data_dir"):
         D.cifar10(None)
 
 

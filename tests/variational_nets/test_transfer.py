@@ -131,10 +131,10 @@ def test_run_transfer_resumes_and_formats(tmp_path):
 
 @pytest.mark.parametrize("kwargs,error,match", [
     ({"widths": (8,)}, ValueError, "at least two"),
-    ({"lrs": (0.1, -1.0)}, ValueError, r"invalid lrs \(--lrs\)"),
+    ({"lrs": (0.1, -1.0)}, ValueError, r"invalid lrs: expected a finite number > 0"),
     ({"lrs": (0.1, 0.1)}, ValueError, "repeat"),
-    ({"task": "mnist"}, ValueError, r"invalid task \(--task\)"),
-    ({"task": "cifar10"}, ValueError, r"--data-dir"),
+    ({"task": "mnist"}, ValueError, r"invalid task: expected one of"),
+    ({"task": "cifar10"}, ValueError, r"invalid data_dir"),
     ({"epochs": 0}, ValueError, "invalid epochs"),
     ({"momentum": 1.0}, ValueError, "invalid momentum"),
     ({"seeds": 3}, TypeError, "invalid seeds"),

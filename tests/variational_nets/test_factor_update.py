@@ -43,7 +43,7 @@ def kernel_calls(monkeypatch):
 
 def test_fused_option_must_be_a_bool():
     model = MLP((3, 4, 2), np.random.default_rng(0), covariance="lowrank", rank=2)
-    with pytest.raises(TypeError, match="fused must be True or False"):
+    with pytest.raises(TypeError, match="invalid fused: expected True or False"):
         sgd(model, 0.1, fused="yes")
     assert sgd(model, 0.1).fused is True and sgd(model, 0.1, fused=False).fused is False
 
@@ -165,10 +165,10 @@ def test_bfloat16_option_sets_only_factor_buffers_and_is_checked():
         is_factor = name.split(".")[-1].startswith("factor_")
         assert buf.dtype == (np.uint16 if is_factor else np.float32), name
         assert buf.shape == model.named_parameters()[name].shape and not buf.any()
-    with pytest.raises(ValueError, match="--factor-momentum.*float32 model"):
+    with pytest.raises(ValueError, match="invalid factor_momentum.*float32 model"):
         sgd(MLP((3, 5, 2), np.random.default_rng(0), dtype=np.float64), 0.1,
             factor_momentum="bfloat16")
-    with pytest.raises(ValueError, match="--factor-momentum.*exact, bfloat16"):
+    with pytest.raises(ValueError, match="invalid factor_momentum.*exact, bfloat16"):
         sgd(model, 0.1, factor_momentum="float16")
 
 

@@ -30,13 +30,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from variational_nets.factor_update import check_update
 from variational_nets import kernels
 from variational_nets.kernels import (
     fused_factor_momentum_update,
     fused_factor_momentum_update_reference,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_state(rng, g_shape, rank, dtype):
@@ -254,7 +255,7 @@ def test_cuda_source_on_host_equals_reference(host_kernels, dtype, g_shape, rank
     for step, (g, z) in enumerate(draws(rng, g_shape, rank, dtype, 3)):
         momentum = 0.0 if step == 0 else 0.9
         fused_factor_momentum_update_reference(f_ref, b_ref, g, z, 0.07, momentum)
-        lr_c, m_c = kernels._validate(factor, buf, g, z, 0.07, momentum)
+        lr_c, m_c = check_update(factor, buf, g, z, 0.07, momentum)
         grid, block = run_host_kernel(host_kernels, factor, buf, g, z, lr_c, m_c, max_blocks)
     assert block[0] * block[1] <= kernels._THREADS_PER_BLOCK
     np.testing.assert_array_equal(buf, b_ref)
@@ -332,7 +333,7 @@ def test_cupy_grid_stride_and_subnormals(dtype):
         f_ref, b_ref = factor.copy(), buf.copy()
         fused_factor_momentum_update_reference(f_ref, b_ref, g, z, 0.5, 0.25)
     f_c, b_c = cupy.asarray(factor), cupy.asarray(buf)
-    lr_c, m_c = kernels._validate(f_c, b_c, cupy.asarray(g), cupy.asarray(z), 0.5, 0.25)
+    lr_c, m_c = check_update(f_c, b_c, cupy.asarray(g), cupy.asarray(z), 0.5, 0.25)
     kernels._launch(f_c, b_c, cupy.asarray(g), cupy.asarray(z), lr_c, m_c, max_blocks=2)
     np.testing.assert_array_equal(b_c.get(), b_ref)
     np.testing.assert_array_equal(f_c.get(), f_ref)
@@ -574,7 +575,7 @@ def test_bfloat16_cuda_source_on_host_equals_reference(host_kernels, g_shape, ra
     for step, (g, z) in enumerate(draws(rng, g_shape, rank, np.float32, 3)):
         momentum = 0.0 if step == 0 else 0.9
         fused_factor_momentum_update_reference(f_ref, b_ref, g, z, 0.07, momentum)
-        lr_c, m_c = kernels._validate(factor, bits, g, z, 0.07, momentum)
+        lr_c, m_c = check_update(factor, bits, g, z, 0.07, momentum)
         run_host_kernel(host_kernels, factor, bits, g, z, lr_c, m_c, max_blocks)
     np.testing.assert_array_equal(bits, b_ref)
     np.testing.assert_array_equal(factor, f_ref)
@@ -601,7 +602,7 @@ def test_bfloat16_cupy_subnormals_are_flushed_as_modelled():
     b_ref = kernels.bfloat16_from_float32(b)
     f_ref = flush(flush(factor) - flush(lr32 * b))
     f_c, b_c = cupy.asarray(factor), cupy.asarray(bits)
-    lr_c, m_c = kernels._validate(f_c, b_c, cupy.asarray(g), cupy.asarray(z), 0.5, 0.25)
+    lr_c, m_c = check_update(f_c, b_c, cupy.asarray(g), cupy.asarray(z), 0.5, 0.25)
     kernels._launch(f_c, b_c, cupy.asarray(g), cupy.asarray(z), lr_c, m_c, max_blocks=2)
     np.testing.assert_array_equal(b_c.get(), b_ref)
     np.testing.assert_array_equal(f_c.get(), f_ref)

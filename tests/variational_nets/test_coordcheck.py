@@ -131,10 +131,10 @@ def test_results_file_resumes(tmp_path):
 @pytest.mark.parametrize("kwargs,match", [
     ({"widths": (64,)}, "at least two widths"),
     ({"widths": (64, 64)}, "repeat"),
-    ({"widths": (0, 64)}, r"invalid widths \(--widths\)"),
+    ({"widths": (0, 64)}, r"invalid widths: expected a positive integer"),
     ({"seeds": (-1,)}, r"invalid seeds"),
     ({"parametrizations": ("ntk",)}, "invalid parametrizations"),
-    ({"steps": -1}, r"invalid steps \(--steps\)"),
+    ({"steps": -1}, r"invalid steps: expected an integer >= 0"),
     ({"lr": 0.0}, r"invalid lr"),
     ({"lr": math.nan}, r"invalid lr"),
     ({"num_classes": 1}, "num_classes"),

@@ -1,4 +1,4 @@
-"""Issue 4, item 8: IBVI against the deterministic network on the toy regression and two moons,
+"""IBVI against the deterministic network on the toy regression and two moons,
 with the authors' recipe (3 hidden layers, μP, step 1e-2, momentum 0.9), several seeds.
 
 Comparisons use paired differences over the test points, pooled over seeds; "at least as good"

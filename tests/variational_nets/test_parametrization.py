@@ -130,3 +130,54 @@ def test_bad_queries(args):
 def test_bad_rank():
     with pytest.raises(ValueError, match="rank"):
         MLP((2, 4, 1), np.random.default_rng(0), covariance="lowrank", rank=0)
+
+
+@given(n_in=st.integers(1, 4096), n_out=st.integers(1, 4096), rank=st.integers(1, 64),
+       layer=st.sampled_from(["input", "hidden", "output"]), kind=st.sampled_from(["weight", "bias"]),
+       role=st.sampled_from(["mean", "factor", "scale"]))
+def test_ntp_table(n_in, n_out, rank, layer, kind, role):
+    """NTP, effective form: weights std 1/√n_in, SGD × 1/n_in, Adam × 1/√n_in; biases 1, 1, 1;
+    covariance tensors by the shared rules (σ/√R and α/R for a factor, σ and α for a scale)."""
+    from variational_nets.tensors import TensorSpec
+
+    fan_in = 1 if kind == "bias" else n_in
+    spec = TensorSpec(kind, layer, fan_in, n_out, role, rank if role == "factor" else 0)
+    std = 1.0 if kind == "bias" else 1 / math.sqrt(n_in)
+    sgd_mult = 1.0 if kind == "bias" else 1 / n_in
+    adam_mult = 1.0 if kind == "bias" else 1 / math.sqrt(n_in)
+    r = rank if role == "factor" else 1
+    ntp, adam = Parametrization("ntp"), Parametrization("ntp", "adam")
+    assert ntp.init_std(spec) == pytest.approx(std / math.sqrt(r), rel=1e-15)
+    assert ntp.lr_multiplier(spec) == pytest.approx(sgd_mult / r, rel=1e-15)
+    assert adam.lr_multiplier(spec) == pytest.approx(adam_mult / r, rel=1e-15)
+
+
+@given(seed=st.integers(0, 2**16), momentum=st.sampled_from([0.0, 0.9]))
+def test_ntp_sgd_equals_sgd_on_the_ntk_coordinates(seed, momentum):
+    """Momentum SGD on ``ω`` with ``W = ω/√n_in`` (the textbook NTP) and our SGD on ``W`` with
+    the NTP multipliers give the same ``W`` after several steps (float64: rounding only)."""
+    model = MLP((3, 5, 4, 2), np.random.default_rng(seed), parametrization="ntp",
+                variational="none", dtype=np.float64)
+    state = sgd(model, 0.3, momentum)
+    rng = np.random.default_rng(seed + 1)
+    params = model.named_parameters()
+    fan_in = {name: (1 if name.endswith("bias") else v.shape[1]) for name, v in params.items()}
+    omega = {k: v * math.sqrt(fan_in[k]) for k, v in params.items()}  # ω ~ N(0, 1) at init
+    buf = {k: np.zeros_like(v) for k, v in omega.items()}
+    for _ in range(4):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        state.step(model, grads)
+        for k in omega:  # chain rule: ∂L/∂ω = ∂L/∂W / √n_in
+            buf[k] = momentum * buf[k] + grads[k] / math.sqrt(fan_in[k])
+            omega[k] = omega[k] - 0.3 * buf[k]
+    for k, v in model.named_parameters().items():
+        np.testing.assert_allclose(v, omega[k] / math.sqrt(fan_in[k]), rtol=1e-12, atol=1e-13,
+                                   err_msg=k)
+
+
+def test_ntp_every_tensor_has_a_multiplier():
+    model = MLP((3, 8, 8, 2), np.random.default_rng(1), parametrization="ntp",
+                covariance="lowrank", rank=4)
+    state = sgd(model, BASE_LR)
+    assert set(state.multipliers) == set(model.named_parameters())
+    assert all(math.isfinite(m) and m > 0 for m in state.multipliers.values())
