@@ -216,8 +216,6 @@ def cifar10_folder(data_dir) -> str:
     return data_dir
 
 
-# the experiment module's name for cifar10_folder
-_cifar_dir = cifar10_folder
 
 
 def read_cifar10_file(path, strict_counts: bool = True, limit: int | None = None):

@@ -9,7 +9,6 @@ the machine is refused before anything is allocated.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
@@ -24,6 +23,7 @@ from .model import MLP
 from .optim import FACTOR_MOMENTUM
 from .parametrization import PARAMETRIZATIONS
 from .train import EXPECTATIONS, fit, predict, train_state
+from .validation import as_choice, as_flag, as_float, as_int, bad_value, check_memory
 
 METHODS = ("ibvi", "map", "vi-kl")
 DEFAULT_RANK = 16
@@ -68,35 +68,6 @@ TASK_DEFAULTS = MappingProxyType({
 TASKS = tuple(TASK_DEFAULTS)
 #: The package each optional extra brings, for the tasks that need one.
 _EXTRA_PACKAGES = {"data": ("sklearn", "scikit-learn")}
-
-
-def _bad(name, expected, value):
-    return ValueError(f"invalid {name}: expected {expected}, got {value!r}")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise _bad(name, "a positive integer", value)
-    return int(value)
-
-
-def _positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise _bad(name, "a positive finite number", value)
-    return float(value)
-
-
-def _int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise _bad(name, "an integer", value)
-    return int(value)
-
-
-def _choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise _bad(name, "one of " + ", ".join(choices), value)
-    return value
 
 
 def check_extra(task: str) -> None:
@@ -169,39 +140,42 @@ class ExperimentConfig:
             ``invalid <field>: expected ..., got ...`` for the first bad option, including a
             task whose optional extra is not installed and a missing CIFAR-10 folder.
         """
-        task = _choice("task", self.task, TASKS)
+        task = as_choice("task", self.task, TASKS)
         d = TASK_DEFAULTS[task]
-        method = _choice("method", self.method, METHODS)
-        _choice("parametrization", self.parametrization, PARAMETRIZATIONS)
-        _choice("backend", self.backend, BACKENDS)
-        width = _positive_int("width", d.width if self.width is None else self.width)
-        depth = _positive_int("depth", self.depth)
-        epochs = _positive_int("epochs", d.epochs if self.epochs is None else self.epochs)
-        lr = _positive_float("lr", self.lr)
-        batch = _positive_int("batch_size", d.batch_size if self.batch_size is None else self.batch_size)
-        seed = _int("seed", self.seed)
-        if seed < 0:
-            raise _bad("seed", "an integer >= 0", seed)
+        method = as_choice("method", self.method, METHODS)
+        as_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
+        as_choice("backend", self.backend, BACKENDS)
+        width = as_int("width", d.width if self.width is None else self.width)
+        depth = as_int("depth", self.depth)
+        epochs = as_int("epochs", d.epochs if self.epochs is None else self.epochs)
+        lr = as_float("lr", self.lr, low=0.0, low_open=True)
+        batch = as_int("batch_size", d.batch_size if self.batch_size is None else self.batch_size)
+        seed = as_int("seed", self.seed, minimum=0)
         covariance = "diagonal" if method == "vi-kl" else (self.covariance or d.covariance)
-        _choice("covariance", covariance, COVARIANCES)
-        rank = _positive_int("rank", DEFAULT_RANK if self.rank is None else self.rank)
-        _choice("expectation", self.expectation, EXPECTATIONS)
-        _choice("activation", self.activation, tuple(ACTIVATIONS))
-        num_samples = _positive_int("num_samples", self.num_samples)
+        as_choice("covariance", covariance, COVARIANCES)
+        rank = as_int("rank", DEFAULT_RANK if self.rank is None else self.rank)
+        if covariance == "lowrank" and method != "map":
+            # a factor cannot have more columns than its layer has parameters (weights and bias)
+            smallest = min((d.input_dim + 1) * width, (width + 1) * d.output_dim)
+            if self.rank is None:
+                rank = min(rank, smallest)
+            elif rank > smallest:
+                raise bad_value("rank", f"an integer in [1, {smallest}] (the smallest variational layer has "
+                                   f"{smallest} parameters at width {width})", rank)
+        as_choice("expectation", self.expectation, EXPECTATIONS)
+        as_choice("activation", self.activation, tuple(ACTIVATIONS))
+        num_samples = as_int("num_samples", self.num_samples)
         noise_std = self.noise_std if self.noise_std is not None else d.noise_std
         if noise_std is not None:
-            noise_std = _positive_float("noise_std", noise_std)
-        limit = None if self.limit is None else _positive_int("limit", self.limit)
-        _choice("dtype", self.dtype, ("float32", "float64"))
-        _choice("factor_momentum", self.factor_momentum, FACTOR_MOMENTUM)
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) \
-                or not 0 <= self.momentum < 1:
-            raise _bad("momentum", "a number in [0, 1)", self.momentum)
-        if not isinstance(self.allow_small_files, bool):
-            raise _bad("allow_small_files", "True or False", self.allow_small_files)
+            noise_std = as_float("noise_std", noise_std, low=0.0, low_open=True)
+        limit = None if self.limit is None else as_int("limit", self.limit)
+        as_choice("dtype", self.dtype, ("float32", "float64"))
+        as_choice("factor_momentum", self.factor_momentum, FACTOR_MOMENTUM)
+        as_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        as_flag("allow_small_files", self.allow_small_files)
         check_extra(task)
         if task == "cifar10":
-            data_mod._cifar_dir(self.data_dir)  # fail on a missing directory before any work
+            data_mod.cifar10_folder(self.data_dir)  # fail on a missing directory before any work
         return replace(self, width=width, depth=depth, epochs=epochs, lr=lr, batch_size=batch,
                        seed=seed, covariance=covariance, rank=rank, num_samples=num_samples,
                        noise_std=noise_std, limit=limit)
@@ -240,8 +214,8 @@ def training_memory(sizes, *, covariance: str = "full", rank: int | None = None,
 
     .. math::
 
-        	ext{bytes} = s \Big(\sum_l 3P_l + [	ext{var}_l](2 P_l R_l + P_l)
-        + [	ext{closed}](2 P_L R_L + 2 B n_L R_L) + (4B + 2b) \sum_{l \ge 1} n_l + N (n_0 + n_L)\Big)
+        \text{bytes} = s \Big(\sum_l 3P_l + [\text{var}_l](2 P_l R_l + P_l)
+        + [\text{closed}](2 P_L R_L + 2 B n_L R_L) + (4B + 2b) \sum_{l \ge 1} n_l + N (n_0 + n_L)\Big)
 
     Measured against the peak of :mod:`tracemalloc` over :func:`fit_experiment` and
     :func:`evaluate` the estimate is within a factor of two (see the tests).
@@ -274,10 +248,10 @@ def training_memory(sizes, *, covariance: str = "full", rank: int | None = None,
     ValueError
         An unknown covariance or ``variational`` choice, a missing rank for ``"lowrank"``.
     """
-    _choice("covariance", covariance, COVARIANCES)
-    _choice("variational", variational, ("input-output", "all", "none", "output"))
+    as_choice("covariance", covariance, COVARIANCES)
+    as_choice("variational", variational, ("input-output", "all", "none", "output"))
     if covariance == "lowrank":
-        rank = _positive_int("rank", rank)
+        rank = as_int("rank", rank)
     sizes = [int(s) for s in sizes]
     batch = int(batch_size)
     rows = min(_PREDICT_ROWS, int(num_examples)) if num_examples else _PREDICT_ROWS
@@ -324,73 +298,6 @@ def estimate_memory(config: ExperimentConfig) -> int:
                            variational="none" if config.method == "map" else "input-output",
                            closed_form=config.expectation == "closed-form",
                            itemsize=np.dtype(config.dtype).itemsize, num_examples=d.num_examples)
-
-
-def physical_memory() -> int | None:
-    """Bytes of physical memory of this machine.
-
-    Returns
-    -------
-    int or None
-        From ``os.sysconf`` (page size × physical pages), else ``MemTotal`` of
-        ``/proc/meminfo``; None when neither says.
-    """
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def format_bytes(count: int) -> str:
-    """``count`` bytes with a binary prefix and three significant digits.
-
-    Parameters
-    ----------
-    count : int
-
-    Returns
-    -------
-    str
-        ``"1.5 KiB"``, ``"142 PiB"``, ``"3.2e+04 YiB"``.
-    """
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"):
-        if value < 1024:
-            return f"{value:.3g} {unit}"
-        value /= 1024
-    return f"{value:.3g} YiB"
-
-
-def check_memory(needed: int, what: str, name: str = "width") -> None:
-    """Refuse a run that needs more memory than this machine has.
-
-    Parameters
-    ----------
-    needed : int
-        Bytes the run needs (:func:`training_memory`).
-    what : str
-        The run, for the message (``"training at width 99999999"``).
-    name : str
-        The argument the message names (``invalid <name>: ...``).
-
-    Raises
-    ------
-    ValueError
-        ``needed`` exceeds :func:`physical_memory`; the message gives both. Nothing is checked
-        when the machine's memory cannot be read.
-    """
-    available = physical_memory()
-    if available is not None and needed > available:
-        raise ValueError(f"invalid {name}: {what} needs about {format_bytes(needed)} of memory, "
-                         f"more than this machine's {format_bytes(available)}")
 
 
 @dataclass(frozen=True)
@@ -616,7 +523,7 @@ def run_experiment(config: ExperimentConfig | None = None, progress=print, quiet
     config = config.resolved()
     if plot is not None:
         check_plot(config, plot)
-    check_memory(estimate_memory(config), f"training at width {config.width}")
+    check_memory("width", estimate_memory(config), f"training at width {config.width}")
     trained = fit_experiment(config, progress=progress, quiet=quiet)
     result = evaluate(trained)
     if plot is not None:

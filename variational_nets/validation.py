@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["ArgumentValueError", "ArgumentTypeError", "as_int", "as_float", "as_choice",
            "as_flag", "as_float_dtype", "as_distinct", "as_generator", "as_array", "as_labels", "array_namespace",
-           "is_cupy_array", "bad_value", "bad_type", "check_memory", "physical_memory"]
+           "is_cupy_array", "bad_value", "bad_type", "check_memory", "physical_memory", "format_bytes"]
 
 
 class ArgumentValueError(ValueError):
@@ -315,16 +315,46 @@ def as_generator(name: str, rng) -> np.random.Generator:
 
 
 def physical_memory() -> int | None:
-    """This machine's physical memory in bytes (None where the system does not say).
+    """This machine's physical memory in bytes.
 
     Returns
     -------
     int or None
+        From ``os.sysconf`` (page size × physical pages), else ``MemTotal`` of
+        ``/proc/meminfo``; None when neither says.
     """
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def format_bytes(count: int) -> str:
+    """``count`` bytes with a binary prefix and three significant digits.
+
+    Parameters
+    ----------
+    count : int
+
+    Returns
+    -------
+    str
+        ``"1.5 KiB"``, ``"142 PiB"``, ``"3.2e+04 YiB"``.
+    """
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"):
+        if value < 1024:
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} YiB"
 
 
 def check_memory(name: str, nbytes: int, what: str) -> None:
@@ -337,18 +367,19 @@ def check_memory(name: str, nbytes: int, what: str) -> None:
     nbytes : int
         The estimated bytes.
     what : str
-        What would be allocated (``"600000000000 points"``), for the message.
+        What would be allocated or run (``"training at width 99999999"``), for the message.
 
     Raises
     ------
     ArgumentValueError
-        When ``nbytes`` exceeds the physical memory.
+        ``invalid <name>: <what> needs about <bytes> of memory, more than this machine's <bytes>``
+        when ``nbytes`` exceeds :func:`physical_memory`. Nothing is checked when the machine's
+        memory cannot be read.
     """
     available = physical_memory()
     if available is not None and nbytes > available:
-        raise bad_value(name, "a size that fits in memory",
-                        got=f"{what}, about {nbytes / 2**30:.3g} GiB, more than this machine's "
-                            f"{available / 2**30:.3g} GiB")
+        raise ArgumentValueError(name, f"invalid {name}: {what} needs about {format_bytes(nbytes)} of memory, "
+                                       f"more than this machine's {format_bytes(available)}")
 
 
 def is_cupy_array(value) -> bool:

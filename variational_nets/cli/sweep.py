@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .._files import write_json
 from ..backend import BACKENDS, get_xp
-from ..experiment import TASK_DEFAULTS, check_extra, check_memory, training_memory
+from ..experiment import TASK_DEFAULTS, check_extra, training_memory
+from ..validation import check_memory
 from ..parametrization import PARAMETRIZATIONS
 from ..sweep import SweepFailed, check_scheduler, read_results, write_csv
 from ..sweep.store import check_results_path
@@ -128,7 +129,7 @@ def _check_common(args, config, d_in, num_classes, num_examples) -> None:
                                 itemsize=8 if config.dtype == "float64" else 4, num_examples=num_examples)
     workers = 1 if args.scheduler is not None else min(_processes(args), len(config.points()))
     what = f"the sweep at width {max(config.widths)}" + (f" on {workers} processes" if workers > 1 else "")
-    check_memory(per_point * workers, what, name="widths")
+    check_memory("widths", per_point * workers, what)
 
 
 def _processes(args) -> int:

@@ -11,8 +11,9 @@ from dataclasses import asdict
 
 from .._files import write_json
 from ..backend import BACKENDS, get_xp
-from ..experiment import (DEFAULT_RANK, METHODS, TASK_DEFAULTS, TASKS, ExperimentConfig, check_memory,
-                          check_plot, estimate_memory, evaluate, fit_experiment, load_dataset)
+from ..experiment import (DEFAULT_RANK, METHODS, TASK_DEFAULTS, TASKS, ExperimentConfig, check_plot,
+                          estimate_memory, evaluate, fit_experiment, load_dataset)
+from ..validation import check_memory
 from ..layers import COVARIANCES
 from ..optim import FACTOR_MOMENTUM
 from ..parametrization import PARAMETRIZATIONS
@@ -118,8 +119,7 @@ def run(args) -> int:
         distinct_outputs(args, "json", "plot")
         get_xp(config.backend)  # a missing GPU is the user's to fix, before any work
         size = _largest_size_option(args, config)
-        check_memory(estimate_memory(config), f"training at {size.replace('_', ' ')} {getattr(config, size)}",
-                     name=size)
+        check_memory(size, estimate_memory(config), f"training at {size.replace('_', ' ')} {getattr(config, size)}")
         dataset = load_dataset(config)  # malformed data files are bad input, not a bug
     with interruption(lambda: f"training stopped, nothing written; rerun: {args.command_line}"):
         try:
