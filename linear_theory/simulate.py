@@ -20,7 +20,7 @@ import numpy as np
 
 from ._metric import Geometry, geometry, scaled_data
 from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder  # noqa: F401  (re-exported)
-from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int, check_problem)
+from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int, check_problem, float_guard
 from .closed_form import expected_loss
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 
@@ -34,10 +34,24 @@ OPTIMIZERS = ("gd", "sgd", "momentum")
 class Trace:
     """Quantities recorded every ``record_every`` steps (step 0 and the last step included).
 
-    ``null_mean_drift`` is ``‖P_null(μ_t − μ₀)‖`` and ``null_factor_drift`` ``‖P_null(L_t − L₀)‖_F``
-    (the invariants of Theorem 1; NaN for the mean-field family's factor). With a preconditioner
-    ``P`` (step multipliers ``D``, or ``Σ₀``) ``P_null`` is the oblique projector
-    ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients cannot make.
+    With a preconditioner ``P`` (step multipliers ``D``, or ``Σ₀``) ``P_null`` below is the
+    oblique projector ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients
+    cannot make.
+
+    Attributes
+    ----------
+    steps : (k,) int array
+        The recorded step counts.
+    expected_loss : (k,) array
+        ``ℓ̄(q_t)``.
+    w2_to_prior : (k,) array
+        ``W₂(q_t, p)``.
+    w2_to_limit : (k,) array
+        ``W₂(q_t, q∞)`` to the closed-form limit.
+    null_mean_drift : (k,) array
+        ``‖P_null(μ_t − μ₀)‖``, an invariant of Theorem 1 (zero up to rounding).
+    null_factor_drift : (k,) array
+        ``‖P_null(L_t − L₀)‖_F`` (NaN for the mean-field family).
     """
 
     steps: np.ndarray
@@ -50,7 +64,24 @@ class Trace:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Final distribution, trace, the closed-form limit it should reach and the stability bound."""
+    """Final distribution, trace, the closed-form limit it should reach and the stability bound.
+
+    Attributes
+    ----------
+    final : Gaussian or MeanFieldGaussian
+        The law after the last step.
+    trace : Trace
+        The recorded quantities.
+    limit : Gaussian or MeanFieldGaussian
+        The closed-form limit of the run (Theorem 1's, the ``D⁻¹``-metric one with step
+        multipliers, the Σ₀-preconditioned one, or the mean-field point mass).
+    stability_bound : float
+        The full-batch bound of :func:`stability_bound` for this run.
+    family : str
+        The variational family.
+    optimizer : str
+        The optimizer.
+    """
 
     final: Gaussian | MeanFieldGaussian
     trace: Trace
@@ -60,6 +91,7 @@ class SimulationResult:
     optimizer: str
 
 
+@float_guard("X", "prior")
 def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaussian | None = None,
                     preconditioned: bool = False, *, step_multipliers=None) -> float:
     r"""Largest stable step of full-batch (heavy-ball) GD on ``ℓ̄``.
@@ -93,7 +125,8 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
     Returns
     -------
     float
-        The bound ``η*`` (``inf`` when ``X`` maps to zero: the loss is flat).
+        The bound ``η*`` (``inf`` when ``X`` maps to zero, where the loss is flat, or when
+        ``η*`` exceeds the float64 range).
 
     Raises
     ------
@@ -122,11 +155,12 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
             raise ValueError(f"prior has dimension {prior.dim} but X has {X.shape[1]} columns")
     A, _, scale, _ = scaled_data(X, step_multipliers=step_multipliers,
                                  factor_root=prior.factor if preconditioned else None)
-    s_max = float(np.linalg.norm(A, 2))
+    s_max = np.float64(np.linalg.norm(A, 2))
     if s_max == 0.0:
         return float("inf")
-    with np.errstate(over="ignore", under="ignore"):
-        base = 1.0 / s_max ** 2 / scale
+    # beyond the float range: inf or 0, the true limits
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        base = float(1.0 / (s_max * s_max) / scale)
     return (1.0 + momentum) * base if optimizer == "momentum" else base
 
 
@@ -306,41 +340,86 @@ def _limit(run: _Settings):
     return Gaussian(mean, metric.project_null(prior.factor))
 
 
+@float_guard("X", "y", "prior")
 def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: float,
              steps: int, lr_factor: float | None = None, batch_size: int | None = None,
              mc_samples: int = 0, momentum: float = 0.9, seed=0, record_every: int | None = None,
              preconditioned: bool = False, check_stability: bool = True,
              step_multipliers=None) -> SimulationResult:
-    """Run IBVI on the linear model from the prior and record the trace.
+    r"""Run IBVI on the linear model from the prior and record the trace.
+
+    Each step moves the mean and the factor (or the mean-field scale) against the gradient of
+    the expected loss ``ℓ̄(μ, L) = ‖y − Xμ‖² + ‖XL‖²_F`` (or of a mini-batch and/or Monte Carlo
+    estimate of it), optionally preconditioned and with heavy-ball momentum:
+
+    .. math::
+
+        v_μ \leftarrow m v_μ + P g_μ, \quad μ \leftarrow μ - η v_μ, \qquad
+        v_L \leftarrow m v_L + P g_L, \quad L \leftarrow L - η_L v_L
+
+    (``m = 0`` without momentum; ``P`` is ``I``, ``D`` for step multipliers or ``Σ₀`` when
+    preconditioned).
 
     Parameters
     ----------
-    X, y : (n, d) data and (n,) targets.
-    prior : :class:`Gaussian` (families ``"full"``: factor ``d × d``; ``"lowrank"``: ``d × r``,
-        ``r < d``) or :class:`MeanFieldGaussian` (family ``"meanfield"``).
-    optimizer : ``"gd"`` (full batch), ``"sgd"`` (mini-batches of ``batch_size`` rows drawn
-        without replacement each step) or ``"momentum"`` (heavy ball; full batch unless
-        ``batch_size`` is given).
-    lr, lr_factor : step sizes of the mean and of the factor/scale (``lr_factor`` defaults to ``lr``).
-    mc_samples : 0 for exact expected-loss gradients, ``M ≥ 1`` for reparametrized MC gradients.
-    seed : int or ``numpy.random.Generator`` for batches and MC draws.
-    record_every : trace spacing (default ``max(1, steps // 100)``).
-    preconditioned : multiply both gradients by ``Σ₀ = L₀L₀ᵀ`` (claim C3; full/low-rank only).
-    check_stability : raise ``ValueError`` before running when a step exceeds the full-batch
-        stability bound (see :func:`stability_bound`).
-    step_multipliers : (d,) positive per-coordinate step multipliers ``D``: both gradients are
-        multiplied by ``D`` (``μ ← μ − ηD∇_μ``, ``L ← L − η_L D∇_L``); the limit is then the
-        ``D⁻¹``-metric W₂ projection (docs/theory.md §4 (C12)). Not with ``preconditioned``.
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian or MeanFieldGaussian
+        The initialization: a :class:`Gaussian` for the families ``"full"`` (factor ``d × d``) and
+        ``"lowrank"`` (``d × r``, ``r < d``), a :class:`MeanFieldGaussian` (or a Gaussian with a
+        diagonal ``d × d`` factor) for ``"meanfield"``.
+    family : {"full", "lowrank", "meanfield"}
+        The variational family.
+    optimizer : {"gd", "sgd", "momentum"}
+        ``"gd"`` full batch; ``"sgd"`` mini-batches of ``batch_size`` rows drawn without
+        replacement each step (``n/b`` times their gradient, unbiased); ``"momentum"`` heavy ball
+        as ``torch.optim.SGD`` (full batch unless ``batch_size`` is given).
+    lr : float
+        Step size of the mean.
+    steps : int
+        Number of steps, ``≥ 0``.
+    lr_factor : float, optional
+        Step size of the factor or scale (defaults to ``lr``).
+    batch_size : int, optional
+        Rows per step, ``1..n``.
+    mc_samples : int
+        ``0`` for exact expected-loss gradients, ``M ≥ 1`` for reparametrized MC gradients.
+    momentum : float
+        Heavy-ball coefficient ``m ∈ [0, 1)``.
+    seed : int or numpy.random.Generator
+        For the batches and MC draws.
+    record_every : int, optional
+        Trace spacing (default ``max(1, steps // 100)``); step 0 and the last step are recorded.
+    preconditioned : bool
+        Multiply both gradients by ``Σ₀ = L₀L₀ᵀ`` (claim C3; full/low-rank only).
+    check_stability : bool
+        Raise ``ValueError`` before running when a step exceeds the full-batch stability bound
+        (see :func:`stability_bound`).
+    step_multipliers : (d,) array, optional
+        Positive per-coordinate step multipliers ``D``: both gradients are multiplied by ``D``;
+        the limit is then the ``D⁻¹``-metric W₂ projection (docs/theory.md §4 (C12)). Not with
+        ``preconditioned``.
 
-    Cost per step ``O(b·d·r·(1 + M))``; per record ``O(n·d·r + d·r²)``.
+    Returns
+    -------
+    SimulationResult
+        The final law, the trace, the closed-form limit, the stability bound and the settings.
 
     Raises
     ------
+    TypeError
+        For arguments of the wrong type (a prior that is not a Gaussian, a non-integer count).
     ValueError
         Bad shapes or values, an unknown family/optimizer, a prior of the wrong family, a batch
-        size outside ``1..n``, or a step above the stability bound.
+        size outside ``1..n``, a step above the stability bound, or inputs that overflow float64.
     DivergenceError
         When the iterates become non-finite or the expected loss grows by ``1e8`` over its start.
+
+    Notes
+    -----
+    Cost per step ``O(b·d·r·(1 + M))``; per record ``O(n·d·r + d·r²)``.
     """
     run = _check_arguments(X, y, prior, family=family, optimizer=optimizer, lr=lr, steps=steps,
                            lr_factor=lr_factor, batch_size=batch_size, mc_samples=mc_samples, momentum=momentum,
@@ -352,24 +431,56 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
                             family=family, optimizer=optimizer)
 
 
+@float_guard("X", "y", "initial")
 def gd_ensemble(X, y, initial, *, lr: float, steps: int) -> np.ndarray:
-    """Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
+    r"""Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
 
-    ``initial`` is ``(K, d)`` (e.g. ``prior.sample(K, rng)``); every member takes ``steps`` steps
-    ``w ← w + 2ηXᵀ(y − Xw)`` and the ``(K, d)`` result is returned (Proposition S1: the members
-    converge to ``P_null w₀ + X⁺y``). Cost ``O(steps·K·n·d)``.
+    Every member takes ``steps`` steps
 
-    Raises ``ValueError`` for mismatched shapes or a step at or above ``1/s_max²``.
+    .. math::
+
+        w \leftarrow w + 2η X^T(y - Xw),
+
+    so the members converge to ``P_null w₀ + X⁺y`` (Proposition S1, claim C2).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    initial : (K, d) array
+        The members' initial weights (e.g. ``prior.sample(K, rng)``).
+    lr : float
+        Step size, below the stability bound ``1/s_max²``.
+    steps : int
+        Number of steps, ``≥ 0``.
+
+    Returns
+    -------
+    (K, d) array
+        The members after ``steps`` steps.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric arrays or a non-integer ``steps``.
+    ValueError
+        For mismatched shapes, non-finite input, a step at or above ``1/s_max²``, or overflow.
+
+    Notes
+    -----
+    Cost ``O(steps·K·n·d)``.
     """
     X, y = check_problem(X, y)
-    W = np.array(initial, dtype=np.float64, copy=True)
-    if W.ndim != 2 or W.shape[1] != X.shape[1] or not np.all(np.isfinite(W)):
-        raise ValueError(f"initial must be a finite (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
+    W = as_matrix("initial", initial).copy()
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"initial must be a (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     bound = stability_bound(X)
     if lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max²)")
+        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max² of X)")
     for _ in range(steps):
         W += 2.0 * lr * (y[None, :] - W @ X.T) @ X
     return W

@@ -305,3 +305,41 @@ def test_optimizer_arguments_are_checked():
     assert result.step_bound == pytest.approx(1.5 * bound, rel=1e-15)
     with pytest.raises(ValueError, match="times 1 \\+ momentum"):
         simulate_classification(X, y, prior, lr=1.6 * bound, steps=2, optimizer="momentum", momentum=0.5)
+
+
+# -- float extremes -------------------------------------------------------------------------------
+def test_exponential_loss_that_overflows_is_a_clear_error():
+    X, y = np.eye(2), np.array([1.0, -1.0])
+    # exponent ½‖Lᵀx‖² = 800 > log(max float) = 709.78: the expected loss is not a float64
+    with pytest.raises(ValueError, match=r"expected exponential loss of q overflows float64: .* = 800"):
+        classification_loss(X, y, Gaussian(np.zeros(2), 40.0 * np.eye(2)))
+    with pytest.raises(ValueError, match="expected exponential loss of prior overflows"):
+        simulate_classification(X, y, Gaussian(np.zeros(2), 40.0 * np.eye(2)), lr=1e-3, steps=1,
+                                check_stability=False)
+    # just below, the value is the closed form itself: e^{½·37²} per point
+    q = Gaussian(np.zeros(2), 37.0 * np.eye(2))
+    assert classification_loss(X, y, q).value == pytest.approx(2 * np.exp(0.5 * 37.0 ** 2), rel=1e-14)
+
+
+def test_logistic_loss_of_extremely_wide_laws_is_finite_and_homogeneous():
+    # for √v ≫ 1, log(1 + e^{−z}) = max(0, −z) to within e^{−|z|}, so ℓ̄ is homogeneous of degree 1
+    # in the width; the quadrature keeps that exactly (its nodes scale with √v)
+    X, y = np.eye(2), np.array([1.0, -1.0])
+    values = [classification_loss(X, y, Gaussian(np.zeros(2), s * np.eye(2)), loss="logistic").value
+              for s in (1e100, 1e120, 1e150)]
+    assert np.all(np.isfinite(values))
+    np.testing.assert_allclose(np.array(values[1:]) / values[0], [1e20, 1e50], rtol=1e-13)
+    with pytest.raises(ValueError, match=r"variances ‖Lᵀx‖² of q on X overflow float64"):  # v = 1e600
+        classification_loss(X, y, Gaussian(np.zeros(2), 1e300 * np.eye(2)), loss="logistic")
+
+
+def test_step_bound_at_float_extremes_is_a_number_without_warnings():
+    import warnings
+
+    X, y, prior = _separable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert classification_step_bound(1e-200 * X, y, prior, "logistic") == np.inf  # 8/s_max² > max float
+        assert classification_step_bound(X, y, Gaussian(prior.mean, 1e3 * prior.factor)) == 0.0  # β overflows
+    with pytest.raises(TypeError, match="prior must be a linear_theory.Gaussian"):
+        classification_step_bound(X, y, prior.factor)
