@@ -141,9 +141,9 @@ def _checked_loss_and_grad(X, y, q: Gaussian, loss: str, rule, name: str):
             raise ValueError(f"the margins y·Xμ or variances ‖Lᵀx‖² of {name} on X overflow float64; "
                              f"rescale X or {name}")
         if loss == "exponential" and not exponent < _LOG_MAX:
-            raise ValueError(f"the expected exponential loss of {name} overflows float64: its largest exponent "
+            raise ValueError(f"the expected exponential loss of {name} on X overflows float64: its largest exponent "
                              f"-y xᵀμ + ½‖Lᵀx‖² = {exponent:.4g} is above log(max float) = {_LOG_MAX:.4g} "
-                             f"({name} is too wide or its margins too negative)")
+                             f"({name} is too wide for X or its margins too negative)")
         value, g_mean, g_factor = _loss_and_grad(X, y, q.mean, q.factor, loss, rule)
     if not (np.isfinite(value) and np.all(np.isfinite(g_mean)) and np.all(np.isfinite(g_factor))):
         raise ValueError(f"the expected {loss} loss of {name} or its gradient overflows float64 on X; "
@@ -596,8 +596,8 @@ def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential",
     if optimizer == "momentum":
         bound *= 1.0 + momentum
     if check_stability and lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss at this "
-                         f"prior (2/β, β a bound on the Hessian{', times 1 + momentum' if optimizer == 'momentum' else ''})"
+        raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss on this X at "
+                         f"this prior (2/β, β a bound on the Hessian{', times 1 + momentum' if optimizer == 'momentum' else ''})"
                          "; pass check_stability=False to run anyway")
     run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, loss0=loss0, lr=lr, steps=steps,
                              mc_samples=mc_samples, optimizer=optimizer, momentum=momentum,

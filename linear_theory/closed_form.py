@@ -241,7 +241,10 @@ def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None =
     X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if lam == 0.0:
         return ibvi_limit(X, y, prior, solver=metric.solver, step_multipliers=step_multipliers)
-    lam_tilde = lam / metric.scale  # λ W₂²_{D⁻¹} = (λ/max D) W₂² in the normalized coordinates
+    with np.errstate(over="ignore"):
+        lam_tilde = lam / metric.scale  # λ W₂²_{D⁻¹} = (λ/max D) W₂² in the normalized coordinates
+    if not np.isfinite(lam_tilde):  # a weight beyond the float range: q_λ is the prior to rounding
+        return prior
     mean = prior.mean + metric.lift(metric.solver.shifted_solve(y - X @ prior.mean, lam_tilde))
     factor = prior.factor - metric.lift(metric.solver.shifted_solve(X @ prior.factor, lam_tilde))
     return Gaussian(mean, factor)
@@ -322,15 +325,21 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
     X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if steps == 0:
         return prior
+    residual, spread = y - X @ prior.mean, X @ prior.factor
     # Above the bound the filter grows like |1 − 2ηs²|^t; report the overflow against lr
     # instead of letting Gaussian() complain about a non-finite mean.
     with np.errstate(over="ignore", invalid="ignore"):
         phi = _gd_filter(lr * metric.scale, steps)
-        mean = prior.mean + metric.lift(metric.solver.spectral_map(y - X @ prior.mean, phi))
-        factor = prior.factor - metric.lift(metric.solver.spectral_map(X @ prior.factor, phi))
+        mean = prior.mean + metric.lift(metric.solver.spectral_map(residual, phi))
+        factor = prior.factor - metric.lift(metric.solver.spectral_map(spread, phi))
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-        raise ValueError(f"lr={lr:.4g} is above the stability bound {metric.stability_bound:.4g} (1/s_max² of "
-                         f"X D^(1/2)) and the GD iterate overflows float64 after steps={steps}")
+        bound = metric.stability_bound
+        if lr >= bound:
+            of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
+            raise ValueError(f"lr={lr:.4g} is above the stability bound {bound:.4g} (1/s_max² of {of}) and "
+                             f"the GD iterate overflows float64 after steps={steps}")
+        raise ValueError("X, y and prior hold values too large for float64 arithmetic in gd_iterate (the iterate "
+                         "overflows below the stability bound); rescale them")
     return Gaussian(mean, factor)
 
 
@@ -390,8 +399,10 @@ def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
             raise ValueError("noise_var=0 needs data that the prior can interpolate: y - X mean0 has a "
                              f"component of relative size {np.linalg.norm(unexplained) / np.linalg.norm(residual):.2e} "
                              "outside col(X L0); use noise_var > 0")
-    coeff = (U.T @ residual) / (a + noise_var / a)  # a/(a² + σ²), exact where a² underflows
+    with np.errstate(over="ignore"):  # σ²/a or (a/σ)² beyond the float range: their limits 0 and 1 are exact
+        coeff = (U.T @ residual) / (a + noise_var / a)  # a/(a² + σ²), exact where a² underflows
+        # 1 − σ/√(a² + σ²), written so that neither a² + σ² nor σ² alone can overflow
+        shrink = np.ones_like(a) if noise_var == 0.0 else 1.0 - 1.0 / np.sqrt(1.0 + (a / np.sqrt(noise_var)) ** 2)
     mean = prior.mean + L0 @ (V @ coeff)
-    shrink = 1.0 - np.sqrt(noise_var / (a * a + noise_var))
     factor = L0 - (L0 @ V) * shrink @ V.T
     return Gaussian(mean, factor)

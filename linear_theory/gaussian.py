@@ -582,7 +582,8 @@ def w2_squared(p, q, *, metric=None) -> float:
     with np.errstate(over="ignore", under="ignore"):
         result = np.ldexp(value, 2 * k)
     if not np.isfinite(result):
-        raise ValueError("W2^2(p, q) overflows float64; use w2(p, q) for the distance itself")
+        where = "" if metric is None else " in the metric given by metric"
+        raise ValueError(f"W2^2(p, q){where} overflows float64; use w2(p, q) for the distance itself")
     return float(result)
 
 
@@ -617,5 +618,6 @@ def w2(p, q, *, metric=None) -> float:
     with np.errstate(over="ignore", under="ignore"):
         result = np.ldexp(np.sqrt(value), k)
     if not np.isfinite(result):
-        raise ValueError("W2(p, q) exceeds the float64 range")
+        where = "" if metric is None else " in the metric given by metric"
+        raise ValueError(f"W2(p, q){where} exceeds the float64 range")
     return float(result)

@@ -166,6 +166,7 @@ class FeatureRegression1D:
             return np.exp(-0.5 * ((x[:, None] - self.centers[None, :]) / self.lengthscale) ** 2)
 
 
+@float_guard("noise")
 def feature_regression_1d(n: int = 12, d: int = 40, *, lengthscale: float = 0.35,
                           noise: float = 0.0, seed=0) -> FeatureRegression1D:
     """A 1-D regression in two clusters (``[−2, −0.5]`` and ``[0.8, 1.8]``) through ``d`` bumps.

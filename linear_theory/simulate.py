@@ -258,8 +258,9 @@ def _check_arguments(X, y, prior, *, family, optimizer, lr, steps, lr_factor, ba
     if check_stability:
         for name, value in (("lr", lr), ("lr_factor", lr_factor)):
             if value >= bound:
+                of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
                 raise ValueError(f"{name}={value:.4g} is at or above the stability bound {bound:.4g} of "
-                                 f"optimizer={optimizer!r} on this X (1/s_max² for GD, (1+m)/s_max² for "
+                                 f"optimizer={optimizer!r} (1/s_max² of {of} for GD, (1+m)/s_max² for "
                                  "momentum); pass check_stability=False to run it anyway")
     return _Settings(X=X, y=y, prior=prior, family=family, optimizer=optimizer, lr=lr, lr_factor=lr_factor,
                      steps=steps, batch_size=None if batch_size == n else batch_size, mc_samples=mc_samples,

@@ -117,7 +117,8 @@ def row_space_basis(X, rtol: float | None = None) -> RowSpaceBasis:
         U, s, Vt = scipy.linalg.svd(A, full_matrices=False, lapack_driver="gesvd")
     if wide:
         U, Vt = Vt.T, U.T
-    keep = s > rtol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, dtype=bool)
+    with np.errstate(over="ignore"):  # a threshold rtol·s_max beyond the float range keeps nothing
+        keep = s > rtol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, dtype=bool)
     k = int(np.count_nonzero(keep))
     return RowSpaceBasis(V=Vt[:k].T.copy(), s=s[:k].copy(), U=U[:, :k].copy(), rtol=rtol)
 
@@ -254,7 +255,8 @@ class RowSpaceSolver:
         s = self.singular_values
         if self.method == "svd":
             with np.errstate(over="ignore"):  # λ/s = inf for tiny s: the gain is then 0, correctly
-                gain = 1.0 / (s + lam / s)
+                ratio = lam / s
+            gain = 1.0 / (s + ratio)
             out = self._V @ ((self._U.T @ b) * gain[:, None])
             return out[:, 0] if squeeze else out
         U = self._U
@@ -441,7 +443,7 @@ def project_null(X_or_solver, A) -> np.ndarray:
         A = as_float_array("A", A, ndim=(1, 2))
         V = X_or_solver.V
         if A.shape[0] != V.shape[0]:
-            raise ValueError(f"A must have {V.shape[0]} rows, got shape {A.shape}")
+            raise ValueError(f"A must have {V.shape[0]} rows (the columns of X), got shape {A.shape}")
         return A - V @ (V.T @ A)
     solver = X_or_solver if isinstance(X_or_solver, RowSpaceSolver) else row_space_solver(X_or_solver)
     return solver.project_null(A)
