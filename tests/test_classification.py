@@ -311,9 +311,9 @@ def test_optimizer_arguments_are_checked():
 def test_exponential_loss_that_overflows_is_a_clear_error():
     X, y = np.eye(2), np.array([1.0, -1.0])
     # exponent ½‖Lᵀx‖² = 800 > log(max float) = 709.78: the expected loss is not a float64
-    with pytest.raises(ValueError, match=r"expected exponential loss of q overflows float64: .* = 800"):
+    with pytest.raises(ValueError, match=r"expected exponential loss of q on X overflows float64: .* = 800"):
         classification_loss(X, y, Gaussian(np.zeros(2), 40.0 * np.eye(2)))
-    with pytest.raises(ValueError, match="expected exponential loss of prior overflows"):
+    with pytest.raises(ValueError, match="expected exponential loss of prior on X overflows"):
         simulate_classification(X, y, Gaussian(np.zeros(2), 40.0 * np.eye(2)), lr=1e-3, steps=1,
                                 check_stability=False)
     # just below, the value is the closed form itself: e^{½·37²} per point
