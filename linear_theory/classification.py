@@ -155,7 +155,7 @@ def _checked_loss_and_grad(X, y, q: Gaussian, loss: str, rule, name: str):
 class ClassificationLoss:
     """Expected classification loss and its gradients.
 
-    Attributes
+    Parameters
     ----------
     value : float
         ``ℓ̄(q)``.
@@ -231,7 +231,7 @@ def classification_loss(X, y, q: Gaussian, *, loss: str = "exponential",
 class SVMSolution:
     """Hard-margin SVM through the origin.
 
-    Attributes
+    Parameters
     ----------
     w : (d,) array
         The solution ``ŵ = Xᵀ(α ⊙ y)``.
@@ -400,7 +400,7 @@ def classification_step_bound(X, y, prior: Gaussian, loss: str = "exponential") 
 class ClassificationTrace:
     """Quantities at the recorded steps (step 0 and the last step included).
 
-    Attributes
+    Parameters
     ----------
     steps : (k,) int array
         The recorded step counts.
@@ -431,7 +431,7 @@ class ClassificationTrace:
 class ClassificationResult:
     """Final ``q``, its trace, the SVM it is compared with, and the run's settings.
 
-    Attributes
+    Parameters
     ----------
     final : Gaussian
         The law after the last step.
@@ -474,7 +474,8 @@ def default_record_steps(steps: int, points: int = 40) -> np.ndarray:
     Returns
     -------
     (k,) int array
-        Strictly increasing, starting at 0 and ending at ``steps``; ``k ≤ points + 1``.
+        Strictly increasing, starting at 0 and ending at ``steps``; ``k ≤ points + 1``; cost
+        ``O(points·log(points))``.
 
     Raises
     ------

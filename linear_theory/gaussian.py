@@ -46,7 +46,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 class Predictive:
     """Predictive mean ``Xμ`` and variance ``‖Lᵀx‖²`` at test inputs (no observation noise).
 
-    Attributes
+    Parameters
     ----------
     mean : (m,) array
         ``x_iᵀμ`` per test input.
@@ -222,7 +222,7 @@ class Gaussian:
         Returns
         -------
         Gaussian
-            The new law.
+            The new law; cost ``O(d·r)`` (a validated copy).
 
         Raises
         ------
@@ -247,7 +247,7 @@ class Gaussian:
         Returns
         -------
         Gaussian
-            Factor ``scale · I_d``: ``O(d²)`` memory.
+            Factor ``scale · I_d``: cost and memory ``O(d²)``.
 
         Raises
         ------
@@ -367,7 +367,7 @@ class MeanFieldGaussian:
         Returns
         -------
         Gaussian
-            Factor ``(d, d)``: ``O(d²)`` memory.
+            Factor ``(d, d)``: cost and memory ``O(d²)``.
 
         Raises
         ------
@@ -442,7 +442,7 @@ class MeanFieldGaussian:
         Returns
         -------
         MeanFieldGaussian
-            Scales ``scale · 1_d``; ``O(d)`` memory.
+            Scales ``scale · 1_d``; cost and memory ``O(d)``.
 
         Raises
         ------

@@ -17,7 +17,7 @@ __all__ = ["RegressionProblem", "random_regression", "FeatureRegression1D", "fea
 class RegressionProblem:
     """``y = X w_true + noise``; ``singular_values`` are the nonzero ones of ``X`` by construction.
 
-    Attributes
+    Parameters
     ----------
     X : (n, d) array
         Inputs.
@@ -121,7 +121,7 @@ def random_regression(n: int, d: int, *, rank: int | None = None, condition_numb
 class FeatureRegression1D:
     """Scalar inputs mapped through fixed Gaussian-bump features ``φ_j(x) = exp(−(x − c_j)²/(2ℓ²))``.
 
-    Attributes
+    Parameters
     ----------
     inputs : (n,) array
         The scalar inputs.
@@ -223,7 +223,7 @@ def feature_regression_1d(n: int = 12, d: int = 40, *, lengthscale: float = 0.35
 class ClassificationProblem:
     """Linearly separable data: labels ``±1``, every point at margin ``≥ margin`` from ``w_sep``.
 
-    Attributes
+    Parameters
     ----------
     X : (n, d) array
         Inputs.

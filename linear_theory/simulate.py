@@ -38,7 +38,7 @@ class Trace:
     oblique projector ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients
     cannot make.
 
-    Attributes
+    Parameters
     ----------
     steps : (k,) int array
         The recorded step counts.
@@ -66,7 +66,7 @@ class Trace:
 class SimulationResult:
     """Final distribution, trace, the closed-form limit it should reach and the stability bound.
 
-    Attributes
+    Parameters
     ----------
     final : Gaussian or MeanFieldGaussian
         The law after the last step.

@@ -55,7 +55,7 @@ def default_rtol(X_shape) -> float:
 class RowSpaceBasis:
     """Thin SVD ``X = U diag(s) Vᵀ`` truncated at its numerical rank ``k``.
 
-    Attributes
+    Parameters
     ----------
     V : (d, k) array
         Orthonormal basis of ``row(X)``.
@@ -139,7 +139,7 @@ class RowSpaceSolver:
     (``method == "gram"``). Each application costs ``O(n·d·m)`` for ``m`` right-hand sides
     (plus the refinement steps, each another ``O(n·d·m)`` on the Gram route).
 
-    Attributes
+    Parameters
     ----------
     X : (n, d) array
         The data.
@@ -149,6 +149,10 @@ class RowSpaceSolver:
         The nonzero singular values of ``X``, descending.
     rtol : float
         The relative rank tolerance.
+    _U : (n, k) array
+        Left singular vectors (SVD) or eigenvectors of ``XXᵀ`` (Gram); internal.
+    _V : (d, k) array or None
+        Right singular vectors on the SVD route; internal.
     """
 
     X: np.ndarray
