@@ -1,4 +1,4 @@
-"""The trace recorder and the divergence guard shared by the two linear simulators (private).
+"""The pieces the two linear simulators share: the trace recorder, the divergence guard and the step (private).
 
 A simulator records one row per recorded step as an instance of its trace dataclass holding
 scalars (so the field names are checked by the dataclass itself, not spelled as strings), and
@@ -75,3 +75,15 @@ class Recorder(Generic[T]):
         """The rows stacked field by field into one ``kind`` instance of ``(k,)`` arrays."""
         return self.kind(**{f.name: np.asarray([getattr(row, f.name) for row in self.rows])
                             for f in fields(self.kind)})
+
+
+def sgd_step(params: tuple, velocities: tuple, gradients: tuple, lrs: tuple, momentum: float | None):
+    """One step of (heavy-ball) SGD on each parameter, as ``torch.optim.SGD``.
+
+    With ``momentum = m``: ``v ← m v + g``, ``θ ← θ − η v``; with ``momentum = None``:
+    ``θ ← θ − η g`` (velocities unchanged). Returns ``(params, velocities)`` as tuples.
+    """
+    if momentum is not None:
+        velocities = tuple(momentum * v + g for v, g in zip(velocities, gradients))
+        gradients = velocities
+    return tuple(p - lr * g for p, lr, g in zip(params, lrs, gradients)), velocities

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ._recorder import Recorder
+from ._recorder import Recorder, sgd_step
 from ._validation import (as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int,
                           check_allocation, float_guard)
 from .gaussian import Gaussian
@@ -597,9 +597,9 @@ def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential",
     if optimizer == "momentum":
         bound *= 1.0 + momentum
     if check_stability and lr >= bound:
+        times = ", times 1 + momentum" if optimizer == "momentum" else ""
         raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss on this X at "
-                         f"this prior (2/β, β a bound on the Hessian{', times 1 + momentum' if optimizer == 'momentum' else ''})"
-                         "; pass check_stability=False to run anyway")
+                         f"this prior (2/β, β a bound on the Hessian{times}); pass check_stability=False to run anyway")
     run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, loss0=loss0, lr=lr, steps=steps,
                              mc_samples=mc_samples, optimizer=optimizer, momentum=momentum,
                              batch_size=None if batch_size == n else batch_size, rng=rng, grid=grid,
@@ -647,7 +647,7 @@ def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, Classificati
     mean0, factor0 = run.prior.mean, run.prior.factor
     null_mean0 = solver.project_null(mean0)
     mean, factor = mean0.copy(), factor0.copy()
-    vel_mean, vel_factor = np.zeros_like(mean), np.zeros_like(factor)
+    velocities = (np.zeros_like(mean), np.zeros_like(factor))
     recorder = Recorder(ClassificationTrace, loss0=run.loss0, lr=run.lr, bound=run.bound)
 
     def record(t):
@@ -656,9 +656,10 @@ def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, Classificati
         recorder.check_loss(t, value)
         row_mean = mean - null_mean0
         size = float(np.linalg.norm(row_mean))
+        cosine = float(row_mean @ run.direction) / size if size > 0 else np.nan
         recorder.add(ClassificationTrace(
-            steps=t, expected_loss=value, direction_cosine=float(row_mean @ run.direction) / size if size > 0 else np.nan,
-            row_mean_norm=size, data_spread=float(np.linalg.norm(X @ factor)),
+            steps=t, expected_loss=value, direction_cosine=cosine, row_mean_norm=size,
+            data_spread=float(np.linalg.norm(X @ factor)),
             null_mean_drift=float(np.linalg.norm(solver.project_null(mean - mean0))),
             null_factor_drift=float(np.linalg.norm(solver.project_null(factor - factor0)))))
 
@@ -683,12 +684,8 @@ def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, Classificati
                 scale = n / run.batch_size
                 value, g_mean, g_factor = scale * value, scale * g_mean, scale * g_factor
             recorder.check_loss(t, value)  # catches inf and NaN too; the logistic value is not computed (0)
-            if run.optimizer == "momentum":
-                vel_mean = run.momentum * vel_mean + g_mean
-                vel_factor = run.momentum * vel_factor + g_factor
-                g_mean, g_factor = vel_mean, vel_factor
-            mean = mean - run.lr * g_mean
-            factor = factor - run.lr * g_factor
+            (mean, factor), velocities = sgd_step((mean, factor), velocities, (g_mean, g_factor), (run.lr, run.lr),
+                                                  run.momentum if run.optimizer == "momentum" else None)
             if next_record < grid.size and t == grid[next_record]:
                 recorder.check_finite(t, mean, factor)
                 record(t)

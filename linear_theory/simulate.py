@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._metric import Geometry, geometry, scaled_data
-from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder  # noqa: F401  (re-exported)
+from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder, sgd_step  # noqa: F401  (re-exported)
 from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int, check_problem, float_guard
 from .closed_form import expected_loss
 from .gaussian import Gaussian, MeanFieldGaussian, w2
@@ -296,7 +296,7 @@ def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
     mu0 = prior.mean
     spread0 = prior.scale if run.meanfield else prior.factor
     mu, spread = mu0.copy(), spread0.copy()
-    vel_mu, vel_spread = np.zeros_like(mu), np.zeros_like(spread)
+    velocities = (np.zeros_like(mu), np.zeros_like(spread))
     recorder = Recorder(Trace, loss0=expected_loss(X, y, prior), lr=max(run.lr, run.lr_factor), bound=run.bound)
 
     def record(t):
@@ -320,12 +320,8 @@ def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
             g_mu, g_spread = gradients(XB, yB, mu, spread, scale, run.mc_samples, run.rng)
             if not metric.identity:
                 g_mu, g_spread = metric.precondition(g_mu), metric.precondition(g_spread)
-            if run.optimizer == "momentum":
-                vel_mu = run.momentum * vel_mu + g_mu
-                vel_spread = run.momentum * vel_spread + g_spread
-                g_mu, g_spread = vel_mu, vel_spread
-            mu = mu - run.lr * g_mu
-            spread = spread - run.lr_factor * g_spread
+            (mu, spread), velocities = sgd_step((mu, spread), velocities, (g_mu, g_spread), (run.lr, run.lr_factor),
+                                                run.momentum if run.optimizer == "momentum" else None)
             recorder.check_finite(t, mu, spread)
             if t % run.record_every == 0 or t == run.steps:
                 record(t)
