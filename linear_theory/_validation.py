@@ -1,7 +1,11 @@
 """Input checks shared by the public functions: clear errors that name the argument."""
 from __future__ import annotations
 
+import functools
+import math
 import numbers
+import os
+import threading
 
 import numpy as np
 
@@ -65,6 +69,9 @@ def as_positive_float(name: str, value, *, allow_zero: bool = False) -> float:
     return value
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def as_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -72,6 +79,8 @@ def as_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     if value < 0 or (value == 0 and not allow_zero):
         want = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} must be a {want} integer, got {value}")
+    if value > _INT64_MAX:  # counts index NumPy arrays and loops: they must fit in int64
+        raise ValueError(f"{name} must be at most 2**63 - 1, got {value}")
     return value
 
 
@@ -109,3 +118,57 @@ def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.nd
 
 #: Multiplier of ``d·max|λ|`` below which a negative eigenvalue of a covariance is rounding.
 EPS_DEFAULT_CLIP = float(np.finfo(np.float64).eps)
+
+
+_GUARD = threading.local()  # depth of nested float_guard calls in this thread
+
+
+def float_guard(*names: str):
+    """Decorator: float64 overflow or an invalid operation inside the function becomes a ``ValueError``.
+
+    NumPy would otherwise return ``inf``/``NaN`` with a ``RuntimeWarning`` (or SciPy would
+    reject the intermediate with its own message) when finite but extreme inputs (``1e308``
+    entries, huge scalings) overflow in a product. The error names the arguments ``names`` of
+    the outermost guarded function, the one the user called. Underflow to zero is rounding and
+    stays silent. A caller that has chosen to handle overflow itself
+    (``numpy.errstate(over="ignore")``, as the divergence checks of the simulators and the GD
+    iterate do) gets NumPy's ``inf`` unchanged.
+    """
+    subject = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def wrap(function):
+        @functools.wraps(function)
+        def guarded(*args, **kwargs):
+            depth = getattr(_GUARD, "depth", 0)
+            if depth > 0 or np.geterr()["over"] == "ignore":
+                return function(*args, **kwargs)
+            _GUARD.depth = 1
+            try:
+                with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+                    return function(*args, **kwargs)
+            except FloatingPointError as exc:
+                raise ValueError(f"{subject} hold values too large or too extreme for float64 arithmetic "
+                                 f"in {function.__qualname__} ({exc}); rescale them") from None
+            finally:
+                _GUARD.depth = 0
+
+        return guarded
+
+    return wrap
+
+
+def _memory_bytes() -> float:
+    """Physical memory of this machine in bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return math.inf
+
+
+def check_allocation(names: str, *shape: int, itemsize: int = 8) -> None:
+    """Refuse, naming ``names``, an array of ``shape`` larger than this machine's memory."""
+    need = float(itemsize) * math.prod(float(k) for k in shape)
+    available = _memory_bytes()
+    if need > available:
+        raise ValueError(f"{names}: the result would be an array of shape {tuple(shape)} ({need:.3g} bytes), more "
+                         f"than this machine's memory ({available:.3g} bytes)")

@@ -48,23 +48,26 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int)
+from ._recorder import Recorder, sgd_step
+from ._validation import (as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int,
+                          check_allocation, float_guard)
 from .gaussian import Gaussian
-from .simulate import DivergenceError
+from .simulate import check_optimizer
 from .subspace import row_space_solver
 
 __all__ = ["LOSSES", "ClassificationLoss", "classification_loss", "SVMSolution", "hard_margin_svm",
            "ClassificationTrace", "ClassificationResult", "simulate_classification",
            "classification_step_bound", "default_record_steps", "DEFAULT_QUADRATURE_NODES"]
 
+#: The margin losses ``φ`` the classification functions accept.
 LOSSES = ("exponential", "logistic")
 #: Gauss–Hermite nodes for the logistic expectation. The integrand is analytic in the strip
 #: ``|Im z| < π``, so the error grows quickly with ``√v``: at ``K = 64``, measured against adaptive
 #: quadrature, it is below 1e-14 relative for ``√v ≤ 1.5``, about 2e-11 at ``√v = 2`` and 3e-8 at
 #: ``√v = 3`` (raise ``quadrature_nodes`` for wider priors; 160 nodes give 1e-12 at ``√v = 3``).
 DEFAULT_QUADRATURE_NODES = 64
-#: A run is declared divergent when the expected loss exceeds this multiple of its start value.
-DIVERGENCE_FACTOR = 1e8
+#: ``log`` of the largest float64: an exponent above it overflows ``exp``.
+_LOG_MAX = float(np.log(np.finfo(np.float64).max))
 
 
 # -- input checks -------------------------------------------------------------------------------
@@ -80,13 +83,9 @@ def _check_problem(X, y, q, name: str):
 
 def _check_labels(X, y) -> tuple[np.ndarray, np.ndarray]:
     X = as_matrix("X", X)
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+    y = as_float_array("y", y, ndim=1)
+    if y.shape[0] != X.shape[0]:
         raise ValueError(f"y must be a 1-D array with one label per row of X ({X.shape[0]}), got shape {y.shape}")
-    try:
-        y = y.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"y must hold numeric labels ±1, got dtype {np.asarray(y).dtype}") from exc
     if not np.all((y == 1.0) | (y == -1.0)):
         bad = np.unique(y[(y != 1.0) & (y != -1.0)])[:5]
         raise ValueError(f"y must hold labels -1 or +1 only, found {bad.tolist()}")
@@ -94,65 +93,95 @@ def _check_labels(X, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_loss(loss: str) -> str:
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     return loss
 
 
-def _hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+def _hermite_rule(nodes) -> tuple[np.ndarray, np.ndarray]:
+    nodes = as_positive_int("quadrature_nodes", nodes)
+    check_allocation("quadrature_nodes", nodes, nodes)  # the Golub–Welsch eigenproblem is K × K
     xi, w = np.polynomial.hermite_e.hermegauss(nodes)
     return xi, w / w.sum()  # weights of E over ξ ~ N(0, 1)
 
 
 # -- the expected loss and its gradients --------------------------------------------------------
-def _margin_terms(loss: str, m: np.ndarray, v: np.ndarray, rule):
-    """Per-point ``E[φ(z)]``, ``∂_m E[φ(z)]``, ``∂_v E[φ(z)]`` for ``z ~ N(m, v)``."""
+def _margin_terms(loss: str, m: np.ndarray, v: np.ndarray, rule, with_value: bool = True):
+    """Per-point ``E[φ(z)]``, ``∂_m E[φ(z)]``, ``∂_v E[φ(z)]`` for ``z ~ N(m, v)``.
+
+    ``with_value=False`` skips the logistic value (a costly ``logaddexp``) and returns zeros.
+    """
     if loss == "exponential":
         e = np.exp(-m + 0.5 * v)
         return e, -e, 0.5 * e
     xi, w = rule
     z = m[:, None] + np.sqrt(v)[:, None] * xi[None, :]
     tail = scipy.special.expit(-z)  # σ(−z) = −φ'(z)
-    value = np.logaddexp(0.0, -z) @ w
+    value = np.logaddexp(0.0, -z) @ w if with_value else np.zeros(m.shape)
     return value, -(tail @ w), 0.5 * ((tail * (1.0 - tail)) @ w)  # φ'' = σ(z)σ(−z)
 
 
-def _loss_and_grad(X, y, mean, factor, loss, rule):
+def _loss_and_grad(X, y, mean, factor, loss, rule, with_value: bool = True):
+    """``(ℓ̄, ∇_μ ℓ̄, ∇_L ℓ̄)`` on the rows ``X``, ``y`` (the logistic ``ℓ̄`` is 0 without ``with_value``)."""
     A = X @ factor
     m = y * (X @ mean)
     v = np.einsum("ij,ij->i", A, A)
-    value, d_m, d_v = _margin_terms(loss, m, v, rule)
+    value, d_m, d_v = _margin_terms(loss, m, v, rule, with_value)
     return float(np.sum(value)), X.T @ (y * d_m), 2.0 * (X.T @ (d_v[:, None] * A))
 
 
-def _grad_only(X, y, mean, factor, loss, rule):
-    """As :func:`_loss_and_grad`; the logistic value (a costly ``logaddexp``) is returned as 0."""
-    A = X @ factor
-    m = y * (X @ mean)
-    v = np.einsum("ij,ij->i", A, A)
-    if loss == "exponential":
-        e = np.exp(-m + 0.5 * v)
-        return float(np.sum(e)), -(X.T @ (y * e)), X.T @ (e[:, None] * A)
-    xi, w = rule
-    tail = scipy.special.expit(-(m[:, None] + np.sqrt(v)[:, None] * xi[None, :]))
-    return 0.0, -(X.T @ (y * (tail @ w))), X.T @ (((tail * (1.0 - tail)) @ w)[:, None] * A)
+def _checked_loss_and_grad(X, y, q: Gaussian, loss: str, rule, name: str):
+    """:func:`_loss_and_grad` at ``q``, or a ``ValueError`` naming ``name`` when it overflows float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        A = X @ q.factor
+        m = y * (X @ q.mean)
+        v = np.einsum("ij,ij->i", A, A)
+        exponent = float(np.max(-m + 0.5 * v))
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
+            raise ValueError(f"the margins y·Xμ or variances ‖Lᵀx‖² of {name} on X overflow float64; "
+                             f"rescale X or {name}")
+        if loss == "exponential" and not exponent < _LOG_MAX:
+            raise ValueError(f"the expected exponential loss of {name} on X overflows float64: its largest exponent "
+                             f"-y xᵀμ + ½‖Lᵀx‖² = {exponent:.4g} is above log(max float) = {_LOG_MAX:.4g} "
+                             f"({name} is too wide for X or its margins too negative)")
+        value, g_mean, g_factor = _loss_and_grad(X, y, q.mean, q.factor, loss, rule)
+    if not (np.isfinite(value) and np.all(np.isfinite(g_mean)) and np.all(np.isfinite(g_factor))):
+        raise ValueError(f"the expected {loss} loss of {name} or its gradient overflows float64 on X; "
+                         f"rescale X or {name}")
+    return value, g_mean, g_factor
 
 
 @dataclass(frozen=True)
 class ClassificationLoss:
-    """Expected loss ``value`` and its gradients ``grad_mean`` (d,) and ``grad_factor`` (d, r)."""
+    """Expected classification loss and its gradients.
+
+    Parameters
+    ----------
+    value : float
+        ``ℓ̄(q)``.
+    grad_mean : (d,) array
+        ``∇_μ ℓ̄``.
+    grad_factor : (d, r) array
+        ``∇_L ℓ̄``.
+    """
 
     value: float
     grad_mean: np.ndarray
     grad_factor: np.ndarray
 
 
+@float_guard("X", "q")
 def classification_loss(X, y, q: Gaussian, *, loss: str = "exponential",
                         quadrature_nodes: int = DEFAULT_QUADRATURE_NODES) -> ClassificationLoss:
     r"""Expected classification loss ``ℓ̄(q) = Σ_n E_{w~q} φ(y_n x_nᵀw)`` and its gradients.
 
     ``loss="exponential"`` is exact:
-    ``ℓ̄ = Σ_n exp(−y_n x_nᵀμ + ½‖Lᵀx_n‖²)``, ``∇_μ = −Xᵀ(y ⊙ e)``, ``∇_L = Xᵀdiag(e)XL``.
+
+    .. math::
+
+        \bar\ell = \sum_n e_n, \quad e_n = \exp(-y_n x_n^Tμ + \tfrac12\|L^Tx_n\|^2), \quad
+        ∇_μ = -X^T(y ⊙ e), \quad ∇_L = X^T \operatorname{diag}(e) X L .
+
     ``loss="logistic"`` uses Gauss–Hermite quadrature with ``quadrature_nodes`` nodes per
     point (deterministic; see :data:`DEFAULT_QUADRATURE_NODES` for its accuracy) and Price's
     theorem for the ``L``-gradient, i.e. the gradient of the exact expectation evaluated by the
@@ -160,18 +189,40 @@ def classification_loss(X, y, q: Gaussian, *, loss: str = "exponential",
 
     Parameters
     ----------
-    X : (n, d) inputs. y : (n,) labels ±1. q : :class:`Gaussian` ``N(μ, LLᵀ)``, ``L`` (d, r).
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Labels ``±1``.
+    q : Gaussian
+        ``N(μ, LLᵀ)``, factor ``(d, r)``.
+    loss : {"exponential", "logistic"}
+        The margin loss ``φ``.
+    quadrature_nodes : int
+        Gauss–Hermite nodes ``K ≥ 1`` (logistic only).
 
+    Returns
+    -------
+    ClassificationLoss
+        The value and both gradients.
+
+    Raises
+    ------
+    TypeError
+        For a ``q`` that is not a :class:`Gaussian` or non-numeric input.
+    ValueError
+        For labels other than ±1, mismatched shapes, non-finite input, an unknown loss, and when
+        the expected loss overflows float64 (an exponent above ``log(max float) ≈ 709.8``: the
+        loss is not representable, so no ``inf`` is returned).
+
+    Notes
+    -----
     Cost ``O(n·d·r + n·K)``; no ``d × d`` matrix.
-
-    Raises ``ValueError`` for labels other than ±1, mismatched shapes, non-finite input or an
-    unknown loss; ``TypeError`` for a ``q`` that is not a :class:`Gaussian`.
     """
     _check_loss(loss)
     X, y = _check_problem(X, y, q, "q")
-    quadrature_nodes = as_positive_int("quadrature_nodes", quadrature_nodes)
-    with np.errstate(over="ignore"):
-        value, g_mean, g_factor = _loss_and_grad(X, y, q.mean, q.factor, loss, _hermite_rule(quadrature_nodes))
+    rule = _hermite_rule(quadrature_nodes)
+    check_allocation("quadrature_nodes", X.shape[0], rule[0].shape[0])
+    value, g_mean, g_factor = _checked_loss_and_grad(X, y, q, loss, rule, "q")
     return ClassificationLoss(value=value, grad_mean=g_mean, grad_factor=g_factor)
 
 
@@ -180,15 +231,20 @@ def classification_loss(X, y, q: Gaussian, *, loss: str = "exponential",
 class SVMSolution:
     """Hard-margin SVM through the origin.
 
-    Attributes
+    Parameters
     ----------
-    w : (d,) the solution ``ŵ = Xᵀ(α ⊙ y)``.
-    dual : (n,) multipliers ``α ≥ 0``.
-    support : (n,) bool, points with ``α_n > 0``.
-    margin : geometric margin ``1/‖ŵ‖``.
-    kkt_residual : largest of primal infeasibility ``max(0, 1 − min_n y_n x_nᵀŵ)``, dual
-        infeasibility ``max(0, −min α)``, stationarity ``‖ŵ − Xᵀ(α⊙y)‖/‖ŵ‖`` and
-        complementarity ``max_n |α_n (y_n x_nᵀŵ − 1)| / max α``.
+    w : (d,) array
+        The solution ``ŵ = Xᵀ(α ⊙ y)``.
+    dual : (n,) array
+        Multipliers ``α ≥ 0``.
+    support : (n,) bool array
+        Points with ``α_n > 0``.
+    margin : float
+        Geometric margin ``1/‖ŵ‖``.
+    kkt_residual : float
+        Largest of primal infeasibility ``max(0, 1 − min_n y_n x_nᵀŵ)``, dual infeasibility
+        ``max(0, −min α)``, stationarity ``‖ŵ − Xᵀ(α⊙y)‖/‖ŵ‖`` and complementarity
+        ``max_n |α_n (y_n x_nᵀŵ − 1)| / max α``.
     """
 
     w: np.ndarray
@@ -199,6 +255,7 @@ class SVMSolution:
 
     @property
     def direction(self) -> np.ndarray:
+        """The unit vector ``ŵ/‖ŵ‖``, shape ``(d,)``."""
         return self.w / np.linalg.norm(self.w)
 
 
@@ -211,6 +268,7 @@ def _kkt_residual(Z, w, alpha) -> float:
                      float(np.max(np.abs(alpha * (margins - 1.0)))) / scale))
 
 
+@float_guard("X")
 def hard_margin_svm(X, y) -> SVMSolution:
     r"""The hard-margin SVM through the origin, solved as a least-distance program.
 
@@ -225,10 +283,28 @@ def hard_margin_svm(X, y) -> SVMSolution:
     ``ŵ_S = Z_S⁺ 1`` (minimum norm with the active constraints as equalities), and the
     polished pair is kept when its KKT residual is not worse. The KKT residual is stored.
 
-    Cost ``O(n²·d)`` per active-set step (at most ``3n`` steps); memory ``O(n·d)``.
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite, without zero rows.
+    y : (n,) array
+        Labels ``±1``.
 
-    Raises ``ValueError`` when the data are not linearly separable by a hyperplane through the
-    origin, for labels other than ±1, and for non-finite or mismatched input.
+    Returns
+    -------
+    SVMSolution
+        ``ŵ``, the duals, the support, the margin and the KKT residual.
+
+    Raises
+    ------
+    ValueError
+        When the data are not linearly separable by a hyperplane through the origin, for labels
+        other than ±1, for non-finite or mismatched input, and for inputs so small or large that
+        ``ŵ`` (of norm ``1/margin``) overflows float64.
+
+    Notes
+    -----
+    Cost ``O(n²·d)`` per active-set step (at most ``3n`` steps); memory ``O(n·d)``.
     """
     X, y = _check_labels(X, y)
     n, d = X.shape
@@ -242,7 +318,7 @@ def hard_margin_svm(X, y) -> SVMSolution:
     u, _ = scipy.optimize.nnls(E, f, maxiter=max(50, 10 * n))
     gap = 1.0 - float(np.sum(u))
     if gap <= 1e-10:  # residual r = Eu − f vanishes: no w with Zw ≥ 1 exists
-        raise ValueError("the data are not linearly separable through the origin (hard-margin SVM "
+        raise ValueError("the data X, y are not linearly separable through the origin (hard-margin SVM "
                          "infeasible): the exponential/logistic implicit-bias claims need separable data")
     alpha = u / gap
     w = Z.T @ alpha
@@ -262,36 +338,84 @@ def hard_margin_svm(X, y) -> SVMSolution:
 
 
 # -- the simulator ---------------------------------------------------------------------------------
+@float_guard("X", "prior")
 def classification_step_bound(X, y, prior: Gaussian, loss: str = "exponential") -> float:
     r"""Largest step for which full-batch GD is guaranteed to decrease ``ℓ̄`` from the prior.
 
     ``2/β`` with ``β`` a bound on the Hessian's operator norm. Logistic (global, also for the
     quadrature): ``φ'' ≤ ¼`` and ``Σ_n E(x_nᵀ(u_μ + Uξ))² ≤ s_max²`` give ``β = s_max²/4``.
     Exponential (at the prior only; the loss is not globally smooth):
-    ``β₀ = Σ_n e_n ‖x_n‖² (2 + v_n)`` from ``‖∇a_n‖² = ‖x_n‖²(1 + v_n)``, ``‖∇²a_n‖ = ‖x_n‖²``
-    for ``e_n = exp(a_n)``. Cost ``O(n·d·r)``.
+
+    .. math::
+
+        β_0 = \sum_n e_n \|x_n\|^2 (2 + v_n), \qquad e_n = \exp(-y_n x_n^Tμ_0 + \tfrac12 v_n),
+        \quad v_n = \|L_0^T x_n\|^2,
+
+    from ``‖∇a_n‖² = ‖x_n‖²(1 + v_n)``, ``‖∇²a_n‖ = ‖x_n‖²`` for ``e_n = exp(a_n)``.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Labels ``±1``.
+    prior : Gaussian
+        The initialization ``N(μ₀, L₀L₀ᵀ)``.
+    loss : {"exponential", "logistic"}
+        The margin loss.
+
+    Returns
+    -------
+    float
+        ``2/β``: ``0.0`` when ``β`` overflows (no step is guaranteed), ``inf`` when it is zero
+        or ``2/β`` exceeds the float64 range.
+
+    Raises
+    ------
+    TypeError
+        For a ``prior`` that is not a :class:`Gaussian`.
+    ValueError
+        For an unknown loss, labels other than ±1, or mismatched or non-finite input.
+
+    Notes
+    -----
+    Cost ``O(n·d·r)`` (one largest singular value for the logistic loss).
     """
     loss = _check_loss(loss)
-    X, y = _check_labels(X, y)
-    if loss == "logistic":
-        s_max = float(np.linalg.norm(X, 2))
-        return 8.0 / s_max ** 2
-    A = X @ prior.factor
-    v = np.einsum("ij,ij->i", A, A)
-    with np.errstate(over="ignore"):
+    X, y = _check_problem(X, y, prior, "prior")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        if loss == "logistic":
+            s_max = np.float64(np.linalg.norm(X, 2))
+            return float(8.0 / (s_max * s_max))
+        A = X @ prior.factor
+        v = np.einsum("ij,ij->i", A, A)
         e = np.exp(-y * (X @ prior.mean) + 0.5 * v)
-    beta = float(np.sum(e * np.einsum("ij,ij->i", X, X) * (2.0 + v)))
-    return 2.0 / beta if np.isfinite(beta) and beta > 0 else 0.0
+        beta = np.float64(np.sum(e * np.einsum("ij,ij->i", X, X) * (2.0 + v)))
+        if not np.isfinite(beta):
+            return 0.0
+        return float(2.0 / beta) if beta > 0 else float("inf")
 
 
 @dataclass(frozen=True)
 class ClassificationTrace:
     """Quantities at the recorded steps (step 0 and the last step included).
 
-    ``direction_cosine`` is ``cos∠(μ_t − P_null μ₀, ŵ)`` (NaN while that vector is zero);
-    ``row_mean_norm`` its norm (grows like ``‖ŵ‖ log t``); ``data_spread`` is ``‖XL_t‖_F``;
-    ``null_mean_drift`` ``‖P_null(μ_t − μ₀)‖`` and ``null_factor_drift`` ``‖P_null(L_t − L₀)‖_F``;
-    ``expected_loss`` is the exact (exponential) or quadrature (logistic) ``ℓ̄(q_t)``.
+    Parameters
+    ----------
+    steps : (k,) int array
+        The recorded step counts.
+    expected_loss : (k,) array
+        The exact (exponential) or quadrature (logistic) ``ℓ̄(q_t)``.
+    direction_cosine : (k,) array
+        ``cos∠(μ_t − P_null μ₀, ŵ)`` (NaN while that vector is zero).
+    row_mean_norm : (k,) array
+        ``‖μ_t − P_null μ₀‖`` (grows like ``‖ŵ‖ log t``).
+    data_spread : (k,) array
+        ``‖XL_t‖_F``.
+    null_mean_drift : (k,) array
+        ``‖P_null(μ_t − μ₀)‖``, an invariant (zero up to rounding).
+    null_factor_drift : (k,) array
+        ``‖P_null(L_t − L₀)‖_F``, an invariant.
     """
 
     steps: np.ndarray
@@ -305,7 +429,27 @@ class ClassificationTrace:
 
 @dataclass(frozen=True)
 class ClassificationResult:
-    """Final ``q``, its trace, the SVM it is compared with, and the run's settings."""
+    """Final ``q``, its trace, the SVM it is compared with, and the run's settings.
+
+    Parameters
+    ----------
+    final : Gaussian
+        The law after the last step.
+    trace : ClassificationTrace
+        The recorded quantities.
+    svm : SVMSolution
+        The hard-margin SVM of the data.
+    loss : str
+        The margin loss.
+    lr : float
+        The step size.
+    mc_samples : int
+        Monte Carlo samples per step (0: deterministic gradients).
+    step_bound : float
+        The step bound the run was checked against.
+    optimizer : str
+        ``"gd"``, ``"sgd"`` or ``"momentum"``.
+    """
 
     final: Gaussian
     trace: ClassificationTrace
@@ -314,12 +458,37 @@ class ClassificationResult:
     lr: float
     mc_samples: int
     step_bound: float
+    optimizer: str = "gd"
 
 
 def default_record_steps(steps: int, points: int = 40) -> np.ndarray:
-    """``0`` and about ``points`` geometrically spaced step counts up to ``steps``."""
+    """``0`` and about ``points`` geometrically spaced step counts up to ``steps``.
+
+    Parameters
+    ----------
+    steps : int
+        The last step, ``≥ 0``.
+    points : int
+        Number of geometric grid points, ``≥ 1`` (duplicates after rounding are dropped).
+
+    Returns
+    -------
+    (k,) int array
+        Strictly increasing, starting at 0 and ending at ``steps``; ``k ≤ points + 1``; cost
+        ``O(points·log(points))``.
+
+    Raises
+    ------
+    TypeError
+        For non-integer ``steps`` or ``points``.
+    ValueError
+        For a negative ``steps`` or a non-positive ``points``.
+    """
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    points = as_positive_int("points", points)
     if steps == 0:
         return np.zeros(1, dtype=int)
+    check_allocation("points", points)
     grid = np.unique(np.round(np.geomspace(1, steps, points)).astype(int))
     return np.concatenate([[0], grid])
 
@@ -327,7 +496,10 @@ def default_record_steps(steps: int, points: int = 40) -> np.ndarray:
 def _check_record_steps(record_steps, steps: int) -> np.ndarray:
     if record_steps is None:
         return default_record_steps(steps)
-    grid = np.asarray(record_steps)
+    try:
+        grid = np.asarray(record_steps)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError("record_steps must be a non-empty 1-D array of integers") from exc
     if grid.ndim != 1 or grid.size == 0 or not np.issubdtype(grid.dtype, np.integer):
         raise ValueError(f"record_steps must be a non-empty 1-D array of integers, got {grid!r}")
     if np.any(np.diff(grid) <= 0) or grid[0] < 0 or grid[-1] > steps:
@@ -335,112 +507,188 @@ def _check_record_steps(record_steps, steps: int) -> np.ndarray:
     return grid.astype(int)
 
 
+@float_guard("X", "prior")
 def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential", lr: float, steps: int,
                             mc_samples: int = 0, quadrature_nodes: int = DEFAULT_QUADRATURE_NODES,
-                            seed=0, record_steps=None, check_stability: bool = True) -> ClassificationResult:
-    r"""Full-batch GD on the expected classification loss from the prior; trace against the SVM.
+                            seed=0, record_steps=None, check_stability: bool = True, optimizer: str = "gd",
+                            batch_size: int | None = None, momentum: float = 0.9) -> ClassificationResult:
+    r"""(S)GD or heavy-ball momentum on the expected classification loss from the prior; trace against the SVM.
 
-    Updates ``μ ← μ − η∇_μℓ̄``, ``L ← L − η∇_Lℓ̄`` in the full coordinates (the null-space
-    invariants are measured, not imposed). Gradients: exact for ``loss="exponential"``,
-    Gauss–Hermite quadrature for ``loss="logistic"`` when ``mc_samples = 0``; with
-    ``mc_samples = M ≥ 1`` both losses use reparametrized Monte Carlo, ``w = μ + Lζ``,
-    ``∇_μ = Xᵀ(y ⊙ mean_j φ'(z_j))``, ``∇_L = Xᵀ((y ⊙ φ'(Z)) ζᵀ)/M``.
+    Updates ``μ ← μ − η g_μ``, ``L ← L − η g_L`` in the full coordinates (the null-space
+    invariants are measured, not imposed), where ``g`` is the gradient of ``ℓ̄``: exact for
+    ``loss="exponential"``, Gauss–Hermite quadrature for ``loss="logistic"`` when
+    ``mc_samples = 0``; with ``mc_samples = M ≥ 1`` both losses use reparametrized Monte Carlo,
+    ``w = μ + Lζ`` (one ``ζ`` per sample shared by the batch),
+    ``∇_μ = Xᵀ(y ⊙ mean_j φ'(z_j))``, ``∇_L = Xᵀ((y ⊙ φ'(Z)) ζᵀ)/M``. ``optimizer="sgd"`` uses
+    ``batch_size`` rows drawn without replacement each step and ``n/b`` times their gradient
+    (unbiased); ``"momentum"`` is the heavy ball of ``torch.optim.SGD``, ``v ← m v + g``,
+    ``θ ← θ − ηv`` (full batch unless ``batch_size`` is given). Every such gradient lies in
+    ``row(X)`` (docs/theory.md §2 (C15)).
 
     Parameters
     ----------
-    X : (n, d) inputs, linearly separable through the origin. y : (n,) labels ±1.
-    prior : :class:`Gaussian` ``N(μ₀, L₀L₀ᵀ)``, the initialization (factor (d, r), any ``r``).
-    lr : step size. steps : number of steps (``1e4``–``1e5`` cost a second or two at n ≈ 10, d ≈ 40).
-    seed : int or Generator for the MC draws.
-    record_steps : increasing step counts to record (default: 0 and ~40 geometrically spaced
-        counts, since convergence in direction is logarithmic).
-    check_stability : raise ``ValueError`` before running when ``lr`` is at or above
-        :func:`classification_step_bound` (a guarantee at the prior only for the exponential loss).
+    X : (n, d) array
+        Inputs, linearly separable through the origin.
+    y : (n,) array
+        Labels ``±1``.
+    prior : Gaussian
+        ``N(μ₀, L₀L₀ᵀ)``, the initialization (factor ``(d, r)``, any ``r``).
+    loss : {"exponential", "logistic"}
+        The margin loss ``φ``.
+    lr : float
+        Step size ``η > 0`` of mean and factor.
+    steps : int
+        Number of steps (``1e4``–``1e5`` cost a second or two at ``n ≈ 10``, ``d ≈ 40``).
+    mc_samples : int
+        ``0`` for deterministic gradients, ``M ≥ 1`` for Monte Carlo.
+    quadrature_nodes : int
+        Gauss–Hermite nodes ``K`` of the logistic expectation.
+    seed : int or numpy.random.Generator
+        For the mini-batches and the MC draws.
+    record_steps : 1-D array of int, optional
+        Strictly increasing step counts in ``[0, steps]`` to record (default: 0 and ~40
+        geometrically spaced counts, since convergence in direction is logarithmic).
+    check_stability : bool
+        Raise ``ValueError`` before running when ``lr`` is at or above the step bound:
+        :func:`classification_step_bound` for GD and SGD, ``(1 + m)`` times it for momentum (the
+        heavy-ball factor of the quadratic case; a guarantee at the prior only for the
+        exponential loss).
+    optimizer : {"gd", "sgd", "momentum"}
+        Full batch, mini-batch, or heavy ball.
+    batch_size : int, optional
+        Rows per step, ``1..n``; required for ``"sgd"``, not allowed for ``"gd"``.
+    momentum : float
+        Heavy-ball coefficient ``m ∈ [0, 1)`` for ``optimizer="momentum"``.
 
-    Cost per step ``O(n·d·r + n·K)`` (``O(n·d·r·M)`` with MC); per record ``O(n·d·r)``.
+    Returns
+    -------
+    ClassificationResult
+        The final ``q``, the trace at ``record_steps``, the SVM and the settings.
 
     Raises
     ------
+    TypeError
+        For a ``prior`` that is not a :class:`Gaussian` or arguments of the wrong type.
     ValueError
         Labels other than ±1, non-separable data (from :func:`hard_margin_svm`), bad shapes or
-        values, an unknown loss, a step above the bound, bad ``record_steps``.
+        values, an unknown loss or optimizer, a batch size outside ``1..n``, a step above the
+        bound, bad ``record_steps``.
     DivergenceError
         Non-finite iterates or an expected loss above ``1e8`` times its start.
+
+    Notes
+    -----
+    Cost per step ``O(b·d·r + b·K)`` (``O(b·d·r·M)`` with MC); per record ``O(n·d·r + n·K)``.
     """
     loss = _check_loss(loss)
     X, y = _check_problem(X, y, prior, "prior")
+    n = X.shape[0]
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    rule = _hermite_rule(as_positive_int("quadrature_nodes", quadrature_nodes))
+    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
+    rule = _hermite_rule(quadrature_nodes)
+    check_allocation("mc_samples", n, max(mc_samples, rule[0].shape[0]))
+    loss0 = _checked_loss_and_grad(X, y, prior, loss, rule, "prior")[0]
     grid = _check_record_steps(record_steps, steps)
     rng = as_generator(seed)
     svm = hard_margin_svm(X, y)
     bound = classification_step_bound(X, y, prior, loss)
+    if optimizer == "momentum":
+        bound *= 1.0 + momentum
     if check_stability and lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss at this "
-                         "prior (2/β, β a bound on the Hessian); pass check_stability=False to run anyway")
+        times = ", times 1 + momentum" if optimizer == "momentum" else ""
+        raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss on this X at "
+                         f"this prior (2/β, β a bound on the Hessian{times}); pass check_stability=False to run anyway")
+    run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, loss0=loss0, lr=lr, steps=steps,
+                             mc_samples=mc_samples, optimizer=optimizer, momentum=momentum,
+                             batch_size=None if batch_size == n else batch_size, rng=rng, grid=grid,
+                             direction=svm.direction, bound=bound)
+    final, trace = _run_classification(run)
+    return ClassificationResult(final=final, trace=trace, svm=svm, loss=loss, lr=lr, mc_samples=mc_samples,
+                                step_bound=bound, optimizer=optimizer)
 
+
+@dataclass(frozen=True, eq=False)
+class _ClassificationRun:
+    """The validated arguments of one :func:`simulate_classification` run."""
+
+    X: np.ndarray
+    y: np.ndarray
+    prior: Gaussian
+    loss: str
+    rule: tuple[np.ndarray, np.ndarray]
+    loss0: float
+    lr: float
+    steps: int
+    mc_samples: int
+    optimizer: str
+    momentum: float
+    batch_size: int | None
+    rng: np.random.Generator
+    grid: np.ndarray
+    direction: np.ndarray
+    bound: float
+
+
+def _mc_gradients(XB, yB, mean, factor, loss, mc_samples, rng):
+    """Reparametrized MC gradients ``(∇_μ, ∇_L)`` with ``M`` draws ``ζ`` shared by the batch rows."""
+    zeta = rng.standard_normal((mc_samples, factor.shape[1]))
+    A = XB @ factor
+    z = (yB * (XB @ mean))[:, None] + yB[:, None] * (A @ zeta.T)  # (b, M) margins
+    slope = yB[:, None] * (-np.exp(-z) if loss == "exponential" else -scipy.special.expit(-z))  # y φ'(z)
+    return XB.T @ slope.mean(axis=1), XB.T @ (slope @ zeta) / mc_samples
+
+
+def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, ClassificationTrace]:
+    X, y, loss, rule = run.X, run.y, run.loss, run.rule
+    n = X.shape[0]
     solver = row_space_solver(X)
-    mean0, factor0 = prior.mean, prior.factor
+    mean0, factor0 = run.prior.mean, run.prior.factor
     null_mean0 = solver.project_null(mean0)
-    direction = svm.direction
     mean, factor = mean0.copy(), factor0.copy()
-    records = {k: [] for k in ("loss", "cos", "norm", "spread", "dmu", "dL")}
-    with np.errstate(over="ignore"):
-        loss0 = _loss_and_grad(X, y, mean, factor, loss, rule)[0]
-    ceiling = DIVERGENCE_FACTOR * loss0
+    velocities = (np.zeros_like(mean), np.zeros_like(factor))
+    recorder = Recorder(ClassificationTrace, loss0=run.loss0, lr=run.lr, bound=run.bound)
 
     def record(t):
         with np.errstate(over="ignore"):
             value = _loss_and_grad(X, y, mean, factor, loss, rule)[0]
-        if not value <= ceiling:
-            raise DivergenceError(t, lr, bound, f"expected loss {value:.3g} > {DIVERGENCE_FACTOR:.0e} × "
-                                                f"start {loss0:.3g}")
+        recorder.check_loss(t, value)
         row_mean = mean - null_mean0
         size = float(np.linalg.norm(row_mean))
-        records["loss"].append(value)
-        records["cos"].append(float(row_mean @ direction) / size if size > 0 else np.nan)
-        records["norm"].append(size)
-        records["spread"].append(float(np.linalg.norm(X @ factor)))
-        records["dmu"].append(float(np.linalg.norm(solver.project_null(mean - mean0))))
-        records["dL"].append(float(np.linalg.norm(solver.project_null(factor - factor0))))
+        cosine = float(row_mean @ run.direction) / size if size > 0 else np.nan
+        recorder.add(ClassificationTrace(
+            steps=t, expected_loss=value, direction_cosine=cosine, row_mean_norm=size,
+            data_spread=float(np.linalg.norm(X @ factor)),
+            null_mean_drift=float(np.linalg.norm(solver.project_null(mean - mean0))),
+            null_factor_drift=float(np.linalg.norm(solver.project_null(factor - factor0)))))
 
-    phi_prime = ((lambda z: -np.exp(-z)) if loss == "exponential" else (lambda z: -scipy.special.expit(-z)))
-    width = factor.shape[1]
+    grid = run.grid
     next_record = 0
     if grid[0] == 0:
         record(0)
         next_record = 1
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if mc_samples == 0:
-                value, g_mean, g_factor = _grad_only(X, y, mean, factor, loss, rule)
+        for t in range(1, run.steps + 1):
+            if run.batch_size is None:
+                XB, yB = X, y
             else:
-                zeta = rng.standard_normal((mc_samples, width))
-                A = X @ factor
-                z = (y * (X @ mean))[:, None] + y[:, None] * (A @ zeta.T)  # (n, M) margins
-                slope = y[:, None] * phi_prime(z)
-                g_mean = X.T @ slope.mean(axis=1)
-                g_factor = X.T @ (slope @ zeta) / mc_samples
+                rows = run.rng.choice(n, size=run.batch_size, replace=False)
+                XB, yB = X[rows], y[rows]
+            if run.mc_samples == 0:
+                value, g_mean, g_factor = _loss_and_grad(XB, yB, mean, factor, loss, rule, with_value=False)
+            else:
+                g_mean, g_factor = _mc_gradients(XB, yB, mean, factor, loss, run.mc_samples, run.rng)
                 value = 0.0
-            if not value <= ceiling:  # catches inf and NaN too
-                raise DivergenceError(t, lr, bound, f"expected loss {value:.3g} exceeds {DIVERGENCE_FACTOR:.0e} × "
-                                                    f"start {loss0:.3g}")
-            mean = mean - lr * g_mean
-            factor = factor - lr * g_factor
+            if run.batch_size is not None:  # n/b times the batch sum: an unbiased estimate of the full one
+                scale = n / run.batch_size
+                value, g_mean, g_factor = scale * value, scale * g_mean, scale * g_factor
+            recorder.check_loss(t, value)  # catches inf and NaN too; the logistic value is not computed (0)
+            (mean, factor), velocities = sgd_step((mean, factor), velocities, (g_mean, g_factor), (run.lr, run.lr),
+                                                  run.momentum if run.optimizer == "momentum" else None)
             if next_record < grid.size and t == grid[next_record]:
-                if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-                    raise DivergenceError(t, lr, bound, "non-finite parameters")
+                recorder.check_finite(t, mean, factor)
                 record(t)
                 next_record += 1
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-        raise DivergenceError(steps, lr, bound, "non-finite parameters")
-    trace = ClassificationTrace(steps=grid.copy(), expected_loss=np.asarray(records["loss"]),
-                                direction_cosine=np.asarray(records["cos"]),
-                                row_mean_norm=np.asarray(records["norm"]),
-                                data_spread=np.asarray(records["spread"]),
-                                null_mean_drift=np.asarray(records["dmu"]),
-                                null_factor_drift=np.asarray(records["dL"]))
-    return ClassificationResult(final=Gaussian(mean, factor), trace=trace, svm=svm, loss=loss, lr=lr,
-                                mc_samples=mc_samples, step_bound=bound)
+    recorder.check_finite(run.steps, mean, factor)
+    return Gaussian(mean, factor), recorder.trace()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._metric import geometry
-from ._validation import as_positive_float, as_positive_int, check_problem
+from ._validation import as_positive_float, as_positive_int, check_problem, float_guard
 from .gaussian import Gaussian, MeanFieldGaussian
-from .subspace import RowSpaceSolver, row_space_solver
+from .subspace import RowSpaceSolver, row_space_basis
 
 __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_loss",
            "ibvi_limit_w2_squared"]
@@ -29,11 +29,39 @@ def _setup(X, y, prior, solver, step_multipliers=None):
     return X, y, geometry(X, step_multipliers=step_multipliers, solver=solver)
 
 
+@float_guard("X, y", "q")
 def expected_loss(X, y, q) -> float:
-    """``E_{w~q} ‖y − Xw‖² = ‖y − Xμ‖² + ‖XL‖²_F`` (Gaussian or mean-field ``q``); cost ``O(n·d·r)``.
+    r"""The expected squared loss ``E_{w~q} ‖y − Xw‖²`` (no ½).
 
-    Raises ``TypeError`` when ``q`` is neither a :class:`Gaussian` nor a :class:`MeanFieldGaussian`,
-    and the shape/finiteness errors of the other closed forms.
+    .. math::
+
+        \bar\ell(q) = \|y - Xμ\|^2 + \|XL\|_F^2 \quad (q = N(μ, LL^T)), \qquad
+        \bar\ell(q) = \|y - Xμ\|^2 + \sum_j s_j^2 \|X_{:j}\|^2 \quad (\text{mean field}).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    q : Gaussian or MeanFieldGaussian
+        The law of the weights, dimension ``d``.
+
+    Returns
+    -------
+    float
+        The expected loss, ``≥ 0``.
+
+    Raises
+    ------
+    TypeError
+        When ``q`` is neither a :class:`Gaussian` nor a :class:`MeanFieldGaussian`.
+    ValueError
+        For shapes that do not match, non-finite input, or a loss that overflows float64.
+
+    Notes
+    -----
+    Cost ``O(n·d·r)`` (``O(n·d)`` mean field).
     """
     if not isinstance(q, (Gaussian, MeanFieldGaussian)):
         raise TypeError(f"q must be a Gaussian or MeanFieldGaussian, got {type(q).__name__}")
@@ -46,6 +74,7 @@ def expected_loss(X, y, q) -> float:
     return float(residual @ residual) + spread
 
 
+@float_guard("X", "y", "prior")
 def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                step_multipliers=None) -> Gaussian:
     r"""The limit of (S)GD on the expected loss started at the prior (Theorem 1).
@@ -100,6 +129,7 @@ def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
     return Gaussian(prior.mean + metric.shift(y - X @ prior.mean), metric.project_null(prior.factor))
 
 
+@float_guard("X", "y", "prior")
 def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                           step_multipliers=None) -> float:
     r"""The value ``W₂²(q∞, p)`` of the W₂ projection that Theorem 1 predicts.
@@ -147,18 +177,15 @@ def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | Non
     Cost ``O(n²d + n·d·r)``, as :func:`ibvi_limit`.
     """
     X, y, metric = _setup(X, y, prior, solver, step_multipliers)
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean_part = np.sum(metric.solver.pinv(X @ prior.mean - y) ** 2)
-        if metric.identity:
-            factor_part = np.sum(metric.solver.project_row(prior.factor) ** 2)
-        else:  # P_row(X̃)(R̂⁻¹L₀) = X̃⁺XL₀: no division by the root
-            factor_part = np.sum(metric.solver.pinv(X @ prior.factor) ** 2)
-        value = float(mean_part + factor_part) / metric.scale
-    if not np.isfinite(value):
-        raise ValueError("W2^2(q_inf, prior) overflows float64 for this X, y and prior; rescale the problem")
-    return value
+    mean_part = np.sum(metric.solver.pinv(X @ prior.mean - y) ** 2)
+    if metric.identity:
+        factor_part = np.sum(metric.solver.project_row(prior.factor) ** 2)
+    else:  # P_row(X̃)(R̂⁻¹L₀) = X̃⁺XL₀: no division by the root
+        factor_part = np.sum(metric.solver.pinv(X @ prior.factor) ** 2)
+    return float(np.float64(mean_part + factor_part) / metric.scale)
 
 
+@float_guard("X", "y", "prior")
 def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None,
            step_multipliers=None) -> Gaussian:
     r"""Minimizer of the W₂-regularized generalized VI objective.
@@ -214,7 +241,10 @@ def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None =
     X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if lam == 0.0:
         return ibvi_limit(X, y, prior, solver=metric.solver, step_multipliers=step_multipliers)
-    lam_tilde = lam / metric.scale  # λ W₂²_{D⁻¹} = (λ/max D) W₂² in the normalized coordinates
+    with np.errstate(over="ignore"):
+        lam_tilde = lam / metric.scale  # λ W₂²_{D⁻¹} = (λ/max D) W₂² in the normalized coordinates
+    if not np.isfinite(lam_tilde):  # a weight beyond the float range: q_λ is the prior to rounding
+        return prior
     mean = prior.mean + metric.lift(metric.solver.shifted_solve(y - X @ prior.mean, lam_tilde))
     factor = prior.factor - metric.lift(metric.solver.shifted_solve(X @ prior.factor, lam_tilde))
     return Gaussian(mean, factor)
@@ -234,6 +264,7 @@ def _gd_filter(lr: float, steps: int):
     return phi
 
 
+@float_guard("X", "y", "prior")
 def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
                solver: RowSpaceSolver | None = None, step_multipliers=None) -> Gaussian:
     r"""The exact full-batch GD iterate ``q_t`` on ``ℓ̄`` after ``steps`` steps of size ``lr``.
@@ -294,18 +325,25 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
     X, y, metric = _setup(X, y, prior, solver, step_multipliers)
     if steps == 0:
         return prior
+    residual, spread = y - X @ prior.mean, X @ prior.factor
     # Above the bound the filter grows like |1 − 2ηs²|^t; report the overflow against lr
     # instead of letting Gaussian() complain about a non-finite mean.
     with np.errstate(over="ignore", invalid="ignore"):
         phi = _gd_filter(lr * metric.scale, steps)
-        mean = prior.mean + metric.lift(metric.solver.spectral_map(y - X @ prior.mean, phi))
-        factor = prior.factor - metric.lift(metric.solver.spectral_map(X @ prior.factor, phi))
+        mean = prior.mean + metric.lift(metric.solver.spectral_map(residual, phi))
+        factor = prior.factor - metric.lift(metric.solver.spectral_map(spread, phi))
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-        raise ValueError(f"lr={lr:.4g} is above the stability bound {metric.stability_bound:.4g} (1/s_max² of "
-                         f"X D^(1/2)) and the GD iterate overflows float64 after steps={steps}")
+        bound = metric.stability_bound
+        if lr >= bound:
+            of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
+            raise ValueError(f"lr={lr:.4g} is above the stability bound {bound:.4g} (1/s_max² of {of}) and "
+                             f"the GD iterate overflows float64 after steps={steps}")
+        raise ValueError("X, y and prior hold values too large for float64 arithmetic in gd_iterate (the iterate "
+                         "overflows below the stability bound); rescale them")
     return Gaussian(mean, factor)
 
 
+@float_guard("X", "y", "prior")
 def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
     r"""Posterior of ``y = Xw + ε``, ``ε ~ N(0, σ²I)``, ``w ~ N(μ₀, L₀L₀ᵀ)``, as a factor.
 
@@ -317,31 +355,54 @@ def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
     Computed in the prior's latent coordinates: with ``A = XL₀ = Ũ diag(a) Ṽᵀ`` (thin SVD),
     ``Σ = L₀ M L₀ᵀ`` with ``M = I − Ṽ diag(a²/(a²+σ²)) Ṽᵀ``, so the factor is
     ``L₀ M^{½} = L₀ − (L₀Ṽ) diag(1 − σ/√(a²+σ²)) Ṽᵀ``. For ``σ² = 0`` this is ``L₀ P_null(A)``.
-    Cost ``O(n·d·r + n·r·min(n, r))``; no ``d × d`` matrix.
 
-    Raises ``ValueError`` when ``noise_var = 0`` and the data cannot be interpolated by the
-    prior's support (``y − Xμ₀ ∉ col(XL₀)``: the noiseless posterior does not exist), and the
-    usual shape/finiteness errors.
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian
+        ``N(μ₀, L₀L₀ᵀ)``, factor ``(d, r)``.
+    noise_var : float
+        Observation noise variance ``σ² ≥ 0``.
+
+    Returns
+    -------
+    Gaussian
+        The posterior, with a factor of the prior's shape ``(d, r)``.
+
+    Raises
+    ------
+    TypeError
+        For a ``prior`` that is not a :class:`Gaussian`.
+    ValueError
+        When ``noise_var = 0`` and the data cannot be interpolated by the prior's support
+        (``y − Xμ₀ ∉ col(XL₀)``: the noiseless posterior does not exist), and the usual
+        shape/finiteness errors.
+
+    Notes
+    -----
+    Cost ``O(n·d·r + n·r·min(n, r))``; no ``d × d`` matrix.
     """
     noise_var = as_positive_float("noise_var", noise_var, allow_zero=True)
     if not isinstance(prior, Gaussian):
         raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
     X, y = check_problem(X, y, prior.dim)
     L0 = prior.factor
-    A = X @ L0
-    basis = row_space_solver(A, method="svd")
-    a = basis.singular_values
-    Vt_basis = basis._V  # (r, k): row space of A in latent coordinates
+    basis = row_space_basis(X @ L0)  # A = XL₀ = Ũ diag(a) Ṽᵀ in latent coordinates
+    a, V, U = basis.s, basis.V, basis.U
     residual = y - X @ prior.mean
-    Ut = basis._U
     if noise_var == 0.0:
-        unexplained = residual - Ut @ (Ut.T @ residual)
+        unexplained = residual - U @ (U.T @ residual)
         if np.linalg.norm(unexplained) > 1e-8 * max(np.linalg.norm(residual), 1e-300):
             raise ValueError("noise_var=0 needs data that the prior can interpolate: y - X mean0 has a "
                              f"component of relative size {np.linalg.norm(unexplained) / np.linalg.norm(residual):.2e} "
                              "outside col(X L0); use noise_var > 0")
-    coeff = (Ut.T @ residual) * (a / (a * a + noise_var))
-    mean = prior.mean + L0 @ (Vt_basis @ coeff)
-    shrink = 1.0 - np.sqrt(noise_var / (a * a + noise_var))
-    factor = L0 - (L0 @ Vt_basis) * shrink @ Vt_basis.T
+    with np.errstate(over="ignore"):  # σ²/a or (a/σ)² beyond the float range: their limits 0 and 1 are exact
+        coeff = (U.T @ residual) / (a + noise_var / a)  # a/(a² + σ²), exact where a² underflows
+        # 1 − σ/√(a² + σ²), written so that neither a² + σ² nor σ² alone can overflow
+        shrink = np.ones_like(a) if noise_var == 0.0 else 1.0 - 1.0 / np.sqrt(1.0 + (a / np.sqrt(noise_var)) ** 2)
+    mean = prior.mean + L0 @ (V @ coeff)
+    factor = L0 - (L0 @ V) * shrink @ V.T
     return Gaussian(mean, factor)

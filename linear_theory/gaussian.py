@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from ._validation import (EPS_DEFAULT_CLIP, as_float_array, as_generator, as_matrix,
-                          as_positive_float, as_positive_int, as_vector)
+from ._validation import (EPS_DEFAULT_CLIP, as_float_array, as_generator, as_matrix, as_positive_float,
+                          as_positive_int, as_vector, check_allocation, float_guard)
 
 __all__ = ["Gaussian", "MeanFieldGaussian", "Predictive", "w2_squared", "w2"]
 
@@ -44,13 +44,22 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Predictive:
-    """Predictive mean ``Xμ`` and variance ``‖Lᵀx‖²`` at test inputs (no observation noise)."""
+    """Predictive mean ``Xμ`` and variance ``‖Lᵀx‖²`` at test inputs (no observation noise).
+
+    Parameters
+    ----------
+    mean : (m,) array
+        ``x_iᵀμ`` per test input.
+    variance : (m,) array
+        ``‖Lᵀx_i‖²`` (``Σ_j x_ij² s_j²`` for a mean-field law), ``≥ 0``.
+    """
 
     mean: np.ndarray
     variance: np.ndarray
 
     @property
     def std(self) -> np.ndarray:
+        """The predictive standard deviation ``sqrt(variance)``, shape ``(m,)``."""
         return np.sqrt(self.variance)
 
 
@@ -68,16 +77,47 @@ def _test_inputs(X_test, d: int) -> np.ndarray:
     return X_test
 
 
+def _isotropic_mean(mean, d) -> np.ndarray:
+    """``mean`` as a ``(d,)`` vector: a scalar repeated ``d`` times, or a vector of length ``d``."""
+    if _is_scalar(mean):
+        if d is None:
+            raise ValueError("d is required when mean is a scalar")
+        d = as_positive_int("d", d)
+        check_allocation("d", d)
+        return as_vector("mean", np.full(d, float(mean)))
+    return as_vector("mean", mean, size=None if d is None else as_positive_int("d", d))
+
+
+#: Entries of magnitude within ``2^±400`` square and sum (over up to ``2^100`` terms) in float64
+#: without overflow or underflow to subnormals, so no rescaling is needed there.
+_SAFE_LOG2 = 400.0
+
+
+def _power_of_two(size: float) -> int:
+    """``0`` for ``size`` within ``2^±400`` (or zero), else an even ``k`` with ``2^k ≈ size``."""
+    if size == 0.0 or abs(np.log2(size)) < _SAFE_LOG2:
+        return 0
+    return 2 * int(np.round(np.log2(size) / 2))
+
+
 @dataclass(frozen=True, eq=False)
 class Gaussian:
     """``N(mean, factor · factorᵀ)``; arrays are stored as read-only float64 copies.
 
     Parameters
     ----------
-    mean : (d,) array.
-    factor : (d, r) array, any ``r ≥ 1``.
+    mean : (d,) array
+        The mean ``μ``, finite.
+    factor : (d, r) array
+        A covariance factor ``L`` with any ``r ≥ 1`` columns: full (``r = d``), low rank
+        (``r < d``) or wider; ``Σ = LLᵀ``.
 
-    Raises ``ValueError`` naming the argument for wrong shapes or NaN/infinite entries.
+    Raises
+    ------
+    TypeError
+        For non-numeric, complex or ragged input.
+    ValueError
+        Naming the argument, for wrong shapes, empty arrays or NaN/infinite entries.
     """
 
     mean: np.ndarray
@@ -94,6 +134,7 @@ class Gaussian:
 
     @property
     def dim(self) -> int:
+        """The dimension ``d``."""
         return int(self.mean.shape[0])
 
     @property
@@ -101,37 +142,124 @@ class Gaussian:
         """Number of columns ``r`` of the factor (an upper bound on the covariance's rank)."""
         return int(self.factor.shape[1])
 
+    @float_guard("mean", "factor")
     def cov(self) -> np.ndarray:
-        """The dense ``d × d`` covariance ``LLᵀ`` (``O(d²r)`` time, ``O(d²)`` memory: small ``d`` only)."""
+        """The dense covariance ``LLᵀ``.
+
+        Returns
+        -------
+        (d, d) array
+            ``Σ = LLᵀ``; cost ``O(d²r)`` time and ``O(d²)`` memory (small ``d`` only).
+
+        Raises
+        ------
+        ValueError
+            When ``LLᵀ`` overflows float64.
+        """
+        check_allocation("the covariance of this Gaussian", self.dim, self.dim)
         return self.factor @ self.factor.T
 
+    @float_guard("the Gaussian's mean and factor")
     def sample(self, n: int, rng) -> np.ndarray:
-        """``n`` draws ``mean + L z``, ``z ~ N(0, I_r)``, as an ``(n, d)`` array; ``rng`` a Generator or seed."""
+        """Draws ``w = μ + Lz``, ``z ~ N(0, I_r)``.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws, ``≥ 1``.
+        rng : int or numpy.random.Generator
+            The random stream (never global state).
+
+        Returns
+        -------
+        (n, d) array
+            One draw per row; cost ``O(n·d·r)``.
+
+        Raises
+        ------
+        TypeError
+            For a non-integer ``n`` or an ``rng`` that is neither a seed nor a Generator.
+        ValueError
+            For ``n < 1``, ``rng=None``, or an ``n`` whose result exceeds the machine's memory.
+        """
         n = as_positive_int("n", n)
+        check_allocation("n", n, max(self.dim, self.width))
         z = as_generator(rng, "rng").standard_normal((n, self.width))
         return self.mean + z @ self.factor.T
 
+    @float_guard("X_test and the Gaussian")
     def predictive(self, X_test) -> Predictive:
-        """Predictive mean ``X_test μ`` and variance ``‖Lᵀx‖²`` per row; cost ``O(m·d·r)``, no ``d × d``."""
+        """Predictive mean ``X_test μ`` and variance ``‖Lᵀx‖²`` per test input.
+
+        Parameters
+        ----------
+        X_test : (m, d) or (d,) array
+            Test inputs, finite.
+
+        Returns
+        -------
+        Predictive
+            ``(m,)`` means and variances; cost ``O(m·d·r)``, no ``d × d`` matrix.
+
+        Raises
+        ------
+        ValueError
+            For a wrong number of columns, non-finite entries, or values that overflow.
+        """
         X_test = _test_inputs(X_test, self.dim)
         return Predictive(mean=X_test @ self.mean, variance=np.sum((X_test @ self.factor) ** 2, axis=1))
 
     def replace(self, *, mean=None, factor=None) -> "Gaussian":
+        """A copy with ``mean`` and/or ``factor`` replaced (validated as in the constructor).
+
+        Parameters
+        ----------
+        mean : (d,) array, optional
+            The new mean; the current one when omitted.
+        factor : (d, r) array, optional
+            The new factor; the current one when omitted.
+
+        Returns
+        -------
+        Gaussian
+            The new law; cost ``O(d·r)`` (a validated copy).
+
+        Raises
+        ------
+        ValueError
+            As the constructor.
+        """
         return Gaussian(self.mean if mean is None else mean, self.factor if factor is None else factor)
 
     @classmethod
     def isotropic(cls, mean, scale: float, d: int | None = None) -> "Gaussian":
-        """``N(mean, scale² I_d)`` with the full factor ``scale · I_d`` (``O(d²)`` memory).
+        """``N(mean, scale² I_d)`` with the full factor ``scale · I_d``.
 
-        ``mean`` may be a scalar (then ``d`` is required) or a ``(d,)`` array.
+        Parameters
+        ----------
+        mean : float or (d,) array
+            The mean; a scalar is repeated ``d`` times (``d`` is then required).
+        scale : float
+            The standard deviation, positive and finite.
+        d : int, optional
+            The dimension (checked against ``len(mean)`` when both are given).
+
+        Returns
+        -------
+        Gaussian
+            Factor ``scale · I_d``: cost and memory ``O(d²)``.
+
+        Raises
+        ------
+        TypeError
+            For a non-real ``scale`` or non-integer ``d``.
+        ValueError
+            For a non-positive ``scale``, a missing or wrong ``d``, or a ``d`` whose ``d × d``
+            factor exceeds the machine's memory.
         """
         scale = as_positive_float("scale", scale)
-        if _is_scalar(mean):
-            if d is None:
-                raise ValueError("d is required when mean is a scalar")
-            d = as_positive_int("d", d)
-            mean = np.full(d, float(mean))
-        mean = as_vector("mean", mean, size=d)
+        mean = _isotropic_mean(mean, d)
+        check_allocation("d", mean.shape[0], mean.shape[0])
         return cls(mean, scale * np.eye(mean.shape[0]))
 
     @classmethod
@@ -140,70 +268,191 @@ class Gaussian:
 
         Eigenvalues in ``[−tol, 0)`` are rounding and clipped to zero, where by default
         ``tol = d · eps · max|λ|`` (the backward error of a symmetric eigensolver); zero columns
-        are dropped, so the factor is ``d × rank``. Cost ``O(d³)``.
+        are dropped, so the factor is ``d × rank``. A covariance with entries beyond ``2^±400``
+        is decomposed after an exact power-of-two scaling, so finite extreme covariances (such as
+        ``diag(1e308)``) give their exact factor.
 
-        Raises ``ValueError`` if ``cov`` is not square of size ``len(mean)``, not symmetric (to
-        ``1e-10`` relative), or has an eigenvalue below ``−tol`` (not PSD).
+        Parameters
+        ----------
+        mean : (d,) array
+            The mean, finite.
+        cov : (d, d) array
+            A symmetric positive semi-definite covariance, finite.
+        tol : float, optional
+            Clipping tolerance for negative eigenvalues, ``≥ 0`` (in the units of ``cov``).
+
+        Returns
+        -------
+        Gaussian
+            Factor ``(d, rank)`` (a single zero column for ``cov = 0``).
+
+        Raises
+        ------
+        ValueError
+            If ``cov`` is not square of size ``len(mean)``, not symmetric (to ``1e-10``
+            relative), or has an eigenvalue below ``−tol`` (not PSD).
+
+        Notes
+        -----
+        Cost ``O(d³)``.
         """
         mean = as_vector("mean", mean)
         cov = as_matrix("cov", cov)
         d = mean.shape[0]
         if cov.shape != (d, d):
             raise ValueError(f"cov must have shape ({d}, {d}) to match mean, got {cov.shape}")
-        size = np.max(np.abs(cov))
-        if np.max(np.abs(cov - cov.T)) > 1e-10 * max(size, np.finfo(float).tiny):
+        k = _power_of_two(float(np.max(np.abs(cov))))
+        with np.errstate(under="ignore"):
+            scaled = np.ldexp(cov, -k)  # exact: a power of two
+        size = np.max(np.abs(scaled))
+        if np.max(np.abs(scaled - scaled.T)) > 1e-10 * max(size, np.finfo(float).tiny):
             raise ValueError("cov must be symmetric (asymmetry above 1e-10 relative)")
-        evals, evecs = scipy.linalg.eigh(0.5 * (cov + cov.T))
+        evals, evecs = scipy.linalg.eigh(0.5 * scaled + 0.5 * scaled.T)
         top = max(np.max(np.abs(evals)), 0.0)
-        tol = EPS_DEFAULT_CLIP * d * top if tol is None else as_positive_float("tol", tol, allow_zero=True)
+        if tol is None:
+            tol = EPS_DEFAULT_CLIP * d * top
+        else:  # a tol beyond the float range after scaling is inf: every negative eigenvalue is clipped
+            with np.errstate(under="ignore", over="ignore"):
+                tol = np.ldexp(as_positive_float("tol", tol, allow_zero=True), -k)
         if evals[0] < -tol:
-            raise ValueError(f"cov is not positive semi-definite: smallest eigenvalue {evals[0]:.3e} "
-                             f"is below -tol = {-tol:.3e}")
+            with np.errstate(under="ignore", over="ignore"):
+                smallest, limit = np.ldexp(evals[0], k), -np.ldexp(tol, k)
+            raise ValueError(f"cov is not positive semi-definite: smallest eigenvalue {smallest:.3e} "
+                             f"is below -tol = {limit:.3e}")
         evals = np.clip(evals, 0.0, None)
         keep = evals > 0
         if not np.any(keep):
             return cls(mean, np.zeros((d, 1)))
-        return cls(mean, evecs[:, keep] * np.sqrt(evals[keep]))
+        return cls(mean, evecs[:, keep] * np.ldexp(np.sqrt(evals[keep]), k // 2))
 
 
 @dataclass(frozen=True, eq=False)
 class MeanFieldGaussian:
-    """``N(mean, diag(scale²))``, the mean-field family; ``scale`` (d,) of any sign (``|scale|`` is the std)."""
+    """``N(mean, diag(scale²))``, the mean-field family.
+
+    Parameters
+    ----------
+    mean : (d,) array
+        The mean, finite.
+    scale : (d,) array
+        Per-coordinate scales of any sign (``|scale|`` is the standard deviation), finite.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For wrong shapes, different lengths, empty arrays or NaN/infinite entries.
+    """
 
     mean: np.ndarray
     scale: np.ndarray
 
     def __post_init__(self):
         mean = as_vector("mean", self.mean)
-        scale = as_vector("scale", self.scale, size=mean.shape[0])
+        scale = as_vector("scale", self.scale)
+        if scale.shape != mean.shape:
+            raise ValueError(f"scale must have length {mean.shape[0]} (that of mean), got {scale.shape[0]}")
         object.__setattr__(self, "mean", _frozen(mean))
         object.__setattr__(self, "scale", _frozen(scale))
 
     @property
     def dim(self) -> int:
+        """The dimension ``d``."""
         return int(self.mean.shape[0])
 
     def as_gaussian(self) -> Gaussian:
-        """The same law as a :class:`Gaussian` with the diagonal factor (``O(d²)`` memory)."""
+        """The same law as a :class:`Gaussian` with the diagonal factor ``diag(|scale|)``.
+
+        Returns
+        -------
+        Gaussian
+            Factor ``(d, d)``: cost and memory ``O(d²)``.
+
+        Raises
+        ------
+        ValueError
+            When the ``d × d`` factor exceeds the machine's memory.
+        """
+        check_allocation("the dimension of this MeanFieldGaussian", self.dim, self.dim)
         return Gaussian(self.mean, np.diag(np.abs(self.scale)))
 
+    @float_guard("the MeanFieldGaussian's mean and scale")
     def sample(self, n: int, rng) -> np.ndarray:
+        """Draws ``w = μ + s ⊙ z``, ``z ~ N(0, I_d)``.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws, ``≥ 1``.
+        rng : int or numpy.random.Generator
+            The random stream.
+
+        Returns
+        -------
+        (n, d) array
+            One draw per row; cost ``O(n·d)``.
+
+        Raises
+        ------
+        TypeError
+            For a non-integer ``n`` or a bad ``rng``.
+        ValueError
+            For ``n < 1``, ``rng=None`` or a result larger than the machine's memory.
+        """
         n = as_positive_int("n", n)
+        check_allocation("n", n, self.dim)
         return self.mean + as_generator(rng, "rng").standard_normal((n, self.dim)) * self.scale
 
+    @float_guard("X_test and the MeanFieldGaussian")
     def predictive(self, X_test) -> Predictive:
-        """Predictive mean ``X_test μ`` and variance ``Σ_j x_j² s_j²``; cost ``O(m·d)``."""
+        """Predictive mean ``X_test μ`` and variance ``Σ_j x_j² s_j²`` per test input.
+
+        Parameters
+        ----------
+        X_test : (m, d) or (d,) array
+            Test inputs, finite.
+
+        Returns
+        -------
+        Predictive
+            ``(m,)`` means and variances; cost ``O(m·d)``.
+
+        Raises
+        ------
+        ValueError
+            For a wrong number of columns, non-finite entries, or values that overflow.
+        """
         X_test = _test_inputs(X_test, self.dim)
         return Predictive(mean=X_test @ self.mean, variance=(X_test ** 2) @ (self.scale ** 2))
 
     @classmethod
     def isotropic(cls, mean, scale: float, d: int | None = None) -> "MeanFieldGaussian":
+        """``N(mean, scale² I_d)`` as a mean-field law.
+
+        Parameters
+        ----------
+        mean : float or (d,) array
+            The mean; a scalar is repeated ``d`` times (``d`` is then required).
+        scale : float
+            The standard deviation, positive and finite.
+        d : int, optional
+            The dimension.
+
+        Returns
+        -------
+        MeanFieldGaussian
+            Scales ``scale · 1_d``; cost and memory ``O(d)``.
+
+        Raises
+        ------
+        TypeError
+            For a non-real ``scale`` or non-integer ``d``.
+        ValueError
+            For a non-positive ``scale`` or a missing or wrong ``d``.
+        """
         scale = as_positive_float("scale", scale)
-        if _is_scalar(mean):
-            if d is None:
-                raise ValueError("d is required when mean is a scalar")
-            mean = np.full(as_positive_int("d", d), float(mean))
-        mean = as_vector("mean", mean, size=d)
+        mean = _isotropic_mean(mean, d)
         return cls(mean, np.full(mean.shape[0], scale))
 
 
@@ -232,11 +481,6 @@ def _check_pair(p, q, metric):
 
 def _entries(g) -> tuple[np.ndarray, np.ndarray]:
     return (g.mean, g.factor) if isinstance(g, Gaussian) else (g.mean, g.scale)
-
-
-#: Entries of magnitude within ``2^±400`` square and sum (over up to ``2^100`` terms) in float64
-#: without overflow or underflow to subnormals, so no rescaling is needed there.
-_SAFE_LOG2 = 400.0
 
 
 def _power_of_two_exponent(p, q, weights) -> int:
@@ -338,7 +582,8 @@ def w2_squared(p, q, *, metric=None) -> float:
     with np.errstate(over="ignore", under="ignore"):
         result = np.ldexp(value, 2 * k)
     if not np.isfinite(result):
-        raise ValueError("W2^2(p, q) overflows float64; use w2(p, q) for the distance itself")
+        where = "" if metric is None else " in the metric given by metric"
+        raise ValueError(f"W2^2(p, q){where} overflows float64; use w2(p, q) for the distance itself")
     return float(result)
 
 
@@ -373,5 +618,6 @@ def w2(p, q, *, metric=None) -> float:
     with np.errstate(over="ignore", under="ignore"):
         result = np.ldexp(np.sqrt(value), k)
     if not np.isfinite(result):
-        raise ValueError("W2(p, q) exceeds the float64 range")
+        where = "" if metric is None else " in the metric given by metric"
+        raise ValueError(f"W2(p, q){where} exceeds the float64 range")
     return float(result)

@@ -18,35 +18,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._metric import geometry, scaled_data
-from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int, check_problem)
+from ._metric import Geometry, geometry, scaled_data
+from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder, sgd_step  # noqa: F401  (re-exported)
+from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int, check_problem, float_guard
+from .closed_form import expected_loss
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 
 __all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
 FAMILIES = ("full", "lowrank", "meanfield")
 OPTIMIZERS = ("gd", "sgd", "momentum")
-#: A run is declared divergent when the expected loss exceeds this multiple of its start value.
-DIVERGENCE_FACTOR = 1e8
-
-
-class DivergenceError(RuntimeError):
-    """The iterates blew up; carries the step, the step size and the stability bound."""
-
-    def __init__(self, step: int, lr: float, bound: float, detail: str):
-        self.step, self.lr, self.bound = step, lr, bound
-        super().__init__(f"iterates diverged at step {step} ({detail}); lr={lr:.4g} while the "
-                         f"stability bound of this problem is {bound:.4g}")
 
 
 @dataclass(frozen=True)
 class Trace:
     """Quantities recorded every ``record_every`` steps (step 0 and the last step included).
 
-    ``null_mean_drift`` is ``‖P_null(μ_t − μ₀)‖`` and ``null_factor_drift`` ``‖P_null(L_t − L₀)‖_F``
-    (the invariants of Theorem 1; NaN for the mean-field family's factor). With a preconditioner
-    ``P`` (step multipliers ``D``, or ``Σ₀``) ``P_null`` is the oblique projector
-    ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients cannot make.
+    With a preconditioner ``P`` (step multipliers ``D``, or ``Σ₀``) ``P_null`` below is the
+    oblique projector ``I − PXᵀ(XPXᵀ)⁺X``: the part of a move that preconditioned gradients
+    cannot make.
+
+    Parameters
+    ----------
+    steps : (k,) int array
+        The recorded step counts.
+    expected_loss : (k,) array
+        ``ℓ̄(q_t)``.
+    w2_to_prior : (k,) array
+        ``W₂(q_t, p)``.
+    w2_to_limit : (k,) array
+        ``W₂(q_t, q∞)`` to the closed-form limit.
+    null_mean_drift : (k,) array
+        ``‖P_null(μ_t − μ₀)‖``, an invariant of Theorem 1 (zero up to rounding).
+    null_factor_drift : (k,) array
+        ``‖P_null(L_t − L₀)‖_F`` (NaN for the mean-field family).
     """
 
     steps: np.ndarray
@@ -59,7 +64,24 @@ class Trace:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Final distribution, trace, the closed-form limit it should reach and the stability bound."""
+    """Final distribution, trace, the closed-form limit it should reach and the stability bound.
+
+    Parameters
+    ----------
+    final : Gaussian or MeanFieldGaussian
+        The law after the last step.
+    trace : Trace
+        The recorded quantities.
+    limit : Gaussian or MeanFieldGaussian
+        The closed-form limit of the run (Theorem 1's, the ``D⁻¹``-metric one with step
+        multipliers, the Σ₀-preconditioned one, or the mean-field point mass).
+    stability_bound : float
+        The full-batch bound of :func:`stability_bound` for this run.
+    family : str
+        The variational family.
+    optimizer : str
+        The optimizer.
+    """
 
     final: Gaussian | MeanFieldGaussian
     trace: Trace
@@ -69,6 +91,7 @@ class SimulationResult:
     optimizer: str
 
 
+@float_guard("X", "prior")
 def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaussian | None = None,
                     preconditioned: bool = False, *, step_multipliers=None) -> float:
     r"""Largest stable step of full-batch (heavy-ball) GD on ``ℓ̄``.
@@ -102,7 +125,8 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
     Returns
     -------
     float
-        The bound ``η*`` (``inf`` when ``X`` maps to zero: the loss is flat).
+        The bound ``η*`` (``inf`` when ``X`` maps to zero, where the loss is flat, or when
+        ``η*`` exceeds the float64 range).
 
     Raises
     ------
@@ -131,11 +155,12 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
             raise ValueError(f"prior has dimension {prior.dim} but X has {X.shape[1]} columns")
     A, _, scale, _ = scaled_data(X, step_multipliers=step_multipliers,
                                  factor_root=prior.factor if preconditioned else None)
-    s_max = float(np.linalg.norm(A, 2))
+    s_max = np.float64(np.linalg.norm(A, 2))
     if s_max == 0.0:
         return float("inf")
-    with np.errstate(over="ignore", under="ignore"):
-        base = 1.0 / s_max ** 2 / scale
+    # beyond the float range: inf or 0, the true limits
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        base = float(1.0 / (s_max * s_max) / scale)
     return (1.0 + momentum) * base if optimizer == "momentum" else base
 
 
@@ -150,58 +175,39 @@ def _meanfield_prior(prior, d):
                      "diagonal d×d factor)")
 
 
-def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: float,
-             steps: int, lr_factor: float | None = None, batch_size: int | None = None,
-             mc_samples: int = 0, momentum: float = 0.9, seed=0, record_every: int | None = None,
-             preconditioned: bool = False, check_stability: bool = True,
-             step_multipliers=None) -> SimulationResult:
-    """Run IBVI on the linear model from the prior and record the trace.
+# -- argument checks ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Settings:
+    """The validated arguments of one :func:`simulate` run."""
 
-    Parameters
-    ----------
-    X, y : (n, d) data and (n,) targets.
-    prior : :class:`Gaussian` (families ``"full"``: factor ``d × d``; ``"lowrank"``: ``d × r``,
-        ``r < d``) or :class:`MeanFieldGaussian` (family ``"meanfield"``).
-    optimizer : ``"gd"`` (full batch), ``"sgd"`` (mini-batches of ``batch_size`` rows drawn
-        without replacement each step) or ``"momentum"`` (heavy ball; full batch unless
-        ``batch_size`` is given).
-    lr, lr_factor : step sizes of the mean and of the factor/scale (``lr_factor`` defaults to ``lr``).
-    mc_samples : 0 for exact expected-loss gradients, ``M ≥ 1`` for reparametrized MC gradients.
-    seed : int or ``numpy.random.Generator`` for batches and MC draws.
-    record_every : trace spacing (default ``max(1, steps // 100)``).
-    preconditioned : multiply both gradients by ``Σ₀ = L₀L₀ᵀ`` (claim C3; full/low-rank only).
-    check_stability : raise ``ValueError`` before running when a step exceeds the full-batch
-        stability bound (see :func:`stability_bound`).
-    step_multipliers : (d,) positive per-coordinate step multipliers ``D``: both gradients are
-        multiplied by ``D`` (``μ ← μ − ηD∇_μ``, ``L ← L − η_L D∇_L``); the limit is then the
-        ``D⁻¹``-metric W₂ projection (docs/theory.md §4 (C12)). Not with ``preconditioned``.
+    X: np.ndarray
+    y: np.ndarray
+    prior: Gaussian | MeanFieldGaussian
+    family: str
+    optimizer: str
+    lr: float
+    lr_factor: float
+    steps: int
+    batch_size: int | None
+    mc_samples: int
+    momentum: float
+    record_every: int
+    rng: np.random.Generator
+    metric: Geometry
+    bound: float
 
-    Cost per step ``O(b·d·r·(1 + M))``; per record ``O(n·d·r + d·r²)``.
+    @property
+    def meanfield(self) -> bool:
+        return self.family == "meanfield"
 
-    Raises
-    ------
-    ValueError
-        Bad shapes or values, an unknown family/optimizer, a prior of the wrong family, a batch
-        size outside ``1..n``, or a step above the stability bound.
-    DivergenceError
-        When the iterates become non-finite or the expected loss grows by ``1e8`` over its start.
-    """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+
+def check_optimizer(optimizer: str, momentum, batch_size, n: int) -> tuple[float, int | None]:
+    """Validated ``(momentum, batch_size)`` for ``optimizer`` on ``n`` rows (shared by both simulators)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(prior, (Gaussian, MeanFieldGaussian)):
-        raise TypeError(f"prior must be a Gaussian or MeanFieldGaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
-    n, d = X.shape
-    lr = as_positive_float("lr", lr)
-    lr_factor = lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
     momentum = as_positive_float("momentum", momentum, allow_zero=True)
     if momentum >= 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
     if optimizer == "sgd" and batch_size is None:
         raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
     if optimizer == "gd" and batch_size is not None:
@@ -210,139 +216,268 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
         batch_size = as_positive_int("batch_size", batch_size)
         if batch_size > n:
             raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-    rng = as_generator(seed)
+    return momentum, batch_size
 
-    meanfield = family == "meanfield"
-    if meanfield:
+
+def _check_family(family: str, prior, d: int, preconditioned: bool):
+    """The prior in the form ``family`` needs (a diagonal Gaussian becomes mean-field)."""
+    if family == "meanfield":
         if preconditioned:
             raise ValueError("preconditioned=True is defined for the full and low-rank families only")
-        prior = _meanfield_prior(prior, d)
-    else:
-        if not isinstance(prior, Gaussian):
-            raise ValueError(f"family={family!r} needs a Gaussian prior with a factor, got a MeanFieldGaussian")
-        r = prior.width
-        if family == "full" and r != d:
-            raise ValueError(f"family='full' needs a d×d prior factor (d = {d}), got width r = {r}; "
-                             "use family='lowrank'")
-        if family == "lowrank" and r >= d:
-            raise ValueError(f"family='lowrank' needs a prior factor of width r < d = {d}, got r = {r}")
+        return _meanfield_prior(prior, d)
+    if not isinstance(prior, Gaussian):
+        raise ValueError(f"family={family!r} needs a Gaussian prior with a factor, got a MeanFieldGaussian")
+    r = prior.width
+    if family == "full" and r != d:
+        raise ValueError(f"family='full' needs a d×d prior factor (d = {d}), got width r = {r}; "
+                         "use family='lowrank'")
+    if family == "lowrank" and r >= d:
+        raise ValueError(f"family='lowrank' needs a prior factor of width r < d = {d}, got r = {r}")
+    return prior
 
+
+def _check_arguments(X, y, prior, *, family, optimizer, lr, steps, lr_factor, batch_size, mc_samples, momentum,
+                     seed, record_every, preconditioned, check_stability, step_multipliers) -> _Settings:
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if not isinstance(prior, (Gaussian, MeanFieldGaussian)):
+        raise TypeError(f"prior must be a Gaussian or MeanFieldGaussian, got {type(prior).__name__}")
+    X, y = check_problem(X, y, prior.dim)
+    n, d = X.shape
+    lr = as_positive_float("lr", lr)
+    lr_factor = lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
+    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
+    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
+    rng = as_generator(seed)
+    prior = _check_family(family, prior, d, preconditioned)
     metric = geometry(X, step_multipliers=step_multipliers, factor_root=prior.factor if preconditioned else None)
     bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned,
                             step_multipliers=step_multipliers)
     if check_stability:
         for name, value in (("lr", lr), ("lr_factor", lr_factor)):
             if value >= bound:
+                of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
                 raise ValueError(f"{name}={value:.4g} is at or above the stability bound {bound:.4g} of "
-                                 f"optimizer={optimizer!r} on this X (1/s_max² for GD, (1+m)/s_max² for "
+                                 f"optimizer={optimizer!r} (1/s_max² of {of} for GD, (1+m)/s_max² for "
                                  "momentum); pass check_stability=False to run it anyway")
+    return _Settings(X=X, y=y, prior=prior, family=family, optimizer=optimizer, lr=lr, lr_factor=lr_factor,
+                     steps=steps, batch_size=None if batch_size == n else batch_size, mc_samples=mc_samples,
+                     momentum=momentum, record_every=record_every, rng=rng, metric=metric, bound=bound)
 
+
+# -- per-family gradients ----------------------------------------------------------------------
+def _factor_gradients(XB, yB, mu, L, scale, mc_samples, rng):
+    """``(∇_μ, ∇_L)`` of ``scale·‖y_B − X_B w‖²`` under ``N(μ, LLᵀ)``: exact, or MC with ``M`` samples."""
+    if mc_samples == 0:
+        return -2.0 * scale * (XB.T @ (yB - XB @ mu)), 2.0 * scale * (XB.T @ (XB @ L))
+    Z = rng.standard_normal((mc_samples, L.shape[1]))
+    R = yB[:, None] - (XB @ mu)[:, None] - (XB @ L) @ Z.T  # (b, M) residuals of the samples
+    return -2.0 * scale * (XB.T @ R.mean(axis=1)), -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
+
+
+def _meanfield_gradients(XB, yB, mu, s, scale, mc_samples, rng):
+    """``(∇_μ, ∇_s)`` of ``scale·‖y_B − X_B w‖²`` under ``N(μ, diag(s²))``: exact, or MC."""
+    if mc_samples == 0:
+        return -2.0 * scale * (XB.T @ (yB - XB @ mu)), 2.0 * scale * s * np.sum(XB ** 2, axis=0)
+    eps = rng.standard_normal((mc_samples, s.shape[0]))
+    R = yB[:, None] - XB @ (mu[:, None] + (s * eps).T)  # (b, M)
+    XtR = XB.T @ R  # (d, M)
+    return -2.0 * scale * XtR.mean(axis=1), -2.0 * scale * (XtR * eps.T).mean(axis=1)
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
+    X, y, prior, metric = run.X, run.y, run.prior, run.metric
+    n = X.shape[0]
+    law = MeanFieldGaussian if run.meanfield else Gaussian
+    gradients = _meanfield_gradients if run.meanfield else _factor_gradients
     mu0 = prior.mean
-    limit_mean = mu0 + metric.shift(y - X @ mu0)
-    if meanfield:
-        col_sq = np.sum(X ** 2, axis=0)
-        scale0 = prior.scale
-        limit = MeanFieldGaussian(limit_mean, np.where(col_sq > 0, 0.0, scale0))
-        spread = scale0.copy()
-    else:
-        L0 = prior.factor
-        limit = Gaussian(limit_mean, metric.project_null(L0))
-        spread = L0.copy()
-    mu = mu0.copy()
-    vel_mu = np.zeros_like(mu)
-    vel_spread = np.zeros_like(spread)
-
-    def current():
-        return MeanFieldGaussian(mu, spread) if meanfield else Gaussian(mu, spread)
-
-    def loss_now():
-        res = y - X @ mu
-        extra = float(col_sq @ spread ** 2) if meanfield else float(np.sum((X @ spread) ** 2))
-        return float(res @ res) + extra
-
-    records = {k: [] for k in ("steps", "loss", "w2p", "w2l", "dmu", "dL")}
-    loss0 = loss_now()
-    loss_ceiling = DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)
+    spread0 = prior.scale if run.meanfield else prior.factor
+    mu, spread = mu0.copy(), spread0.copy()
+    velocities = (np.zeros_like(mu), np.zeros_like(spread))
+    recorder = Recorder(Trace, loss0=expected_loss(X, y, prior), lr=max(run.lr, run.lr_factor), bound=run.bound)
 
     def record(t):
-        q = current()
-        loss = loss_now()
-        if not np.isfinite(loss) or loss > loss_ceiling:
-            raise DivergenceError(t, max(lr, lr_factor), bound,
-                                  f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
-        records["steps"].append(t)
-        records["loss"].append(loss)
-        records["w2p"].append(w2(q, prior))
-        records["w2l"].append(w2(q, limit))
-        records["dmu"].append(float(np.linalg.norm(metric.project_null(mu - mu0))))
-        records["dL"].append(np.nan if meanfield else float(np.linalg.norm(metric.project_null(spread - L0))))
+        q = law(mu, spread)
+        loss = expected_loss(X, y, q)
+        recorder.check_loss(t, loss)
+        factor_drift = np.nan if run.meanfield else float(np.linalg.norm(metric.project_null(spread - spread0)))
+        recorder.add(Trace(steps=t, expected_loss=loss, w2_to_prior=w2(q, prior), w2_to_limit=w2(q, limit),
+                           null_mean_drift=float(np.linalg.norm(metric.project_null(mu - mu0))),
+                           null_factor_drift=factor_drift))
 
-    full_batch = batch_size is None or batch_size == n
     record(0)
     # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if full_batch:
+        for t in range(1, run.steps + 1):
+            if run.batch_size is None:
                 XB, yB, scale = X, y, 1.0
             else:
-                rows = rng.choice(n, size=batch_size, replace=False)
-                XB, yB, scale = X[rows], y[rows], n / batch_size
-            if mc_samples == 0:
-                g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
-                if meanfield:
-                    g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
-                else:
-                    g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
-            elif meanfield:
-                eps = rng.standard_normal((mc_samples, d))
-                R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
-                XtR = XB.T @ R  # (d, M)
-                g_mu = -2.0 * scale * XtR.mean(axis=1)
-                g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
-            else:
-                Z = rng.standard_normal((mc_samples, spread.shape[1]))
-                R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
-                g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
-                g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
+                rows = run.rng.choice(n, size=run.batch_size, replace=False)
+                XB, yB, scale = X[rows], y[rows], n / run.batch_size
+            g_mu, g_spread = gradients(XB, yB, mu, spread, scale, run.mc_samples, run.rng)
             if not metric.identity:
-                g_mu = metric.precondition(g_mu)
-                g_spread = metric.precondition(g_spread)
-            if optimizer == "momentum":
-                vel_mu = momentum * vel_mu + g_mu
-                vel_spread = momentum * vel_spread + g_spread
-                g_mu, g_spread = vel_mu, vel_spread
-            mu = mu - lr * g_mu
-            spread = spread - lr_factor * g_spread
-            if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
-                raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
-            if t % record_every == 0 or t == steps:
+                g_mu, g_spread = metric.precondition(g_mu), metric.precondition(g_spread)
+            (mu, spread), velocities = sgd_step((mu, spread), velocities, (g_mu, g_spread), (run.lr, run.lr_factor),
+                                                run.momentum if run.optimizer == "momentum" else None)
+            recorder.check_finite(t, mu, spread)
+            if t % run.record_every == 0 or t == run.steps:
                 record(t)
+    return law(mu, spread), recorder.trace()
 
-    trace = Trace(steps=np.asarray(records["steps"]), expected_loss=np.asarray(records["loss"]),
-                  w2_to_prior=np.asarray(records["w2p"]), w2_to_limit=np.asarray(records["w2l"]),
-                  null_mean_drift=np.asarray(records["dmu"]), null_factor_drift=np.asarray(records["dL"]))
-    return SimulationResult(final=current(), trace=trace, limit=limit, stability_bound=bound,
+
+def _limit(run: _Settings):
+    """The closed-form limit of the run: Theorem 1's (or the metric's), mean-field: a point mass."""
+    X, y, prior, metric = run.X, run.y, run.prior, run.metric
+    mean = prior.mean + metric.shift(y - X @ prior.mean)
+    if run.meanfield:
+        return MeanFieldGaussian(mean, np.where(np.sum(X ** 2, axis=0) > 0, 0.0, prior.scale))
+    return Gaussian(mean, metric.project_null(prior.factor))
+
+
+@float_guard("X", "y", "prior")
+def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: float,
+             steps: int, lr_factor: float | None = None, batch_size: int | None = None,
+             mc_samples: int = 0, momentum: float = 0.9, seed=0, record_every: int | None = None,
+             preconditioned: bool = False, check_stability: bool = True,
+             step_multipliers=None) -> SimulationResult:
+    r"""Run IBVI on the linear model from the prior and record the trace.
+
+    Each step moves the mean and the factor (or the mean-field scale) against the gradient of
+    the expected loss ``ℓ̄(μ, L) = ‖y − Xμ‖² + ‖XL‖²_F`` (or of a mini-batch and/or Monte Carlo
+    estimate of it), optionally preconditioned and with heavy-ball momentum:
+
+    .. math::
+
+        v_μ \leftarrow m v_μ + P g_μ, \quad μ \leftarrow μ - η v_μ, \qquad
+        v_L \leftarrow m v_L + P g_L, \quad L \leftarrow L - η_L v_L
+
+    (``m = 0`` without momentum; ``P`` is ``I``, ``D`` for step multipliers or ``Σ₀`` when
+    preconditioned).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    prior : Gaussian or MeanFieldGaussian
+        The initialization: a :class:`Gaussian` for the families ``"full"`` (factor ``d × d``) and
+        ``"lowrank"`` (``d × r``, ``r < d``), a :class:`MeanFieldGaussian` (or a Gaussian with a
+        diagonal ``d × d`` factor) for ``"meanfield"``.
+    family : {"full", "lowrank", "meanfield"}
+        The variational family.
+    optimizer : {"gd", "sgd", "momentum"}
+        ``"gd"`` full batch; ``"sgd"`` mini-batches of ``batch_size`` rows drawn without
+        replacement each step (``n/b`` times their gradient, unbiased); ``"momentum"`` heavy ball
+        as ``torch.optim.SGD`` (full batch unless ``batch_size`` is given).
+    lr : float
+        Step size of the mean.
+    steps : int
+        Number of steps, ``≥ 0``.
+    lr_factor : float, optional
+        Step size of the factor or scale (defaults to ``lr``).
+    batch_size : int, optional
+        Rows per step, ``1..n``.
+    mc_samples : int
+        ``0`` for exact expected-loss gradients, ``M ≥ 1`` for reparametrized MC gradients.
+    momentum : float
+        Heavy-ball coefficient ``m ∈ [0, 1)``.
+    seed : int or numpy.random.Generator
+        For the batches and MC draws.
+    record_every : int, optional
+        Trace spacing (default ``max(1, steps // 100)``); step 0 and the last step are recorded.
+    preconditioned : bool
+        Multiply both gradients by ``Σ₀ = L₀L₀ᵀ`` (claim C3; full/low-rank only).
+    check_stability : bool
+        Raise ``ValueError`` before running when a step exceeds the full-batch stability bound
+        (see :func:`stability_bound`).
+    step_multipliers : (d,) array, optional
+        Positive per-coordinate step multipliers ``D``: both gradients are multiplied by ``D``;
+        the limit is then the ``D⁻¹``-metric W₂ projection (docs/theory.md §4 (C12)). Not with
+        ``preconditioned``.
+
+    Returns
+    -------
+    SimulationResult
+        The final law, the trace, the closed-form limit, the stability bound and the settings.
+
+    Raises
+    ------
+    TypeError
+        For arguments of the wrong type (a prior that is not a Gaussian, a non-integer count).
+    ValueError
+        Bad shapes or values, an unknown family/optimizer, a prior of the wrong family, a batch
+        size outside ``1..n``, a step above the stability bound, or inputs that overflow float64.
+    DivergenceError
+        When the iterates become non-finite or the expected loss grows by ``1e8`` over its start.
+
+    Notes
+    -----
+    Cost per step ``O(b·d·r·(1 + M))``; per record ``O(n·d·r + d·r²)``.
+    """
+    run = _check_arguments(X, y, prior, family=family, optimizer=optimizer, lr=lr, steps=steps,
+                           lr_factor=lr_factor, batch_size=batch_size, mc_samples=mc_samples, momentum=momentum,
+                           seed=seed, record_every=record_every, preconditioned=preconditioned,
+                           check_stability=check_stability, step_multipliers=step_multipliers)
+    limit = _limit(run)
+    final, trace = _run(run, limit)
+    return SimulationResult(final=final, trace=trace, limit=limit, stability_bound=run.bound,
                             family=family, optimizer=optimizer)
 
 
+@float_guard("X", "y", "initial")
 def gd_ensemble(X, y, initial, *, lr: float, steps: int) -> np.ndarray:
-    """Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
+    r"""Plain GD on ``‖y − Xw‖²`` for an ensemble of point estimates, all at once.
 
-    ``initial`` is ``(K, d)`` (e.g. ``prior.sample(K, rng)``); every member takes ``steps`` steps
-    ``w ← w + 2ηXᵀ(y − Xw)`` and the ``(K, d)`` result is returned (Proposition S1: the members
-    converge to ``P_null w₀ + X⁺y``). Cost ``O(steps·K·n·d)``.
+    Every member takes ``steps`` steps
 
-    Raises ``ValueError`` for mismatched shapes or a step at or above ``1/s_max²``.
+    .. math::
+
+        w \leftarrow w + 2η X^T(y - Xw),
+
+    so the members converge to ``P_null w₀ + X⁺y`` (Proposition S1, claim C2).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        Inputs, finite.
+    y : (n,) array
+        Targets, finite.
+    initial : (K, d) array
+        The members' initial weights (e.g. ``prior.sample(K, rng)``).
+    lr : float
+        Step size, below the stability bound ``1/s_max²``.
+    steps : int
+        Number of steps, ``≥ 0``.
+
+    Returns
+    -------
+    (K, d) array
+        The members after ``steps`` steps.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric arrays or a non-integer ``steps``.
+    ValueError
+        For mismatched shapes, non-finite input, a step at or above ``1/s_max²``, or overflow.
+
+    Notes
+    -----
+    Cost ``O(steps·K·n·d)``.
     """
     X, y = check_problem(X, y)
-    W = np.array(initial, dtype=np.float64, copy=True)
-    if W.ndim != 2 or W.shape[1] != X.shape[1] or not np.all(np.isfinite(W)):
-        raise ValueError(f"initial must be a finite (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
+    W = as_matrix("initial", initial).copy()
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"initial must be a (K, d) array with d = {X.shape[1]}, got shape {W.shape}")
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     bound = stability_bound(X)
     if lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max²)")
+        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} (1/s_max² of X)")
     for _ in range(steps):
         W += 2.0 * lr * (y[None, :] - W @ X.T) @ X
     return W

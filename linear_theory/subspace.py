@@ -11,17 +11,18 @@ Everything here applies these maps as ``A − V(VᵀA)`` and never builds ``I �
 Two routes are offered (see :func:`row_space_solver`):
 
 ``"svd"``
-    A thin SVD of ``X`` (LAPACK ``gesdd``): cost ``O(n²d)`` flops with a large constant (about
-    15 s at ``n = 1000, d = 100 000`` on 2 cores). Accurate to ``O(eps·κ(X))``, and the rank is
-    decided by the stated tolerance ``s_i > rtol · s_max``.
+    A thin SVD of ``X`` (LAPACK ``gesdd``): cost ``O(n²d)`` flops with a large constant (an
+    order of magnitude above the Gram route's; benchmarks/README.md has the timings). Accurate to
+    ``O(eps·κ(X))``, and the rank is decided by the stated tolerance ``s_i > rtol · s_max``.
 ``"gram"``
-    The ``n × n`` Gram matrix ``G = XXᵀ`` (one BLAS-3 product, ``n²d`` multiply-adds, about 1 s
-    at that size) and its eigen-decomposition (``O(n³)``). Solving through ``G`` squares the
+    The ``n × n`` Gram matrix ``G = XXᵀ`` (one BLAS-3 product, ``n²d`` multiply-adds) and its
+    eigen-decomposition (``O(n³)``). Solving through ``G`` squares the
     condition number, so every solve is followed by **iterative refinement with the residual
     computed from X itself** (``r = b − X(Xᵀc) − λc``), which recovers float64 accuracy whenever
     ``κ(G)·eps ≪ 1``. ``"auto"`` measures ``κ(X)`` from the eigenvalues of ``G`` and falls back
     to the SVD route when ``κ(X) > 1e5`` (``κ(G)·eps > 2e-6``, where refinement would converge
-    too slowly) or when ``X`` is rank deficient or not wide (``n > d``).
+    too slowly), when ``X`` is rank deficient or not wide (``n > d``), or when ``G`` would leave
+    the normal float64 range (entries of ``X`` beyond about ``1e±146``).
 """
 from __future__ import annotations
 
@@ -31,13 +32,18 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 
-from ._validation import as_float_array, as_matrix, as_positive_float
+from ._validation import as_float_array, as_matrix, as_positive_float, float_guard
 
 EPS = np.finfo(np.float64).eps
 #: Largest κ(X) for which "auto" trusts the Gram route (κ(G)·eps = 1e10·2.2e-16 ≈ 2e-6: each
 #: refinement step then gains about 5.6 digits, so two or three steps reach rounding level).
 GRAM_MAX_CONDITION = 1e5
 _REFINEMENT_STEPS = 4
+
+
+#: Smallest and largest ``λ_max(XXᵀ)`` for which the Gram route is used: its eigenvalues then stay
+#: normal floats, well above the subnormals (where they lose digits) and below overflow.
+_GRAM_RANGE = (np.finfo(np.float64).tiny / EPS, np.finfo(np.float64).max * EPS)
 
 
 def default_rtol(X_shape) -> float:
@@ -47,14 +53,18 @@ def default_rtol(X_shape) -> float:
 
 @dataclass(frozen=True)
 class RowSpaceBasis:
-    """Thin SVD of ``X`` truncated at its numerical rank.
+    """Thin SVD ``X = U diag(s) Vᵀ`` truncated at its numerical rank ``k``.
 
-    Attributes
+    Parameters
     ----------
-    V : (d, k) orthonormal basis of ``row(X)``
-    s : (k,) nonzero singular values, descending
-    U : (n, k) orthonormal basis of ``col(X)``
-    rtol : the relative tolerance that decided the rank ``k`` (``s_i > rtol·s_max``)
+    V : (d, k) array
+        Orthonormal basis of ``row(X)``.
+    s : (k,) array
+        Nonzero singular values, descending.
+    U : (n, k) array
+        Orthonormal basis of ``col(X)``.
+    rtol : float
+        The relative tolerance that decided the rank ``k`` (``s_i > rtol·s_max``).
     """
 
     V: np.ndarray
@@ -64,25 +74,41 @@ class RowSpaceBasis:
 
     @property
     def rank(self) -> int:
+        """The numerical rank ``k``."""
         return int(self.s.shape[0])
 
 
+@float_guard("X")
 def row_space_basis(X, rtol: float | None = None) -> RowSpaceBasis:
     """Orthonormal basis of ``row(X)`` from a thin SVD, rank decided by ``s_i > rtol·s_max``.
 
     Parameters
     ----------
-    X : (n, d) array, finite.
-    rtol : relative rank tolerance; default ``max(n, d)·eps``.
+    X : (n, d) array
+        Finite data.
+    rtol : float, optional
+        Relative rank tolerance, ``≥ 0``; default ``max(n, d)·eps``.
 
-    Cost ``O(min(n,d)·n·d)`` time, ``O((n + d)·min(n, d))`` memory. Raises ``ValueError`` for
-    non-finite or empty ``X`` or a negative ``rtol``.
+    Returns
+    -------
+    RowSpaceBasis
+        ``V`` (d, k), ``s`` (k,), ``U`` (n, k) with ``X = U diag(s) Vᵀ`` up to rounding.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric ``X`` or ``rtol``.
+    ValueError
+        For non-finite, empty or non-2-D ``X``, or a negative ``rtol``.
+
+    Notes
+    -----
+    Cost ``O(min(n,d)·n·d)`` time, ``O((n + d)·min(n, d))`` memory.
     """
     X = as_matrix("X", X)
     rtol = default_rtol(X.shape) if rtol is None else as_positive_float("rtol", rtol, allow_zero=True)
     # A wide C-ordered X is decomposed as its transpose: Xᵀ is a tall Fortran-ordered view (no
-    # copy), and LAPACK's tall path is several times faster than its wide one (measured 2.3 s
-    # against 16.9 s for gesdd at n = 200, d = 20 000 with OpenBLAS). Same decomposition.
+    # copy), and LAPACK's tall path is several times faster than its wide one. Same decomposition.
     wide = X.shape[0] < X.shape[1]
     A = X.T if wide else X
     try:
@@ -91,7 +117,8 @@ def row_space_basis(X, rtol: float | None = None) -> RowSpaceBasis:
         U, s, Vt = scipy.linalg.svd(A, full_matrices=False, lapack_driver="gesvd")
     if wide:
         U, Vt = Vt.T, U.T
-    keep = s > rtol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, dtype=bool)
+    with np.errstate(over="ignore"):  # a threshold rtol·s_max beyond the float range keeps nothing
+        keep = s > rtol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, dtype=bool)
     k = int(np.count_nonzero(keep))
     return RowSpaceBasis(V=Vt[:k].T.copy(), s=s[:k].copy(), U=U[:, :k].copy(), rtol=rtol)
 
@@ -111,6 +138,21 @@ class RowSpaceSolver:
     either a thin SVD (``method == "svd"``) or the eigen-decomposition of ``G = XXᵀ``
     (``method == "gram"``). Each application costs ``O(n·d·m)`` for ``m`` right-hand sides
     (plus the refinement steps, each another ``O(n·d·m)`` on the Gram route).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        The data.
+    method : {"gram", "svd"}
+        The route chosen.
+    singular_values : (k,) array
+        The nonzero singular values of ``X``, descending.
+    rtol : float
+        The relative rank tolerance.
+    _U : (n, k) array
+        Left singular vectors (SVD) or eigenvectors of ``XXᵀ`` (Gram); internal.
+    _V : (d, k) array or None
+        Right singular vectors on the SVD route; internal.
     """
 
     X: np.ndarray
@@ -122,28 +164,56 @@ class RowSpaceSolver:
 
     @property
     def rank(self) -> int:
+        """The numerical rank ``k``."""
         return int(self.singular_values.shape[0])
 
     @property
     def cond(self) -> float:
-        """``s_max / s_min`` over the retained singular values."""
+        """``s_max / s_min`` over the retained singular values (``inf`` for ``X = 0``)."""
         s = self.singular_values
         return float(s[0] / s[-1]) if s.size else float("inf")
 
     @property
     def stability_bound(self) -> float:
-        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²`` (``inf`` for ``X = 0``)."""
+        """Largest stable GD step on ``‖y − Xw‖²`` (no ½): ``1 / s_max²`` (``inf`` for ``X = 0``).
+
+        A ``1/s_max²`` above the float64 range is reported as ``inf`` (every float step is stable).
+        """
         if self.singular_values.size == 0:  # X = 0: the loss is flat, every step is stable
             return float("inf")
-        return float(1.0 / self.singular_values[0] ** 2)
+        s_max = self.singular_values[0]
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            return float(1.0 / (s_max * s_max))
 
     # -- core maps ---------------------------------------------------------------------------
+    @float_guard("X and b")
     def spectral_map(self, b, phi: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """``Σ_i v_i φ(s_i) u_iᵀ b`` for ``b`` of shape ``(n,)`` or ``(n, m)``; result ``(d,)``/``(d, m)``.
+        """``Σ_i v_i φ(s_i) u_iᵀ b``, a filter ``φ`` of the singular values applied to ``b``.
 
         ``φ = 1/s`` gives ``X⁺b``; ``φ = s/(s² + λ)`` the ridge map; ``φ(s) = (1 − (1 − 2ηs²)^t)/s``
         the GD iterate. On the Gram route ``v_i = Xᵀu_i / s_i`` so no basis of ``row(X)`` is formed.
-        Cost ``O(n·d·m + n·k·m)``. No refinement: use :meth:`shifted_solve` for ``X⁺`` and ridge.
+        No refinement: use :meth:`shifted_solve` for ``X⁺`` and ridge.
+
+        Parameters
+        ----------
+        b : (n,) or (n, m) array
+            Right-hand sides.
+        phi : callable
+            Maps the ``(k,)`` singular values to ``(k,)`` gains.
+
+        Returns
+        -------
+        (d,) or (d, m) array
+            The filtered map of ``b``.
+
+        Raises
+        ------
+        ValueError
+            For ``b`` with a number of rows other than ``n``, non-finite entries, or overflow.
+
+        Notes
+        -----
+        Cost ``O(n·d·m + n·k·m)``.
         """
         b, squeeze = _as_block("b", b, self.X.shape[0])
         s = self.singular_values
@@ -154,18 +224,44 @@ class RowSpaceSolver:
             out = self.X.T @ (self._U @ (coeff / s[:, None]))
         return out[:, 0] if squeeze else out
 
+    @float_guard("X, b and lam")
     def shifted_solve(self, b, lam: float = 0.0) -> np.ndarray:
         """``Xᵀ(XXᵀ + λI)⁺ b`` (``λ = 0``: the minimum-norm solution ``X⁺b``).
 
         On the Gram route the first solve through ``G + λI`` is refined with residuals
         ``b − X(Xᵀc) − λc`` computed from ``X``, restricted to ``col(X)`` (``b`` outside it has no
-        exact solution; its projection is what ``X⁺`` uses). Cost ``O(n·d·m)`` per refinement step.
+        exact solution; its projection is what ``X⁺`` uses). On the SVD route the gains are
+        ``1/(s + λ/s)``, which stay exact where ``s²`` would underflow.
+
+        Parameters
+        ----------
+        b : (n,) or (n, m) array
+            Right-hand sides.
+        lam : float
+            The shift ``λ ≥ 0``.
+
+        Returns
+        -------
+        (d,) or (d, m) array
+            The solution, in ``row(X)``.
+
+        Raises
+        ------
+        ValueError
+            For a negative or non-finite ``lam``, a wrong number of rows in ``b``, or overflow.
+
+        Notes
+        -----
+        Cost ``O(n·d·m)`` per refinement step (at most four).
         """
         lam = as_positive_float("lam", lam, allow_zero=True)
         b, squeeze = _as_block("b", b, self.X.shape[0])
         s = self.singular_values
         if self.method == "svd":
-            out = self._V @ ((self._U.T @ b) * (s / (s * s + lam))[:, None])
+            with np.errstate(over="ignore"):  # λ/s = inf for tiny s: the gain is then 0, correctly
+                ratio = lam / s
+            gain = 1.0 / (s + ratio)
+            out = self._V @ ((self._U.T @ b) * gain[:, None])
             return out[:, 0] if squeeze else out
         U = self._U
         inv = 1.0 / (s * s + lam)
@@ -187,11 +283,44 @@ class RowSpaceSolver:
         return out[:, 0] if squeeze else out
 
     def pinv(self, b) -> np.ndarray:
-        """``X⁺ b`` for ``b`` of shape ``(n,)`` or ``(n, m)``."""
+        """``X⁺ b``, the minimum-norm least-squares solution.
+
+        Parameters
+        ----------
+        b : (n,) or (n, m) array
+            Right-hand sides.
+
+        Returns
+        -------
+        (d,) or (d, m) array
+            ``X⁺b``; cost as :meth:`shifted_solve`.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`shifted_solve`.
+        """
         return self.shifted_solve(b, 0.0)
 
+    @float_guard("X and A")
     def project_row(self, A) -> np.ndarray:
-        """``P_row A = X⁺(XA)`` for ``A`` of shape ``(d,)`` or ``(d, m)``; cost ``O(n·d·m)``."""
+        """``P_row A = X⁺(XA)``, the orthogonal projection onto ``row(X)``.
+
+        Parameters
+        ----------
+        A : (d,) or (d, m) array
+            Vectors to project.
+
+        Returns
+        -------
+        (d,) or (d, m) array
+            ``P_row A``; cost ``O(n·d·m)``.
+
+        Raises
+        ------
+        ValueError
+            For a wrong number of rows, non-finite entries, or overflow.
+        """
         A, squeeze = _as_block("A", A, self.X.shape[1])
         if self.method == "svd":
             out = self._V @ (self._V.T @ A)
@@ -199,43 +328,80 @@ class RowSpaceSolver:
             out = self.pinv(self.X @ A)
         return out[:, 0] if squeeze else out
 
+    @float_guard("X and A")
     def project_null(self, A) -> np.ndarray:
-        """``P_null A = A − P_row A`` for ``A`` of shape ``(d,)`` or ``(d, m)``; cost ``O(n·d·m)``."""
+        """``P_null A = A − P_row A``, the orthogonal projection onto ``null(X)``.
+
+        Parameters
+        ----------
+        A : (d,) or (d, m) array
+            Vectors to project.
+
+        Returns
+        -------
+        (d,) or (d, m) array
+            ``P_null A``; cost ``O(n·d·m)``, no ``d × d`` projector.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`project_row`.
+        """
         A = as_float_array("A", A, ndim=(1, 2))
         return A - self.project_row(A)
 
 
+def _gram_representable(X: np.ndarray) -> bool:
+    """Whether ``λ_max(XXᵀ) ∈ [max|X|², n·d·max|X|²]`` lies in the Gram range (tested in logs)."""
+    largest = float(np.max(np.abs(X)))
+    if largest == 0.0:
+        return False
+    low, high = 2.0 * np.log(largest), 2.0 * np.log(largest) + np.log(X.shape[0] * X.shape[1])
+    return bool(np.log(_GRAM_RANGE[0]) <= low and high <= np.log(_GRAM_RANGE[1]))
+
+
+@float_guard("X")
 def row_space_solver(X, method: str = "auto", rtol: float | None = None) -> RowSpaceSolver:
     """Factor ``X`` once for repeated pseudo-inverse, ridge and projection solves.
 
     Parameters
     ----------
-    X : (n, d) array, finite.
-    method : ``"auto"`` (Gram route when ``n ≤ d``, full row rank and ``κ(X) ≤ 1e5``, else SVD),
-        ``"gram"`` or ``"svd"``.
-    rtol : rank tolerance relative to ``s_max`` (default ``max(n, d)·eps``).
+    X : (n, d) array
+        Finite data.
+    method : {"auto", "gram", "svd"}
+        ``"auto"``: the Gram route when ``n ≤ d``, ``X`` has full row rank, ``κ(X) ≤ 1e5`` and
+        ``λ_max(XXᵀ)`` is a normal float far from over- and underflow; else SVD.
+    rtol : float, optional
+        Rank tolerance relative to ``s_max``, ``≥ 0`` (default ``max(n, d)·eps``).
 
-    Cost: ``"gram"`` ``n²d + O(n³)``; ``"svd"`` a thin SVD, ``O(n²d)`` with a ~15× larger
-    constant. Memory ``O(nd)`` (``X`` itself) plus ``O(n²)`` or ``O(dk)``.
+    Returns
+    -------
+    RowSpaceSolver
+        The factorization.
 
     Raises
     ------
+    TypeError
+        For non-numeric ``X``.
     ValueError
         If ``X`` is empty or not finite, ``method`` is unknown, or ``method="gram"`` is asked for a
-        rank-deficient or tall ``X`` (its Gram matrix is singular).
+        rank-deficient, tall or out-of-range ``X`` (its Gram matrix is singular or not representable).
+
+    Notes
+    -----
+    Cost: ``"gram"`` ``n²d + O(n³)``; ``"svd"`` a thin SVD, ``O(n²d)`` with a larger constant.
+    Memory ``O(nd)`` (``X`` itself) plus ``O(n²)`` or ``O(dk)``.
     """
     X = as_matrix("X", X)
     if method not in ("auto", "gram", "svd"):
         raise ValueError(f"method must be 'auto', 'gram' or 'svd', got {method!r}")
     rtol = default_rtol(X.shape) if rtol is None else as_positive_float("rtol", rtol, allow_zero=True)
     n, d = X.shape
-    if method in ("auto", "gram") and n <= d:
+    if method in ("auto", "gram") and n <= d and _gram_representable(X):
         G = X @ X.T
         evals, evecs = scipy.linalg.eigh(G)
         evals, evecs = evals[::-1], evecs[:, ::-1]
         top = max(evals[0], 0.0)
-        # On the Gram route an eigenvalue is only known to ±eps·λ_max, so the rank it reports is
-        # only trustworthy when every eigenvalue is far above that level.
         # eigh's backward error is about n·eps·λ_max: an eigenvalue below that level is
         # indistinguishable from zero, and 1/s built on it would be pure rounding noise.
         full_rank = top > 0 and evals[-1] > n * EPS * top
@@ -248,28 +414,66 @@ def row_space_solver(X, method: str = "auto", rtol: float | None = None) -> RowS
                              f"route's resolution (smallest eigenvalue of XXᵀ {evals[-1]:.3e} ≤ n·eps·λ_max "
                              f"= {n * EPS * top:.3e}); use method='svd' or 'auto'")
     elif method == "gram":
-        raise ValueError(f"method='gram' needs a wide X (n ≤ d); got X of shape {X.shape}")
+        if n > d:
+            raise ValueError(f"method='gram' needs a wide X (n ≤ d); got X of shape {X.shape}")
+        raise ValueError("method='gram' needs X whose Gram matrix XXᵀ is a normal float64 matrix; the entries of "
+                         f"X reach {float(np.max(np.abs(X))):.3g}; use method='svd' or 'auto'")
     basis = row_space_basis(X, rtol)
     return RowSpaceSolver(X=X, method="svd", singular_values=basis.s, rtol=rtol, _U=basis.U, _V=basis.V)
 
 
+@float_guard("X_or_solver", "A")
 def project_null(X_or_solver, A) -> np.ndarray:
-    """``P_null A`` for ``A`` of shape ``(d,)`` or ``(d, m)``, without forming ``I − X⁺X``.
+    """``P_null A`` without forming ``I − X⁺X``.
 
-    ``X_or_solver`` is a data matrix, a :class:`RowSpaceSolver` or a :class:`RowSpaceBasis`.
+    Parameters
+    ----------
+    X_or_solver : (n, d) array, RowSpaceSolver or RowSpaceBasis
+        The data, or a factorization of it.
+    A : (d,) or (d, m) array
+        Vectors to project.
+
+    Returns
+    -------
+    (d,) or (d, m) array
+        ``A − V(VᵀA)``; cost ``O(n·d·m)`` plus the factorization when ``X`` is given.
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not match, non-finite input, or overflow.
     """
     if isinstance(X_or_solver, RowSpaceBasis):
         A = as_float_array("A", A, ndim=(1, 2))
         V = X_or_solver.V
         if A.shape[0] != V.shape[0]:
-            raise ValueError(f"A must have {V.shape[0]} rows, got shape {A.shape}")
+            raise ValueError(f"A must have {V.shape[0]} rows (the columns of X), got shape {A.shape}")
         return A - V @ (V.T @ A)
     solver = X_or_solver if isinstance(X_or_solver, RowSpaceSolver) else row_space_solver(X_or_solver)
     return solver.project_null(A)
 
 
+@float_guard("X_or_solver", "A")
 def project_row(X_or_solver, A) -> np.ndarray:
-    """``P_row A = X⁺XA`` for ``A`` of shape ``(d,)`` or ``(d, m)``, without forming ``X⁺X``."""
+    """``P_row A = X⁺XA`` without forming ``X⁺X``.
+
+    Parameters
+    ----------
+    X_or_solver : (n, d) array, RowSpaceSolver or RowSpaceBasis
+        The data, or a factorization of it.
+    A : (d,) or (d, m) array
+        Vectors to project.
+
+    Returns
+    -------
+    (d,) or (d, m) array
+        ``P_row A``; cost ``O(n·d·m)`` plus the factorization when ``X`` is given.
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not match, non-finite input, or overflow.
+    """
     if isinstance(X_or_solver, RowSpaceBasis):
         A = as_float_array("A", A, ndim=(1, 2))
         return A - project_null(X_or_solver, A)

@@ -185,3 +185,27 @@ def test_solver_properties():
         assert isinstance(solver, RowSpaceSolver)
         assert solver.cond == pytest.approx(8.0, rel=1e-12)
         assert solver.stability_bound == pytest.approx(1 / 16, rel=1e-12)
+
+
+@given(data=data_matrices(), c=st.sampled_from([1e-200, 1e-150, 1e120]))
+def test_pseudo_inverse_is_homogeneous_at_extreme_scales(data, c):
+    """(cX)⁺ = X⁺/c: the route chosen for cX (SVD where XXᵀ would leave the float range) keeps it."""
+    X, rank, kappa = data
+    b = X @ np.random.default_rng(0).standard_normal(X.shape[1])  # b ∈ col(X)
+    base = row_space_solver(X).pinv(b)
+    scaled = row_space_solver(c * X).pinv(b)
+    # both are O(κ·eps) forward-accurate; c·X rounds each entry by eps
+    tol = 1e3 * kappa * max(X.shape) * EPS * np.linalg.norm(base)
+    assert np.linalg.norm(c * scaled - base) <= tol
+    assert row_space_solver(c * X).rank == row_space_solver(X).rank
+
+
+def test_gram_route_is_not_taken_outside_the_float_range():
+    X = random_regression(3, 8, seed=1).X
+    assert row_space_solver(X).method == "gram"
+    for c in (1e-160, 1e160):  # ‖cX‖² under- or overflows the normal range
+        assert row_space_solver(c * X).method == "svd"
+        with pytest.raises(ValueError, match="method='gram' needs X whose Gram matrix"):
+            row_space_solver(c * X, method="gram")
+    with pytest.raises(ValueError, match=r"X and b hold values too large .* RowSpaceSolver\.spectral_map"):
+        row_space_solver(X).spectral_map(np.full(3, 1e308), lambda s: 1e10 / s)

@@ -81,3 +81,34 @@ def test_separable_classification(n, d, margin, seed):
     assert problem.margin == margin
     again = separable_classification(n, d, margin=margin, seed=seed)
     np.testing.assert_array_equal(again.X, problem.X)
+
+
+def test_features_far_from_every_centre_are_zero_without_warnings():
+    import warnings
+
+    problem = feature_regression_1d(4, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        far = problem.features(np.array([1e308, -1e308, 1e160]))
+    np.testing.assert_array_equal(far, 0.0)  # exp(−(x − c)²/2ℓ²) underflows: 0 is the float64 value
+
+
+@pytest.mark.parametrize("steps,points,match", [(-1, 40, "steps must be a non-negative integer"),
+                                                (10, 0, "points must be a positive integer"),
+                                                (2.5, 40, "steps must be an integer"),
+                                                (10**30, 40, r"steps must be at most 2\*\*63 - 1"),
+                                                (10, None, "points must be an integer")])
+def test_default_record_steps_checks_its_arguments(steps, points, match):
+    from linear_theory import default_record_steps
+
+    with pytest.raises((TypeError, ValueError), match=match):
+        default_record_steps(steps, points)
+
+
+def test_sizes_beyond_the_machine_memory_are_refused_before_allocating():
+    with pytest.raises(ValueError, match=r"n and d: the result would be an array .* more than this machine's memory"):
+        random_regression(10**12, 10**12)
+    with pytest.raises(ValueError, match="d: the result would be an array"):
+        from linear_theory import Gaussian
+
+        Gaussian.isotropic(0.0, 1.0, 10**10)

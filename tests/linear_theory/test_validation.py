@@ -206,3 +206,34 @@ def test_every_array_argument_rejects_non_finite_values(bad):
                        (lambda: simulate(X, yb, P, lr=0.1 * BOUND, steps=1), "y")):
         with pytest.raises(ValueError, match=rf"{name} contains 1 NaN or infinite"):
             call()
+
+
+# -- the shared guards ------------------------------------------------------------------------------
+def test_float_guard_names_the_outermost_call_and_leaves_handled_overflow_alone():
+    from linear_theory._validation import float_guard
+
+    @float_guard("b")
+    def inner(b):
+        return np.asarray(b) * 1e300
+
+    @float_guard("a")
+    def outer(a):
+        return inner(a)
+
+    with pytest.raises(ValueError, match=r"^a hold values too large .* in .*outer \(overflow encountered in multiply\)"):
+        outer(np.full(2, 1e10))
+    np.testing.assert_array_equal(outer(np.ones(2)), np.full(2, 1e300))  # no overflow, no change
+    with np.errstate(over="ignore"):  # a caller that handles overflow itself gets NumPy's inf
+        assert np.all(np.isinf(outer(np.full(2, 1e10))))
+    assert np.geterr()["over"] == "warn"  # and the guard leaves the error state as it found it
+
+
+def test_counts_and_allocations_are_bounded():
+    from linear_theory._validation import as_positive_int, check_allocation
+
+    assert as_positive_int("n", 2**63 - 1) == 2**63 - 1
+    with pytest.raises(ValueError, match=r"n must be at most 2\*\*63 - 1, got 9223372036854775808"):
+        as_positive_int("n", 2**63)
+    check_allocation("n", 1000, 1000)  # 8 MB
+    with pytest.raises(ValueError, match=r"n: the result would be an array of shape \(1000000000000, 1000000000000\) \(8e\+24 bytes\)"):
+        check_allocation("n", 10**12, 10**12)

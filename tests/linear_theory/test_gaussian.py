@@ -339,3 +339,41 @@ def test_w2_metric_must_be_positive_with_one_entry_per_coordinate():
         w2(p, p, metric=np.array([1.0, 0.0, 1.0]))
     with pytest.raises(ValueError, match="metric contains 1 NaN"):
         w2(p, p, metric=np.array([1.0, np.nan, 1.0]))
+
+
+@given(d=dims, rank=st.integers(1, 7), seed=seeds, c=st.sampled_from([1e-300, 5e-200, 1e200, 1e300]))
+def test_from_cov_is_exact_at_extreme_scales(d, rank, seed, c):
+    rank = min(rank, d)
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((d, rank))
+    cov = (B @ B.T) * c  # a rounding of c·Σ: relative error eps per entry
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or underflow warning on the way
+        g = Gaussian.from_cov(np.zeros(d), cov)
+    # the power-of-two scaling makes the factor homogeneous: √c times the unscaled one's, so the
+    # covariance it represents is c·Σ to the backward error of eigh (tested at c = 1 above)
+    top = np.linalg.norm(B, 2) ** 2
+    scaled = g.factor / np.sqrt(c)
+    assert np.max(np.abs(scaled @ scaled.T - B @ B.T)) <= 20 * d * EPS * top
+    assert g.width >= rank  # as at c = 1, rounding may keep a few tiny positive eigenvalues
+
+
+def test_from_cov_of_a_finite_1e308_diagonal():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = Gaussian.from_cov(np.zeros(3), np.diag([1e308, 1.7e308, 2.0]))
+    np.testing.assert_allclose(np.sort(np.linalg.norm(g.factor, axis=0)), np.sqrt([2.0, 1e308, 1.7e308]),
+                               rtol=4 * EPS)
+    with pytest.raises(ValueError, match="cov is not positive semi-definite"):
+        Gaussian.from_cov(np.zeros(2), np.diag([1e308, -1e308]))
+
+
+def test_products_that_overflow_raise_a_clear_error():
+    g = Gaussian(np.full(3, 1e200), np.eye(3) * 1e200)
+    with pytest.raises(ValueError, match=r"mean and factor hold values too large .* in Gaussian\.cov"):
+        g.cov()
+    with pytest.raises(ValueError, match=r"X_test and the Gaussian hold values too large"):
+        g.predictive(np.full((2, 3), 1e200))
+    # below overflow the same products are ordinary floats: (1e150)² rounded once
+    small = Gaussian(np.zeros(3), np.eye(3) * 1e150)
+    np.testing.assert_allclose(small.predictive(np.eye(3)).variance, np.full(3, 1e300), rtol=2 * EPS)
