@@ -364,7 +364,7 @@ section.claim { border-top: 1px solid #ddd; padding-top: .2em; }
 .statement { margin: .3em 0; } .reference { color: #555; font-size: .9em; margin: .2em 0 .6em; }
 table { border-collapse: collapse; margin: .6em 0; font-size: .85em; width: 100%; table-layout: auto; }
 th, td { border: 1px solid #ccc; padding: .25em .45em; vertical-align: top; text-align: left; }
-th { background: #f0f0f0; }
+th { background: #f0f0f0; white-space: nowrap; overflow-wrap: normal; }
 td.num { text-align: right; font-family: ui-monospace, monospace; white-space: nowrap; }
 table.summary td:first-child { white-space: nowrap; }
 .pass, .ok { color: #176317; font-weight: bold; } .fail, .FAIL, .BAD, .ERROR { color: #b00020; font-weight: bold; }
