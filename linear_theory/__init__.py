@@ -30,3 +30,12 @@ __all__ += ["ThresholdResult", "mc_factor_threshold", "predicted_mc_threshold",
             "LOSSES", "ClassificationLoss", "classification_loss", "SVMSolution", "hard_margin_svm",
             "ClassificationTrace", "ClassificationResult", "simulate_classification",
             "classification_step_bound", "default_record_steps", "DEFAULT_QUADRATURE_NODES"]
+from .kronecker import (KroneckerGaussian, KroneckerGradient, KroneckerLimit, KroneckerSimulation, KroneckerTrace,
+                        expected_balance_drift, kronecker_expected_loss, kronecker_first_order, kronecker_gradients,
+                        kronecker_limit, kronecker_step_bound, kronecker_w2_projection, kronecker_w2_squared,
+                        simulate_kronecker)
+
+__all__ += ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerSimulation", "KroneckerTrace",
+            "expected_balance_drift", "kronecker_expected_loss", "kronecker_first_order", "kronecker_gradients",
+            "kronecker_limit", "kronecker_step_bound", "kronecker_w2_projection", "kronecker_w2_squared",
+            "simulate_kronecker"]
