@@ -450,8 +450,8 @@ def kronecker_w2_squared(p: KroneckerGaussian, q: KroneckerGaussian) -> float:
                 + 2⟨A_p - Ã, Ã⟩⟨B_p, B_p - B̃⟩ ,
 
     which equals ``‖M_p − M_q‖² + ‖F_p‖² + ‖F_q‖² − 2‖A_qᵀA_p‖_*‖B_qᵀB_p‖_*`` but is built from
-    differences, so close distributions keep their digits. Factors of different widths are padded
-    with zero columns. Cost ``O(d·a² + k·b² + a³ + b³)``; no ``dk × dk`` or ``dk × ab`` matrix.
+    differences, so close distributions keep their digits; exactly the mean part for identical
+    factors. Factors of different widths are padded with zero columns. Cost ``O(d·a² + k·b² + a³ + b³)``; no ``dk × dk`` or ``dk × ab`` matrix.
 
     Raises ``TypeError`` for arguments that are not :class:`KroneckerGaussian` and ``ValueError``
     for different shapes of the means.
@@ -462,6 +462,9 @@ def kronecker_w2_squared(p: KroneckerGaussian, q: KroneckerGaussian) -> float:
     if p.mean.shape != q.mean.shape:
         raise ValueError(f"p and q must have means of the same shape, got {p.mean.shape} and {q.mean.shape}")
     mean_part = float(np.sum((p.mean - q.mean) ** 2))
+    if all(x.shape == y.shape and np.array_equal(x, y) for x, y in
+           ((p.input_factor, q.input_factor), (p.output_factor, q.output_factor))):
+        return mean_part
 
     def aligned(Lp, Lq):
         width = max(Lp.shape[1], Lq.shape[1])
