@@ -686,7 +686,7 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
                 vel = [momentum * v + g for v, g in zip(vel, grads)]
                 grads = vel
             M, A, B = M - lr * grads[0], A - lr * grads[1], B - lr * grads[2]
-            if not (np.all(np.isfinite(M)) and np.all(np.isfinite(A)) and np.all(np.isfinite(B))):
+            if not (np.isfinite(M).all() and np.isfinite(A).all() and np.isfinite(B).all()):
                 raise DivergenceError(t, lr, bound, "non-finite parameters")
             if t % record_every == 0 or t == steps:
                 record(t)
