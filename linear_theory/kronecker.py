@@ -105,7 +105,25 @@ class KroneckerGaussian:
         return Gaussian(self.mean.ravel(), self.factor())
 
     def sample(self, n: int, rng) -> np.ndarray:
-        """``n`` draws ``M + A Z Bᵀ`` as an ``(n, d, k)`` array; ``rng`` a Generator or seed."""
+        """Draws ``M + A Z Bᵀ``, ``Z`` iid standard normal.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        rng : numpy.random.Generator or int
+            Source of the draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, d, k)``; cost ``O(n·(d·a·b + d·b·k))``.
+
+        Raises
+        ------
+        ValueError
+            For a non-positive ``n`` or a missing ``rng``.
+        """
         n = as_positive_int("n", n)
         A, B = self.input_factor, self.output_factor
         Z = as_generator(rng, "rng").standard_normal((n, A.shape[1], B.shape[1]))
@@ -114,7 +132,21 @@ class KroneckerGaussian:
     def predictive(self, X_test) -> Predictive:
         """Predictive mean ``X_test M`` and variance ``‖Aᵀx‖² ‖B_j‖²`` per test row and output ``j``.
 
-        Both are ``(m, k)`` arrays (no observation noise); cost ``O(m·d·(k + a) + k·b)``.
+        Parameters
+        ----------
+        X_test : array, (m, d) or (d,)
+            Test inputs.
+
+        Returns
+        -------
+        Predictive
+            ``mean`` and ``variance``, both ``(m, k)`` (no observation noise); cost
+            ``O(m·d·(k + a) + k·b)``.
+
+        Raises
+        ------
+        ValueError
+            When ``X_test`` does not have ``d`` columns or is not finite.
         """
         X_test = as_float_array("X_test", X_test, ndim=(1, 2))
         if X_test.ndim == 1:
@@ -132,7 +164,24 @@ class KroneckerGaussian:
 
 
 def balance(q: KroneckerGaussian) -> float:
-    """The balance ``‖A‖²_F − ‖B‖²_F``, conserved by the gradient flow of ``ℓ̄``."""
+    """The balance ``‖A‖²_F − ‖B‖²_F``, conserved by the gradient flow of ``ℓ̄``.
+
+    Parameters
+    ----------
+    q : KroneckerGaussian
+
+    Returns
+    -------
+    float
+        Cost ``O(d·a + k·b)``.
+
+    Raises
+    ------
+    TypeError
+        For a ``q`` that is not a :class:`KroneckerGaussian`.
+    """
+    if not isinstance(q, KroneckerGaussian):
+        raise TypeError(f"q must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
     return float(np.sum(q.input_factor ** 2) - np.sum(q.output_factor ** 2))
 
 
@@ -159,10 +208,28 @@ def _check_problem(X, Y, q) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kronecker_expected_loss(X, Y, q: KroneckerGaussian) -> float:
-    """``E‖Y − XW‖²_F = ‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F`` for ``W = M + AZBᵀ``; cost ``O(n·d·(k + a))``.
+    """The expected loss ``E‖Y − XW‖²_F = ‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F`` for ``W = M + AZBᵀ``.
 
-    Raises ``TypeError`` for a ``q`` that is not a :class:`KroneckerGaussian` and ``ValueError`` for
-    shapes that do not match or non-finite input.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    q : KroneckerGaussian
+        The distribution of ``W``.
+
+    Returns
+    -------
+    float
+        Cost ``O(n·d·(k + a) + k·b)``.
+
+    Raises
+    ------
+    TypeError
+        For a ``q`` that is not a :class:`KroneckerGaussian`.
+    ValueError
+        For shapes that do not match or non-finite input.
     """
     X, Y = _check_problem(X, Y, q)
     return _loss(X, Y, q.mean, q.input_factor, q.output_factor)
@@ -173,9 +240,28 @@ def _loss(X, Y, M, A, B) -> float:
 
 
 def kronecker_gradients(X, Y, q: KroneckerGaussian) -> KroneckerGradient:
-    r"""Exact gradients of ``ℓ̄``: ``−2Xᵀ(Y − XM)``, ``2‖B‖²_F XᵀXA``, ``2‖XA‖²_F B``.
+    r"""Exact gradients of the expected loss.
 
-    Cost ``O(n·d·(k + a) + k·b)``. Raises as :func:`kronecker_expected_loss`.
+    .. math:: ∇_M = -2X^T(Y - XM), \qquad ∇_A = 2\|B\|_F^2 X^TXA, \qquad ∇_B = 2\|XA\|_F^2 B
+
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    q : KroneckerGaussian
+        The distribution of ``W``.
+
+    Returns
+    -------
+    KroneckerGradient
+        Gradients of the shapes of ``M``, ``A``, ``B``; cost ``O(n·d·(k + a) + k·b)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`kronecker_expected_loss`.
     """
     X, Y = _check_problem(X, Y, q)
     g_mean, g_A, g_B = _exact_gradients(X, Y, q.mean, q.input_factor, q.output_factor, 1.0)
@@ -245,10 +331,28 @@ def kronecker_w2_projection(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBa
 
     For ``vec_r(Y) = (X ⊗ I_k) vec_r(W)`` the null-space projector is ``P_null ⊗ I_k``, so
     Theorem 1's ``L∞ = (P_null ⊗ I_k)(A₀ ⊗ B₀) = (P_null A₀) ⊗ B₀``: the W₂ projection of the prior
-    onto the minimizers of ``ℓ̄`` is Kronecker with ``c = 1``. Cost: a thin SVD of ``X``
-    (``O(n²d)``, or pass ``basis=``) and ``O(n·d·(k + a))``.
+    onto the minimizers of ``ℓ̄`` is Kronecker with ``c = 1``.
 
-    Raises as :func:`kronecker_expected_loss`.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    prior : KroneckerGaussian
+        The prior ``(M₀, A₀, B₀)``.
+    basis : RowSpaceBasis, optional
+        :func:`row_space_basis` of ``X``, to reuse one SVD.
+
+    Returns
+    -------
+    KroneckerGaussian
+        ``q∞``; cost a thin SVD of ``X`` (``O(n²d)``, unless ``basis`` is given) and ``O(n·d·(k + a))``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`kronecker_expected_loss`; ``ValueError`` for a ``basis`` of another ``X``.
     """
     X, Y = _check_problem(X, Y, prior)
     basis = _basis(X, basis)
@@ -281,10 +385,29 @@ def kronecker_limit(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | No
 
         e_1 = c^2 α_0 + \frac{1}{2β_0}\sum_{i,j} w_i w_j \frac{(s_i^2 - s_j^2)^2}{s_i^2 + s_j^2} .
 
-    Cost: a thin SVD of ``X`` (``O(n²d)``, or pass ``basis=``), ``O(n·d·(k + a) + n²)``.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    prior : KroneckerGaussian
+        The prior (the initialization) ``(M₀, A₀, B₀)``.
+    basis : RowSpaceBasis, optional
+        :func:`row_space_basis` of ``X``, to reuse one SVD.
 
-    Raises ``ValueError`` for an all-zero ``B₀`` (no output variance: the phase is undefined) and
-    as :func:`kronecker_expected_loss`.
+    Returns
+    -------
+    KroneckerLimit
+        Cost: a thin SVD of ``X`` (``O(n²d)``, unless ``basis`` is given) and ``O(n·d·(k + a) + n²)``.
+
+    Raises
+    ------
+    ValueError
+        For an all-zero ``B₀`` (no output variance: the phase is undefined), a ``basis`` of another
+        ``X``, and as :func:`kronecker_expected_loss`.
+    TypeError
+        As :func:`kronecker_expected_loss`.
     """
     X, Y = _check_problem(X, Y, prior)
     basis = _basis(X, basis)
@@ -338,9 +461,30 @@ def expected_balance_drift(X, Y, q: KroneckerGaussian, mc_samples: int = 0) -> f
         - b\|E^TXA\|^2 - (b + 1)β\|A^TX^TXA\|_F^2\big)
 
     (the second part, the difference of the two gradients' Monte Carlo variances, only for
-    ``m ≥ 1``). Cost ``O(n·d·(k + a) + n·a² + k·b²)``.
+    ``m ≥ 1``).
 
-    Raises ``ValueError`` for a negative ``mc_samples`` and as :func:`kronecker_expected_loss`.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    q : KroneckerGaussian
+        The current distribution ``(M, A, B)``.
+    mc_samples : int
+        Draws per step; 0 for exact gradients.
+
+    Returns
+    -------
+    float
+        Cost ``O(n·d·(k + a) + n·a² + k·b²)``.
+
+    Raises
+    ------
+    ValueError
+        For a negative ``mc_samples`` and as :func:`kronecker_expected_loss`.
+    TypeError
+        As :func:`kronecker_expected_loss`.
     """
     X, Y = _check_problem(X, Y, q)
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
@@ -379,10 +523,35 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
     with ``v = g/(1 − m) + O(η)`` on the slow manifold, a step changes the balance by
     ``η²(1 + m)/(1 − m)³ (‖g_A‖² − ‖g_B‖²)`` and advances the flow time by ``η/(1 − m)`` (a
     first-order derivation, confirmed by simulation in claim C14). Zero when the flow collapses.
-    Cost: a thin SVD of ``X`` and an ODE solve on ``O(n·(k + a))`` numbers per evaluation.
 
-    Raises ``ValueError`` for momentum combined with Monte Carlo gradients (not derived), a
-    momentum outside ``[0, 1)`` and as :func:`kronecker_limit`.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    prior : KroneckerGaussian
+        The prior ``(M₀, A₀, B₀)``.
+    mc_samples : int
+        Draws per step; 0 for exact gradients.
+    momentum : float
+        Heavy-ball coefficient ``m`` in ``[0, 1)`` (exact gradients only).
+    basis : RowSpaceBasis, optional
+        :func:`row_space_basis` of ``X``, to reuse one SVD.
+
+    Returns
+    -------
+    float
+        ``e₁``; cost a thin SVD of ``X`` and an ODE solve with ``O(n·(k + a) + a²)`` work per
+        evaluation of the field.
+
+    Raises
+    ------
+    ValueError
+        For momentum combined with Monte Carlo gradients (not derived), a momentum outside
+        ``[0, 1)`` and as :func:`kronecker_limit`.
+    RuntimeError
+        If the ODE solver fails.
     """
     import scipy.integrate
 
@@ -451,10 +620,24 @@ def kronecker_w2_squared(p: KroneckerGaussian, q: KroneckerGaussian) -> float:
 
     which equals ``‖M_p − M_q‖² + ‖F_p‖² + ‖F_q‖² − 2‖A_qᵀA_p‖_*‖B_qᵀB_p‖_*`` but is built from
     differences, so close distributions keep their digits; exactly the mean part for identical
-    factors. Factors of different widths are padded with zero columns. Cost ``O(d·a² + k·b² + a³ + b³)``; no ``dk × dk`` or ``dk × ab`` matrix.
+    factors. Factors of different widths are padded with zero columns.
 
-    Raises ``TypeError`` for arguments that are not :class:`KroneckerGaussian` and ``ValueError``
-    for different shapes of the means.
+    Parameters
+    ----------
+    p, q : KroneckerGaussian
+        Two distributions with means of the same shape.
+
+    Returns
+    -------
+    float
+        Cost ``O(d·a² + k·b² + a³ + b³)``; no ``dk × dk`` or ``dk × ab`` matrix.
+
+    Raises
+    ------
+    TypeError
+        For arguments that are not :class:`KroneckerGaussian`.
+    ValueError
+        For means of different shapes.
     """
     for name, g in (("p", p), ("q", q)):
         if not isinstance(g, KroneckerGaussian):
@@ -515,10 +698,33 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
 
     solved by ``brentq``. Heavy ball (``optimizer="momentum"``) multiplies the bound by ``1 + m``.
     The bound is local: the Hessian changes along the path (it shrinks under GD from the prior).
-    Cost: a thin SVD of ``X`` (or pass ``basis=``) and ``O(n·d·a)``.
 
-    Raises ``ValueError`` for an unknown ``optimizer``, a ``momentum`` outside ``[0, 1)`` and shapes
-    that do not match.
+    Parameters
+    ----------
+    X : array, (n, d)
+        Data.
+    q : KroneckerGaussian
+        The point ``(M, A, B)`` at which the Hessian is taken.
+    optimizer : {"gd", "sgd", "momentum"}
+        ``"momentum"`` multiplies the bound by ``1 + momentum``.
+    momentum : float
+        Heavy-ball coefficient in ``[0, 1)``.
+    basis : RowSpaceBasis, optional
+        :func:`row_space_basis` of ``X``, to reuse one SVD.
+
+    Returns
+    -------
+    float
+        The bound (``inf`` for an all-zero ``X``); cost a thin SVD of ``X`` (unless ``basis`` is
+        given) and ``O(n·d·a)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``optimizer``, a ``momentum`` outside ``[0, 1)``, shapes that do not match
+        and a ``basis`` of another ``X``.
+    TypeError
+        For a ``q`` that is not a :class:`KroneckerGaussian`.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -580,20 +786,33 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
 
     Parameters
     ----------
-    X, Y : (n, d) data and (n, k) targets.
-    prior : :class:`KroneckerGaussian`, the initialization ``(M₀, A₀, B₀)``.
-    optimizer : ``"gd"`` (full batch), ``"sgd"`` (mini-batches of ``batch_size`` rows drawn
-        without replacement, gradients scaled by ``n/batch_size``) or ``"momentum"`` (heavy ball
+    X : array, (n, d)
+        Data.
+    Y : array, (n, k)
+        Targets.
+    prior : KroneckerGaussian
+        The initialization ``(M₀, A₀, B₀)``.
+    optimizer : {"gd", "sgd", "momentum"}
+        ``"gd"`` (full batch), ``"sgd"`` (mini-batches of ``batch_size`` rows drawn without
+        replacement, gradients scaled by ``n/batch_size``) or ``"momentum"`` (heavy ball
         ``v ← mv + g``, ``θ ← θ − ηv``; full batch unless ``batch_size`` is given).
-    lr : the step of ``M``, ``A`` and ``B``.
-    steps : number of steps.
-    batch_size : rows per step (required for ``"sgd"``).
-    mc_samples : 0 for the exact gradients of ``ℓ̄``; ``m ≥ 1`` for reparametrized Monte Carlo
-        gradients of ``‖Y_B − X_B(M + AZBᵀ)‖²`` averaged over ``m`` draws of ``Z``.
-    momentum : heavy-ball coefficient for ``optimizer="momentum"``.
-    seed : int or ``numpy.random.Generator`` for batches and draws.
-    record_every : trace spacing (default ``max(1, steps // 100)``).
-    check_stability : raise ``ValueError`` before running when ``lr`` is at or above
+    lr : float
+        The step of ``M``, ``A`` and ``B``.
+    steps : int
+        Number of steps.
+    batch_size : int, optional
+        Rows per step (required for ``"sgd"``).
+    mc_samples : int
+        0 for the exact gradients of ``ℓ̄``; ``m ≥ 1`` for reparametrized Monte Carlo gradients of
+        ``‖Y_B − X_B(M + AZBᵀ)‖²`` averaged over ``m`` draws of ``Z``.
+    momentum : float
+        Heavy-ball coefficient for ``optimizer="momentum"``.
+    seed : int or numpy.random.Generator
+        Source of batches and draws.
+    record_every : int, optional
+        Trace spacing (default ``max(1, steps // 100)``).
+    check_stability : bool
+        Raise ``ValueError`` before running when ``lr`` is at or above
         :func:`kronecker_step_bound` at the prior.
 
     Returns
@@ -654,7 +873,8 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
     def record(t):
         loss = _loss(X, Y, M, A, B)
         if not np.isfinite(loss) or loss > ceiling:
-            raise DivergenceError(t, lr, bound, f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
+            raise DivergenceError(t, lr, bound,
+                                  f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
         q = KroneckerGaussian(M, A, B)
         beta = float(np.sum(B ** 2))
         along = float(np.sum(B * B0)) / beta0 if beta0 > 0 else 0.0

@@ -51,10 +51,30 @@ def predicted_mc_threshold(s_max: float, rank: int, mc_samples: int = 1, momentu
 
     .. math:: η^*_{ms} = \frac{1 - β^2}{s_{max}^2((1 + β)κ - 2β)}, \qquad κ = 1 + \frac{r + 1}{M};
 
-    ``momentum = 0`` gives ``1/(s_max²(1 + (rank + 1)/mc_samples))``. Cost ``O(1)``.
+    ``momentum = 0`` gives ``1/(s_max²(1 + (rank + 1)/mc_samples))``.
 
-    Raises ``ValueError`` for a non-positive ``s_max``, ``rank`` or ``mc_samples`` and a
-    ``momentum`` outside ``[0, 1)``.
+    Parameters
+    ----------
+    s_max : float
+        Largest singular value of ``X``.
+    rank : int
+        Width ``r`` of the factor.
+    mc_samples : int
+        Samples ``M`` per step.
+    momentum : float
+        Heavy-ball coefficient ``β`` in ``[0, 1)``.
+
+    Returns
+    -------
+    float
+        The factor's step bound; cost ``O(1)``.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive ``s_max``, ``rank`` or ``mc_samples`` and a ``momentum`` outside ``[0, 1)``.
+    TypeError
+        For a non-integer ``rank`` or ``mc_samples``.
     """
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
@@ -79,7 +99,24 @@ def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
 
     .. math:: ρ < \frac{2}{a(1 + a^2/z)}, \qquad z = \frac{N_s\|g\|^2}{\operatorname{tr}Σ} ;
 
-    ``z → ∞`` (no noise) gives ``2/a``. Cost ``O(1)``. Raises ``ValueError`` for non-positive input.
+    ``z → ∞`` (no noise) gives ``2/a``.
+
+    Parameters
+    ----------
+    sharpness : float
+        Curvature ``a`` of the quadratic.
+    signal_to_noise : float
+        ``z = N_s‖g‖²/tr Σ``.
+
+    Returns
+    -------
+    float
+        The step ``ρ`` at which the expected one-step change is zero; cost ``O(1)``.
+
+    Raises
+    ------
+    ValueError
+        For non-positive or non-finite input.
     """
     a = as_positive_float("sharpness", sharpness)
     z = as_positive_float("signal_to_noise", signal_to_noise)
@@ -94,7 +131,24 @@ def critical_sharpness(lr: float, signal_to_noise: float) -> float:
     .. math:: H_{crit} = 2\sqrt{z/3}\,\sinh\Big(\tfrac13 \operatorname{arcsinh}\big(\tfrac{3}{ρ}\sqrt{3/z}\big)\Big),
 
     the inverse of :func:`descent_step_threshold` in the sharpness; ``H_crit < 2/ρ``, and
-    ``→ 2/ρ`` as ``z → ∞``. Cost ``O(1)``. Raises ``ValueError`` for non-positive input.
+    ``→ 2/ρ`` as ``z → ∞``.
+
+    Parameters
+    ----------
+    lr : float
+        The step ``ρ``.
+    signal_to_noise : float
+        ``z = N_s‖g‖²/tr Σ``.
+
+    Returns
+    -------
+    float
+        ``H_crit``; cost ``O(1)``.
+
+    Raises
+    ------
+    ValueError
+        For non-positive or non-finite input.
     """
     rho = as_positive_float("lr", lr)
     z = as_positive_float("signal_to_noise", signal_to_noise)
@@ -107,7 +161,27 @@ def factor_signal_to_noise(s_max: float, rank: int, mc_samples: int = 1) -> floa
     The factor's noise ``2s²ℓ(Ẑ − I)`` has second moment ``a²‖ℓ‖²(r + 1)/M`` and the gradient
     ``‖g‖² = a²‖ℓ‖²``, so ``z = N_s‖g‖²/tr Σ`` is ``a²M/(r + 1)`` whatever the scale of ``ℓ``; with
     it :func:`descent_step_threshold` equals :func:`predicted_mc_threshold` at ``momentum = 0``.
-    Raises ``ValueError`` for non-positive input.
+
+    Parameters
+    ----------
+    s_max : float
+        Singular value of the direction (its sharpness is ``a = 2s_max²``).
+    rank : int
+        Width ``r`` of the factor.
+    mc_samples : int
+        Samples ``M`` per step.
+
+    Returns
+    -------
+    float
+        ``z``; cost ``O(1)``.
+
+    Raises
+    ------
+    ValueError
+        For non-positive input.
+    TypeError
+        For a non-integer ``rank`` or ``mc_samples``.
     """
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
@@ -203,5 +277,6 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
                 hi = mid
         per_seed.append(float(np.sqrt(lo * hi)))
     return ThresholdResult(rank=rank, mc_samples=mc_samples, threshold=float(np.median(per_seed)),
-                           per_seed=tuple(per_seed), predicted=predicted_mc_threshold(s_max, rank, mc_samples, momentum),
+                           per_seed=tuple(per_seed),
+                           predicted=predicted_mc_threshold(s_max, rank, mc_samples, momentum),
                            momentum=momentum, prior_scale=prior_scale, exact_bound=(1.0 + momentum) * exact)

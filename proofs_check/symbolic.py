@@ -17,7 +17,8 @@ second; the identities are polynomial/rational in the entries, so a symbolic pro
 sizes with *generic symbolic entries* is a proof for those sizes, not a spot check.
 
 References: THEORY.md §1 (expected loss, gradients, W₂), §2 C1 (GD contraction, IBVI limit),
-C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function).
+C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function); docs/theory.md §2 (C14)
+(Kronecker balance) and §2 (C16) (MC step thresholds).
 """
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ import sympy as sp
 __all__ = [
     "Residual",
     "ExpectedLoss", "Gradients", "GDIterate", "PenalizedW2GVI", "GaussianMGF", "W2Bures",
-    "IBVILimitExact",
+    "IBVILimitExact", "KroneckerBalance", "MCStepThresholds",
     "expected_loss", "gradients", "gd_iterate", "penalized_w2_gvi", "gaussian_mgf",
-    "w2_factor_vs_bures", "ibvi_limit_exact",
+    "w2_factor_vs_bures", "ibvi_limit_exact", "kronecker_balance", "mc_step_thresholds",
+    "kronecker_loss_formula", "kronecker_gradient_formula", "balance_formula", "mc_gradient_moments_formula",
+    "gd_slope_integral_formula", "mc_mean_square_threshold_formula", "descent_step_formula",
+    "critical_sharpness_formula",
     "expected_loss_formula", "gradient_formula", "gd_contraction_factor", "gd_stable_upper",
     "penalized_formula", "mgf_formula", "bures_cross_term", "ibvi_limit_formula",
     "residual_size", "is_exactly_zero",

@@ -95,8 +95,8 @@ def _gd_study(setup: KroneckerSetup, ratio: float, fractions=STEP_FRACTIONS):
     runs = []
     for f in fractions:
         lr = f * bound
-        runs.append((lr, lt.simulate_kronecker(setup.X, setup.Y, prior, lr=lr, steps=run_length(setup, prior, limit, lr),
-                                               record_every=50)))
+        steps = run_length(setup, prior, limit, lr)
+        runs.append((lr, lt.simulate_kronecker(setup.X, setup.Y, prior, lr=lr, steps=steps, record_every=50)))
     return prior, limit, runs
 
 
@@ -105,7 +105,8 @@ def _size(prior) -> float:
 
 
 @claim("C14-flow", statement="W = M + A Z B^T from prior splits (A0/s, s B0) on both sides of s*: GD converges to the "
-       "flow's closed form (M_inf min-norm-change interpolant, B_inf = c B0, c^2 = max(0, 1 - ||P_row A0||^2/||B0||^2), "
+       "flow's closed form (M_inf min-norm-change interpolant, B_inf = c B0, "
+       "c^2 = max(0, 1 - ||P_row A0||^2/||B0||^2), "
        "A_inf = P_null A0 when c > 0, A stopped at finite flow time when collapsed) at first order in eta, "
        "c^2(eta) = c^2 - e1 eta; the balance ||A||^2 - ||B||^2 drifts by eta^2(||g_A||^2 - ||g_B||^2) per step; "
        "W2 gap to Theorem 1's q_inf = (1 - c)||P_null A0|| ||B0||",
@@ -135,7 +136,8 @@ def check_flow(ctx) -> Outcome:
             drift_law.append(abs(one.trace.balance[1] - one.trace.balance[0] - predicted) / abs(predicted))
         final = runs[-1][1]
         null_A = lt.project_null(basis, prior.input_factor)
-        gap = (1.0 - math.sqrt(final.trace.kept_variance[-1])) * float(np.linalg.norm(null_A) * np.linalg.norm(prior.output_factor))
+        gap = ((1.0 - math.sqrt(final.trace.kept_variance[-1]))
+               * float(np.linalg.norm(null_A) * np.linalg.norm(prior.output_factor)))
         w2_structure.append(abs(final.trace.w2_to_projection[-1] - gap) / limit.w2_to_projection)
         dense_gap = lt.w2(limit.limit.as_gaussian(), final.projection.as_gaussian())
         w2_routes.append(abs(dense_gap - limit.w2_to_projection) / limit.w2_to_projection)
@@ -177,7 +179,8 @@ def check_flow(ctx) -> Outcome:
                     f"B contracts geometrically; runs last until the slowest mode is down by exp(-{TAIL:g})"),
         Measurement("max over collapsed splits of |extrapolated A_T - finite-time A_inf| / its error estimate",
                     float(max(collapsed_A)), 1.0, "as for c^2: successive Richardson levels"),
-        Measurement("max over collapsed splits of ||A_T - P_null A0|| / ||P_row A0|| (THEORY.md's A_inf = P_null A0)",
+        Measurement("max over collapsed splits of ||A_T - P_null A0|| / ||P_row A0|| (docs/theory.md §2 (C14) "
+                    "states A_inf = P_null A0)",
                     float(max(theory_A)), None,
                     "refuted when collapsed: the row part of A stops at finite flow time"),
         Measurement("max over runs of the invariants ||P_null(M_t - M0)||, ||P_null(A_t - A0)|| (relative to the "
@@ -205,17 +208,18 @@ def check_flow(ctx) -> Outcome:
              f"{setup.base.output_factor.shape[1]}; s* = {setup.boundary:.4f}; steps = {STEP_FRACTIONS} of the step "
              "bound 2/lambda_max at each prior; e1 = c^2 alpha0 + (1/(2 beta0)) sum_ij w_i w_j (s_i^2 - s_j^2)^2/"
              "(s_i^2 + s_j^2) (derived; sympy-checked as a flow integral in S8).",
-             "THEORY.md predicted A_inf = P_null A0 on both sides; measured: true only when c > 0. In the collapsed "
-             "phase ||B||^2 reaches 0 at a finite flow time tau_inf, Sum_i w_i (1 - exp(-4 s_i^2 tau_inf)) = "
-             "||B0||^2, and A_inf = P_null A0 + V exp(-2 S^2 tau_inf) V^T A0; the distribution's limit (B_inf = 0, "
+             "docs/theory.md §2 (C14) states A_inf = P_null A0 on both sides; measured: true only when c > 0. In the "
+             "collapsed phase ||B||^2 reaches 0 at a finite flow time tau_inf, Sum_i w_i (1 - exp(-4 s_i^2 tau_inf)) "
+             "= ||B0||^2, and A_inf = P_null A0 + V exp(-2 S^2 tau_inf) V^T A0; the distribution's limit (B_inf = 0, "
              "a point mass) is as predicted.",
              "The balance is conserved by the flow (S8) and drifts by O(eta^2) per step, O(eta) in total: "
              "||B_inf||^2 = ||P_null A0||^2 - D_inf turns that drift into c^2(eta) = c^2 - e1 eta.")
     return Outcome(measurements, tables=(table,), notes=notes)
 
 
-@claim("C14-stochastic", statement="W = M + A Z B^T with heavy ball, MC gradients and mini-batch SGD: the invariants hold "
-       "at every step and the kept variance tends to the flow's c^2 at first order in eta; heavy ball: e1 (1+m)/(1-m)^2; "
+@claim("C14-stochastic", statement="W = M + A Z B^T with heavy ball, MC gradients and mini-batch SGD: the invariants "
+       "hold at every step and the kept variance tends to the flow's c^2 at first order in eta; heavy ball: "
+       "e1 (1+m)/(1-m)^2; "
        "MC with M samples: e1 from the flow integral of the expected per-step drift (MC variance terms included)",
        reference="docs/theory.md §2 (C14)", kind="extension")
 def check_stochastic(ctx) -> Outcome:
@@ -272,7 +276,8 @@ def check_stochastic(ctx) -> Outcome:
     mc_error, mc_tol = max(mc_errors, key=lambda pair: pair[0] / pair[1])
     measurements = (
         Measurement("max over runs of ||P_null(M_t - M0)||, ||P_null(A_t - A0)|| / size of the prior, every record",
-                    float(max(invariants)), ROUNDING_RTOL, "exact invariants (every gradient lies in row(X)); rounding"),
+                    float(max(invariants)), ROUNDING_RTOL,
+                    "exact invariants (every gradient lies in row(X)); rounding"),
         Measurement("heavy ball (m = 0.5): |extrapolated c^2 - closed-form c^2| / its error estimate",
                     abs(hb_v0 - limit.kept_variance) / (hb_v0_err + 1e-13), 1.0, "successive Richardson levels"),
         Measurement("heavy ball (m = 0.5): |(c^2 - c^2(eta))/eta at the smallest step - (1 + m)/(1 - m)^2 e1_GD|",
@@ -283,7 +288,8 @@ def check_stochastic(ctx) -> Outcome:
                     float(mc_error), float(mc_tol),
                     "3 standard errors over seeds plus the O(eta) remainder, estimated by the change between the "
                     "two steps"),
-        Measurement("SGD (batch n/2): log2 of the deviation ratio c^2 - c^2(eta) between eta and eta/2 (first order: 1)",
+        Measurement("SGD (batch n/2): log2 of the deviation ratio c^2 - c^2(eta) between eta and eta/2 "
+                    "(first order: 1)",
                     float(sgd_slope), None, "no closed form for the batch-noise term: the measured order"),
     )
     table = Table("C14, split s/s* = 1.6: first-order coefficient e1 of c^2(eta) = c^2 - e1 eta",

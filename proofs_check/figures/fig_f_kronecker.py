@@ -49,7 +49,8 @@ def make(ctx) -> Figure:
         gd.append(_kept(setup, prior, limit, lr))
         gd_first.append(limit.kept_variance - limit.gd_slope * lr)
         mc_kept.append(_kept(setup, prior, limit, lr, tail=8.0, mc_samples=mc, seed=ctx.seed))
-        mc_first.append(limit.kept_variance - lt.kronecker_first_order(X, Y, prior, mc_samples=mc, basis=setup.basis) * lr)
+        e1_mc = lt.kronecker_first_order(X, Y, prior, mc_samples=mc, basis=setup.basis)
+        mc_first.append(limit.kept_variance - e1_mc * lr)
     left.semilogx(ratios, gd, "o", color="tab:blue", ms=7, label=f"GD, step {fraction} of the bound")
     left.semilogx(ratios, np.maximum(gd_first, 0.0), "x", color="tab:blue", ms=9, mew=1.5,
                   label="GD first order c² − e₁η")

@@ -47,7 +47,7 @@ def failing(result):
 
 
 def test_c14_flow_rejects_theorys_collapsed_limit(monkeypatch):
-    """THEORY.md's A∞ = P_null A₀ on the collapsed side is what the simulation refutes."""
+    """The stated A∞ = P_null A₀ (docs/theory.md §2 (C14)) is what the simulation refutes when collapsed."""
     exact = lt.kronecker_limit
 
     def theory(X, Y, prior, *, basis=None):
@@ -85,7 +85,9 @@ def test_c14_stochastic_rejects_a_wrong_first_order_term(monkeypatch, wrong_fact
     def wrong(X, Y, prior, *, mc_samples=0, momentum=0.0, basis=None):
         plain = exact(X, Y, prior, basis=basis)
         if momentum > 0:
-            return plain * wrong_factor(momentum) if wrong_factor else exact(X, Y, prior, momentum=momentum, basis=basis)
+            if wrong_factor is None:
+                return exact(X, Y, prior, momentum=momentum, basis=basis)
+            return plain * wrong_factor(momentum)
         return plain if wrong_factor is None else exact(X, Y, prior, mc_samples=mc_samples, basis=basis)
 
     monkeypatch.setattr(lt, "kronecker_first_order", wrong)

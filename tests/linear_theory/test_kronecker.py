@@ -192,7 +192,8 @@ def test_gd_reaches_the_flow_limit_at_first_order_in_the_step():
     remainders = []
     for f in (0.2, 0.1, 0.05):
         lr = f * bound
-        rate = 2 * lr * lt.row_space_basis(X).s[-1] ** 2 * min(1.0, limit.kept_variance * np.sum(prior.output_factor ** 2))
+        beta_inf = limit.kept_variance * np.sum(prior.output_factor ** 2)
+        rate = 2 * lr * lt.row_space_basis(X).s[-1] ** 2 * min(1.0, beta_inf)
         result = simulate_kronecker(X, Y, prior, lr=lr, steps=int(35 / rate))
         kept = result.trace.kept_variance[-1]
         remainders.append(kept - (limit.kept_variance - limit.gd_slope * lr))
