@@ -47,6 +47,7 @@ import scipy.optimize
 from ._validation import as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int
 from .gaussian import Gaussian, Predictive, _frozen, _pad_columns
 from .simulate import DIVERGENCE_FACTOR, OPTIMIZERS, DivergenceError
+from .stability import _momentum
 from .subspace import RowSpaceBasis, project_null, row_space_basis
 
 __all__ = ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerTrace", "KroneckerSimulation",
@@ -556,9 +557,7 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
     import scipy.integrate
 
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    momentum = _momentum(momentum)
     if momentum > 0 and mc_samples > 0:
         raise ValueError("the heavy-ball first-order term is derived for exact gradients only; "
                          "use mc_samples=0 with momentum > 0")
@@ -728,9 +727,7 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    momentum = _momentum(momentum)
     if not isinstance(q, KroneckerGaussian):
         raise TypeError(f"q must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
     X = as_matrix("X", X)
@@ -839,9 +836,7 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    momentum = _momentum(momentum)
     record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
     if optimizer == "sgd" and batch_size is None:
         raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
