@@ -20,8 +20,9 @@ Ghosh et al. (arXiv:2506.12903) give, for a quadratic with sharpness ``a``, a fi
 covariance ``Σ`` and ``N_s`` MC samples, the expected one-step descent condition
 ``ρ a (1 + a²/z) < 2`` with ``z = N_s‖g‖²/tr Σ``, i.e. a critical sharpness
 ``H_crit = 2√(z/3) sinh(⅓ arcsinh((3/ρ)√(3/z)))`` (:func:`descent_step_threshold`,
-:func:`critical_sharpness`; the formula as implemented in the authors' public code, re-derived
-here and sympy-checked, since the paper's text was not available). For the factor, whose MC
+:func:`critical_sharpness`; the formula as implemented in the authors' public code,
+``github.com/Avra98/variationallearning_eos``, re-derived here and sympy-checked, since the
+paper's text was not available). For the factor, whose MC
 noise is multiplicative, the noise second moment ``E‖ĝ − g‖² = a²‖ℓ‖²(r + 1)/M`` identifies
 ``z = a²M/(r + 1)`` (:func:`factor_signal_to_noise`, scale free), and their condition becomes
 exactly the mean-square bound at ``β = 0``.

@@ -91,7 +91,8 @@ def check_mc_steps(ctx) -> Outcome:
         "s_max = 1 (all singular values of X equal 1), mean at rest (step 1e-3 of 1/s_max^2); 'stable' = no "
         "divergence and ||XL_T|| < ||XL_0|| after the run; median over seeds, bisection to 3 %.",
         "(ii) Ghosh et al.'s condition rho a (1 + a^2/z) < 2, z = N_s ||g||^2 / tr(Sigma), is taken from the authors' "
-        "public code (their H_crit, variationallearning_eos/descent_check_z_linear.py), re-derived here as the "
+        "public code (their H_crit in github.com/Avra98/variationallearning_eos, descent_check_z_linear.py), "
+        "re-derived here as the "
         "expected one-step descent of a quadratic with MC gradients and sympy-checked (S9); the paper's text itself "
         "could not be read here. Their covariance is fixed and the noise additive; the factor's noise is "
         "multiplicative, and identifying tr(Sigma)/N_s by the noise's second moment gives z = a^2 M/(r+1), scale "
