@@ -21,12 +21,23 @@ __all__ = [
     "RegressionProblem", "random_regression", "FeatureRegression1D", "feature_regression_1d",
     "ClassificationProblem", "separable_classification",
 ]
-from .stability import ThresholdResult, mc_factor_threshold, predicted_mc_threshold
+from .stability import (ThresholdResult, critical_sharpness, descent_step_threshold, factor_signal_to_noise,
+                        mc_factor_threshold, predicted_mc_threshold)
 from .classification import (DEFAULT_QUADRATURE_NODES, LOSSES, ClassificationLoss, ClassificationResult,
                              ClassificationTrace, SVMSolution, classification_loss, classification_step_bound,
                              default_record_steps, hard_margin_svm, simulate_classification)
 
-__all__ += ["ThresholdResult", "mc_factor_threshold", "predicted_mc_threshold",
+__all__ += ["ThresholdResult", "mc_factor_threshold", "predicted_mc_threshold", "critical_sharpness",
+            "descent_step_threshold", "factor_signal_to_noise",
             "LOSSES", "ClassificationLoss", "classification_loss", "SVMSolution", "hard_margin_svm",
             "ClassificationTrace", "ClassificationResult", "simulate_classification",
             "classification_step_bound", "default_record_steps", "DEFAULT_QUADRATURE_NODES"]
+from .kronecker import (KroneckerGaussian, KroneckerGradient, KroneckerLimit, KroneckerSimulation, KroneckerTrace,
+                        expected_balance_drift, kronecker_expected_loss, kronecker_first_order, kronecker_gradients,
+                        kronecker_limit, kronecker_step_bound, kronecker_w2_projection, kronecker_w2_squared,
+                        simulate_kronecker)
+
+__all__ += ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerSimulation", "KroneckerTrace",
+            "expected_balance_drift", "kronecker_expected_loss", "kronecker_first_order", "kronecker_gradients",
+            "kronecker_limit", "kronecker_step_bound", "kronecker_w2_projection", "kronecker_w2_squared",
+            "simulate_kronecker"]

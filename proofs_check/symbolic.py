@@ -17,7 +17,8 @@ second; the identities are polynomial/rational in the entries, so a symbolic pro
 sizes with *generic symbolic entries* is a proof for those sizes, not a spot check.
 
 References: THEORY.md §1 (expected loss, gradients, W₂), §2 C1 (GD contraction, IBVI limit),
-C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function).
+C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function); docs/theory.md §2 (C14)
+(Kronecker balance) and §2 (C16) (MC step thresholds).
 """
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ import sympy as sp
 __all__ = [
     "Residual",
     "ExpectedLoss", "Gradients", "GDIterate", "PenalizedW2GVI", "GaussianMGF", "W2Bures",
-    "IBVILimitExact",
+    "IBVILimitExact", "KroneckerBalance", "MCStepThresholds",
     "expected_loss", "gradients", "gd_iterate", "penalized_w2_gvi", "gaussian_mgf",
-    "w2_factor_vs_bures", "ibvi_limit_exact",
+    "w2_factor_vs_bures", "ibvi_limit_exact", "kronecker_balance", "mc_step_thresholds",
+    "kronecker_loss_formula", "kronecker_gradient_formula", "balance_formula", "mc_gradient_moments_formula",
+    "gd_slope_integral_formula", "mc_mean_square_threshold_formula", "descent_step_formula",
+    "critical_sharpness_formula",
     "expected_loss_formula", "gradient_formula", "gd_contraction_factor", "gd_stable_upper",
     "penalized_formula", "mgf_formula", "bures_cross_term", "ibvi_limit_formula",
     "residual_size", "is_exactly_zero",
@@ -166,15 +170,17 @@ def standard_normal_moment(k: int) -> sp.Expr:
     return sp.simplify(sp.integrate(z ** int(k) * density, (z, -sp.oo, sp.oo)))
 
 
-def expectation_over_z(expr: sp.Expr, zs) -> sp.Expr:
+def expectation_over_z(expr: sp.Expr, zs, moments: dict | None = None) -> sp.Expr:
     """``E_z[expr]`` for a polynomial in independent standard normal ``zs``.
 
     Each monomial ``Π z_i^{k_i}`` is replaced by ``Π E[z^{k_i}]`` (independence), with the
-    one-dimensional moments integrated by :func:`standard_normal_moment`.
+    one-dimensional moments integrated by :func:`standard_normal_moment`. A derivation that takes
+    several expectations passes one ``moments`` dict (order → moment) so that each moment is
+    integrated once; it is filled in as needed.
     """
     zs = list(zs)
     poly = sp.Poly(sp.expand(expr), *zs)
-    moments: dict[int, sp.Expr] = {}
+    moments = {} if moments is None else moments
     total = sp.Integer(0)
     for powers, coefficient in poly.terms():
         factor = sp.Integer(1)
@@ -825,3 +831,313 @@ def ibvi_limit_exact(candidate: Callable | None = None) -> IBVILimitExact:
                             sp.Matrix.vstack(X * mean_c - y, (X * factor_c).reshape(n * r, 1))),
                    Residual("W2^2(candidate, p) - stated value", value_c - stated_value),
                    Residual("W2^2(candidate, p) - W2^2(Lagrange, p)", value_c - value_lg)))
+
+
+# --------------------------------------------------------------------------------------------
+# (h) Kronecker factors: the balance ‖A‖² − ‖B‖² and its drift under discrete steps (C14)
+# --------------------------------------------------------------------------------------------
+
+def _fro2(matrix) -> sp.Expr:
+    return sum((e ** 2 for e in matrix), sp.Integer(0))
+
+
+def _inner(left, right) -> sp.Expr:
+    return sum((x * y for x, y in zip(left, right)), sp.Integer(0))
+
+
+def kronecker_loss_formula(X, Y, M, A, B):
+    """docs/theory.md §2 (C14): ``‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F``."""
+    return _fro2(Y - X * M) + _fro2(X * A) * _fro2(B)
+
+
+def kronecker_gradient_formula(X, Y, M, A, B):
+    """docs/theory.md §2 (C14): ``−2Xᵀ(Y − XM)``, ``2‖B‖²XᵀXA``, ``2‖XA‖²B``."""
+    return -2 * X.T * (Y - X * M), 2 * _fro2(B) * X.T * X * A, 2 * _fro2(X * A) * B
+
+
+def balance_formula(A, B):
+    """docs/theory.md §2 (C14): the quantity conserved by the flow, ``‖A‖²_F − ‖B‖²_F``."""
+    return _fro2(A) - _fro2(B)
+
+
+def mc_gradient_moments_formula(X, E, A, B):
+    """Single-draw ``(E‖ĝ_A‖², E‖ĝ_B‖²)`` at residual ``E = Y − XM`` (:func:`linear_theory.expected_balance_drift`).
+
+    ``4(a‖XᵀEB‖² + ‖XᵀXA‖²(β² + (a + 1)‖BᵀB‖²))`` and ``4(b‖EᵀXA‖² + β(α² + (b + 1)‖AᵀXᵀXA‖²))``
+    with ``α = ‖XA‖²``, ``β = ‖B‖²``.
+    """
+    a, b = A.cols, B.cols
+    P = X * A
+    gram_B, gram_P = B.T * B, P.T * P
+    beta, alpha = gram_B.trace(), gram_P.trace()
+    return (4 * (a * _fro2(X.T * E * B) + _fro2(X.T * P) * (beta ** 2 + (a + 1) * _fro2(gram_B))),
+            4 * (b * _fro2(E.T * P) + beta * (alpha ** 2 + (b + 1) * _fro2(gram_P))))
+
+
+def gd_slope_integral_formula(s, w, beta_inf):
+    """``∫₀^∞ (β(τ)‖XᵀXA‖² − α²) dτ`` in closed form (the GD first-order term times ``‖B₀‖²/4``).
+
+    ``β∞α₀/4 + (1/8) Σ_ij w_i w_j (s_i² − s_j²)²/(s_i² + s_j²)`` with ``α₀ = Σ s_i² w_i``.
+    """
+    alpha0 = sum(si ** 2 * wi for si, wi in zip(s, w))
+    pairs = sum(wi * wj * (si ** 2 - sj ** 2) ** 2 / (si ** 2 + sj ** 2)
+                for si, wi in zip(s, w) for sj, wj in zip(s, w))
+    return beta_inf * alpha0 / 4 + pairs / 8
+
+
+@dataclass(frozen=True)
+class KroneckerBalance:
+    """The Kronecker expected loss, its gradients, the flow derivative of the balance and its drift."""
+
+    derived_loss: sp.Expr
+    flow_derivative: sp.Expr
+    moments: tuple
+    slope_integral: sp.Expr
+    residuals: tuple[Residual, ...]
+
+
+# A rational example for the fourth moments (symbolic Z): every Gram matrix is full rank, so
+# ‖BᵀB‖² ≠ β² and ‖AᵀXᵀXA‖² ≠ α², and the (a + 1), (b + 1) factors are not interchangeable.
+_MOMENT_EXAMPLE = dict(X=((1, 2), (0, -1)), E=((1, -1), (2, 1)), A=((1, 0), (2, -1)), B=((1, 1), (0, 2)))
+
+
+def kronecker_balance(n: int = 2, d: int = 2, k: int = 2, a: int = 2, b: int = 2, *,
+                      candidate_loss: Callable | None = None, candidate_gradients: Callable | None = None,
+                      candidate_conserved: Callable | None = None, candidate_moments: Callable | None = None,
+                      candidate_slope: Callable | None = None) -> KroneckerBalance:
+    """Derive the Kronecker expected loss, its gradients, the conservation law and its discrete drift.
+
+    For ``W = M + AZBᵀ`` with symbolic ``X (n×d)``, ``Y (n×k)``, ``M``, ``A (d×a)``, ``B (k×b)``:
+
+    1. ``E_Z‖Y − XW‖²`` from the moments of ``Z`` against ``candidate_loss``;
+    2. the gradients of the derived loss (``sympy.diff``) against ``candidate_gradients``;
+    3. ``d/dt candidate_conserved(A, B)`` along the flow ``θ' = −∇θ`` of the *derived* gradients
+       (zero for a conserved quantity);
+    4. per draw of ``Z``: ``⟨A, ∂_A f⟩ − ⟨B, ∂_B f⟩ = 0`` for ``f = ‖Y − X(M + AZBᵀ)‖²``, so Monte
+       Carlo and mini-batch gradients share the symmetry;
+    5. one plain step of generic gradients ``G``: ``C(θ − ηG) − C(θ) = −2η(⟨A, G_A⟩ − ⟨B, G_B⟩) +
+       η²(‖G_A‖² − ‖G_B‖²)`` for ``C = candidate_conserved`` (with 4, a drift ``η²(‖ĝ_A‖² − ‖ĝ_B‖²)``);
+    6. single-draw ``E‖ĝ_A‖²`` and ``E‖ĝ_B‖²`` on a rational example with symbolic ``Z`` (fourth
+       moments) against ``candidate_moments``;
+    7. the flow integral of the GD drift for two symbolic singular values (``sympy.integrate``)
+       against ``candidate_slope``.
+
+    Parameters
+    ----------
+    n, d, k, a, b : int
+        Sizes of the symbolic problem in steps 1–4.
+    candidate_loss, candidate_gradients, candidate_conserved, candidate_moments, candidate_slope : callable, optional
+        Defaults :func:`kronecker_loss_formula`, :func:`kronecker_gradient_formula`,
+        :func:`balance_formula`, :func:`mc_gradient_moments_formula`, :func:`gd_slope_integral_formula`.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer.
+    """
+    _check_sizes(n=n, d=d, k=k, a=a, b=b)
+    candidate_loss = kronecker_loss_formula if candidate_loss is None else candidate_loss
+    candidate_gradients = kronecker_gradient_formula if candidate_gradients is None else candidate_gradients
+    candidate_conserved = balance_formula if candidate_conserved is None else candidate_conserved
+    candidate_moments = mc_gradient_moments_formula if candidate_moments is None else candidate_moments
+    candidate_slope = gd_slope_integral_formula if candidate_slope is None else candidate_slope
+
+    X = _matrix("x", n, d, real=True)
+    Y = _matrix("y", n, k, real=True)
+    M = _matrix("m", d, k, real=True)
+    A = _matrix("a", d, a, real=True)
+    B = _matrix("b", k, b, real=True)
+    Z = _matrix("z", a, b, real=True)
+    per_draw = _fro2(Y - X * (M + A * Z * B.T))
+    moments_z: dict = {}
+    derived = expectation_over_z(per_draw, list(Z), moments_z)
+    grads = [P.applyfunc(lambda v: sp.diff(derived, v)) for P in (M, A, B)]
+    stated = candidate_gradients(X, Y, M, A, B)
+    conserved = candidate_conserved(A, B)
+    flow = sp.expand(-sum(_inner(P.applyfunc(lambda v: sp.diff(conserved, v)), g)
+                          for P, g in ((A, grads[1]), (B, grads[2]))))
+    draw_A = A.applyfunc(lambda v: sp.diff(per_draw, v))
+    draw_B = B.applyfunc(lambda v: sp.diff(per_draw, v))
+    symmetry = sp.expand(_inner(A, draw_A) - _inner(B, draw_B))
+
+    eta = sp.Symbol("eta", positive=True)
+    GA, GB = _matrix("g", d, a, real=True), _matrix("h", k, b, real=True)
+    step = (candidate_conserved(A - eta * GA, B - eta * GB) - conserved
+            - (-2 * eta * (_inner(A, GA) - _inner(B, GB)) + eta ** 2 * (_fro2(GA) - _fro2(GB))))
+
+    ex = _MOMENT_EXAMPLE
+    Xr, Er, Ar, Br = (sp.Matrix(ex[key]) for key in ("X", "E", "A", "B"))
+    Zr = _matrix("z", Ar.cols, Br.cols, real=True)
+    Pr = Xr * Ar
+    Rr = Er - Pr * Zr * Br.T
+    gA, gB = -2 * Xr.T * Rr * Br * Zr.T, -2 * Rr.T * Pr * Zr
+    tag = sp.Symbol("tag")  # one moment computation for both norms: E[‖ĝ_A‖² + tag‖ĝ_B‖²]
+    both = sp.Poly(expectation_over_z(_fro2(gA) + tag * _fro2(gB), list(Zr), moments_z), tag)
+    moments = (both.coeff_monomial(1), both.coeff_monomial(tag))
+    stated_moments = candidate_moments(Xr, Er, Ar, Br)
+
+    tau = sp.Symbol("tau", positive=True)
+    s = sp.symbols("s1 s2", positive=True)
+    w = sp.symbols("w1 w2", positive=True)
+    beta_inf = sp.Symbol("beta_inf", positive=True)
+    decay = [sp.exp(-4 * si ** 2 * tau) for si in s]
+    beta_t = beta_inf + sum(wi * e for wi, e in zip(w, decay))
+    alpha_t = sum(si ** 2 * wi * e for si, wi, e in zip(s, w, decay))
+    xtxa_t = sum(si ** 4 * wi * e for si, wi, e in zip(s, w, decay))
+    integral = sp.integrate(sp.expand(beta_t * xtxa_t - alpha_t ** 2), (tau, 0, sp.oo))
+
+    return KroneckerBalance(
+        derived_loss=derived, flow_derivative=flow, moments=moments, slope_integral=integral,
+        residuals=(Residual("E||Y - XW||^2 - candidate", sp.expand(derived - candidate_loss(X, Y, M, A, B))),
+                   Residual("d/dM - candidate", (grads[0] - stated[0]).applyfunc(sp.expand)),
+                   Residual("d/dA - candidate", (grads[1] - stated[1]).applyfunc(sp.expand)),
+                   Residual("d/dB - candidate", (grads[2] - stated[2]).applyfunc(sp.expand)),
+                   Residual("d/dt conserved quantity along the flow", flow),
+                   Residual("<A, df/dA> - <B, df/dB> for every draw of Z", symmetry),
+                   Residual("one step: C(theta - eta G) - C(theta) - (-2 eta(<A,G_A> - <B,G_B>) "
+                            "+ eta^2(||G_A||^2 - ||G_B||^2))", sp.expand(step)),
+                   Residual("E||g_A||^2 - candidate (rational example, one draw)",
+                            sp.expand(moments[0] - stated_moments[0])),
+                   Residual("E||g_B||^2 - candidate (rational example, one draw)",
+                            sp.expand(moments[1] - stated_moments[1])),
+                   Residual("flow integral of the GD drift - candidate (two singular values)",
+                            integral - candidate_slope(s, w, beta_inf))))
+
+
+# --------------------------------------------------------------------------------------------
+# (i) Stable steps of the factor under Monte Carlo gradients (C16)
+# --------------------------------------------------------------------------------------------
+
+def mc_mean_square_threshold_formula(s, r, m, beta):
+    """docs/theory.md §2 (C16): ``(1 − β²)/(s²((1 + β)κ − 2β))``, ``κ = 1 + (r + 1)/m``."""
+    kappa = 1 + (r + 1) / m
+    return (1 - beta ** 2) / (s ** 2 * ((1 + beta) * kappa - 2 * beta))
+
+
+def descent_step_formula(sharpness, z):
+    """Expected one-step descent on a quadratic with MC gradients: ``ρ < 2/(a(1 + a²/z))``."""
+    return 2 / (sharpness * (1 + sharpness ** 2 / z))
+
+
+def critical_sharpness_formula(lr, z):
+    """``H_crit = 2√(z/3) sinh(⅓ arcsinh((3/ρ)√(3/z)))`` (the largest sharpness with expected descent)."""
+    return 2 * sp.sqrt(z / 3) * sp.sinh(sp.asinh((3 / lr) * sp.sqrt(3 / z)) / 3)
+
+
+@dataclass(frozen=True)
+class MCStepThresholds:
+    """The mean-square recursions of the factor's MC step (plain and heavy ball) and the descent condition."""
+
+    second_moment: sp.Matrix
+    heavy_ball_map: sp.Matrix
+    heavy_ball_determinant: sp.Expr
+    expected_descent: sp.Expr
+    residuals: tuple[Residual, ...]
+
+
+def _heavy_ball_map(c, beta, kappa):
+    """The (P_t, Q_t, P_{t−1}) second-moment map of ``ℓ' = ℓ((1+β)I − cẐ) − βℓ_{t−1}``, ``E[Ẑ²] = κI``."""
+    A = (1 + beta) ** 2 - 2 * (1 + beta) * c + c ** 2 * kappa
+    return sp.Matrix([[A, -2 * beta * (1 + beta - c), beta ** 2],
+                      [1 + beta - c, -beta, 0],
+                      [1, 0, 0]])
+
+
+def mc_step_thresholds(*, candidate_threshold: Callable | None = None, candidate_descent: Callable | None = None,
+                       candidate_critical: Callable | None = None) -> MCStepThresholds:
+    """Derive the mean-square step thresholds of the factor under MC gradients and Ghosh et al.'s condition.
+
+    Along a singular direction ``s`` a row ``ℓ`` of the factor moves as ``ℓ ← ℓ(I − cẐ) + β(ℓ − ℓ_{t−1})``
+    with ``c = 2ηs²`` and ``Ẑ = (1/m)Σ z_j z_jᵀ``. Steps (each a residual):
+
+    1. ``E[Ẑ²] = (1 + (r + 1)/m) I`` from the moments of ``z`` (``r = 2``, ``m = 2``);
+    2. the heavy-ball second moments ``E‖ℓ_{t+1}‖²``, ``E⟨ℓ_{t+1}, ℓ_t⟩`` from the moments
+       (``r = m = 2``, symbolic ``ℓ_t, ℓ_{t−1}, c, β``) against the map :func:`_heavy_ball_map`;
+    3. ``det(I − T(c)) = 0`` at ``c* = 2s²·candidate_threshold(s, r, m, β)`` (symbolic ``s, r, m, β``),
+       the Perron root of the nonnegative map crossing 1; the other root is ``c = 0``;
+    4. on a grid of rational ``(β, κ, c)``, ``ρ(T) < 1`` exactly when ``c < c*`` (count of
+       disagreements, from exact characteristic polynomials);
+    5. Ghosh et al.'s one-step condition: ``E[ℓ(x − ρĝ)] − ℓ(x)`` for ``ℓ = ½ax²``,
+       ``ĝ = a(x + ε̄)``, ``ε̄ ~ N(0, h/N)``, derived from the moments, vanishes at
+       ``ρ = candidate_descent(a, z)``, ``z = N(ax)²/h``;
+    6. ``candidate_critical(ρ, z)`` solves ``ρH(1 + H²/z) = 2`` (``ρ = 3√(3/z)/sinh(3u)``);
+    7. with the factor's noise ``E‖ĝ − g‖² = a²‖ℓ‖²(r + 1)/m`` (``a = 2s²``), Ghosh's ``z`` is
+       ``a²m/(r + 1)`` and ``candidate_descent`` equals ``candidate_threshold`` at ``β = 0``.
+
+    Parameters
+    ----------
+    candidate_threshold, candidate_descent, candidate_critical : callable, optional
+        Defaults :func:`mc_mean_square_threshold_formula`, :func:`descent_step_formula`,
+        :func:`critical_sharpness_formula`.
+    """
+    candidate_threshold = mc_mean_square_threshold_formula if candidate_threshold is None else candidate_threshold
+    candidate_descent = descent_step_formula if candidate_descent is None else candidate_descent
+    candidate_critical = critical_sharpness_formula if candidate_critical is None else candidate_critical
+    r, m = 2, 2
+    zs = [_vector(f"z{j}", r, real=True) for j in range(m)]
+    flat = [e for z in zs for e in z]
+    Zhat = sum((z * z.T for z in zs), sp.zeros(r, r)) / m
+    moments_z: dict = {}
+    second = (Zhat * Zhat).applyfunc(lambda e: expectation_over_z(e, flat, moments_z))
+    kappa_rm = 1 + sp.Rational(r + 1, m)
+
+    c, beta = sp.Symbol("c", positive=True), sp.Symbol("beta", nonnegative=True)
+    now, before = _vector("l", r, real=True).T, _vector("p", r, real=True).T
+    nxt = now * ((1 + beta) * sp.eye(r) - c * Zhat) - beta * before
+    tag = sp.Symbol("tag")
+    moments = sp.Poly(expectation_over_z(_fro2(nxt) + tag * _inner(nxt, now), flat, moments_z), tag)
+    T = _heavy_ball_map(c, beta, kappa_rm)
+    P, Q, R = _fro2(now), _inner(now, before), _fro2(before)
+    structured = (T[0, 0] * P + T[0, 1] * Q + T[0, 2] * R, T[1, 0] * P + T[1, 1] * Q)
+
+    s, rs, ms, kappa = sp.symbols("s r m kappa", positive=True)
+    c_star = 2 * s ** 2 * candidate_threshold(s, rs, ms, beta)
+    det = sp.factor((sp.eye(3) - _heavy_ball_map(c, beta, kappa)).det())
+    at_root = sp.cancel((sp.eye(3) - _heavy_ball_map(c_star, beta, 1 + (rs + 1) / ms)).det())
+    other_root = det.subs(c, 0)
+
+    # The spectral radius at 10 % from the root differs from 1 by percents: float64 eigenvalues
+    # (error ~1e-15) decide each verdict with a wide margin.
+    disagreements = 0
+    for beta_v in (sp.Integer(0), sp.Rational(1, 2), sp.Rational(9, 10)):
+        for kappa_v in (sp.Rational(5, 2), sp.Integer(10)):
+            root = c_star.subs({beta: beta_v, s: 1, rs: 2 * kappa_v - 3, ms: 2})
+            for f in (sp.Rational(1, 4), sp.Rational(9, 10), sp.Rational(11, 10), sp.Rational(2)):
+                Tv = np.array(_heavy_ball_map(f * root, beta_v, kappa_v).evalf(), dtype=float)
+                radius = float(np.max(np.abs(np.linalg.eigvals(Tv))))
+                disagreements += int((radius < 1) != (f < 1))
+
+    a, x, h, N, rho = sp.symbols("a x h N rho", positive=True)
+    eps = sp.Symbol("zeta", real=True)
+    gradient = a * (x + sp.sqrt(h / N) * eps)
+    change = expectation_over_z(a * (x - rho * gradient) ** 2 / 2 - a * x ** 2 / 2, [eps], moments_z)
+    z_snr = N * (a * x) ** 2 / h
+    at_descent = sp.cancel(change.subs(rho, candidate_descent(a, z_snr)))
+
+    u, zc = sp.Symbol("u", positive=True), sp.Symbol("z", positive=True)
+    lr_u = 3 * sp.sqrt(3 / zc) / sp.sinh(3 * u)
+    crit = candidate_critical(lr_u, zc).subs(sp.asinh(sp.sinh(3 * u)), 3 * u)
+    crit_residual = sp.expand_trig(lr_u * crit * (1 + crit ** 2 / zc) - 2).subs(
+        sp.cosh(u), sp.sqrt(1 + sp.sinh(u) ** 2))
+
+    ell = _vector("q", r, real=True).T
+    sharp = 2 * s ** 2
+    noise = expectation_over_z(_fro2(sharp * ell * (Zhat - sp.eye(r))), flat, moments_z)
+    identified = candidate_descent(sharp, sharp ** 2 * ms / (rs + 1)) - candidate_threshold(s, rs, ms, 0)
+
+    return MCStepThresholds(
+        second_moment=second, heavy_ball_map=T, heavy_ball_determinant=det, expected_descent=change,
+        residuals=(Residual("E[Zhat^2] - (1 + (r+1)/m) I (r = m = 2)", second - kappa_rm * sp.eye(r)),
+                   Residual("E||l_{t+1}||^2 - heavy-ball map (r = m = 2)",
+                            sp.expand(moments.coeff_monomial(1) - structured[0])),
+                   Residual("E<l_{t+1}, l_t> - heavy-ball map (r = m = 2)",
+                            sp.expand(moments.coeff_monomial(tag) - structured[1])),
+                   Residual("det(I - T) at c* = 2 s^2 candidate threshold", at_root),
+                   Residual("det(I - T) at c = 0 (the other root)", other_root),
+                   Residual("grid points where rho(T) < 1 disagrees with c < c*", sp.Integer(disagreements)),
+                   Residual("E[l(x - rho g)] - l(x) at rho = candidate descent step", at_descent),
+                   Residual("rho H (1 + H^2/z) - 2 at H = candidate critical sharpness", crit_residual),
+                   Residual("E||g - E g||^2 - a^2 ||l||^2 (r+1)/m (r = m = 2)",
+                            sp.expand(noise - sharp ** 2 * _fro2(ell) * (rs + 1) / ms).subs({rs: r, ms: m})),
+                   Residual("descent step with z = a^2 m/(r+1) - mean-square threshold at beta = 0",
+                            sp.cancel(identified))))

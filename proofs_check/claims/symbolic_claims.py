@@ -1,4 +1,4 @@
-"""Symbolic claims S1–S7: the sympy derivations of :mod:`proofs_check.symbolic`.
+"""Symbolic claims S1–S9: the sympy derivations of :mod:`proofs_check.symbolic`.
 
 Each measurement is one residual of a derivation: ``0.0`` when sympy proves it identically zero,
 otherwise the largest ``|residual|`` at random rational points (seeded by the run's seed). The
@@ -7,6 +7,8 @@ rounding. The one numeric measurement (random 2×2 pairs in mpmath, S6) has a ro
 with its reason beside it.
 """
 from __future__ import annotations
+
+import sympy as sp
 
 from .. import symbolic
 from ..registry import Context, Measurement, Outcome, Table, claim
@@ -110,3 +112,29 @@ def check_ibvi_limit(ctx: Context) -> Outcome:
                    tables=(Table(title="mean: IBVI limit vs Lagrange solution",
                                  header=("entry", "IBVI limit", "Lagrange"), rows=rows),),
                    notes=(f"W2^2(q_inf, p) = {result.w2_squared}",))
+
+
+@claim("S8-kronecker-balance",
+       statement="W = M + A Z B^T: E||Y - XW||^2 = ||Y - XM||^2 + ||XA||^2 ||B||^2 and its gradients (n=d=k=a=b=2, "
+                 "symbolic); ||A||^2 - ||B||^2 is conserved by the flow; <A, g_A> = <B, g_B> for every draw of Z, so a "
+                 "plain step changes the balance by eta^2(||g_A||^2 - ||g_B||^2); the one-draw MC second moments; the "
+                 "GD first-order term as a flow integral",
+       reference="docs/theory.md §2 (C14)", kind="symbolic")
+def check_kronecker_balance(ctx: Context) -> Outcome:
+    result = symbolic.kronecker_balance()
+    return Outcome(measurements=_exact_measurements(result, ctx, 109),
+                   notes=(f"flow integral of the GD drift: {result.slope_integral}",
+                          f"one-draw (E||g_A||^2, E||g_B||^2) on the rational example: {result.moments}"))
+
+
+@claim("S9-mc-step-thresholds",
+       statement="factor step with M MC samples: E[Zhat^2] = (1 + (r+1)/M) I; the heavy-ball second-moment map and "
+                 "its stability root c* = 2(1 - beta^2)/((1 + beta) kappa - 2 beta); Ghosh et al.'s expected-descent "
+                 "step 2/(a(1 + a^2/z)) and critical sharpness; with the factor's noise z = a^2 M/(r+1) it equals the "
+                 "mean-square bound",
+       reference="docs/theory.md §2 (C16)", kind="symbolic")
+def check_mc_step_thresholds(ctx: Context) -> Outcome:
+    result = symbolic.mc_step_thresholds()
+    return Outcome(measurements=_exact_measurements(result, ctx, 110),
+                   notes=(f"det(I - T(c)) = {result.heavy_ball_determinant}",
+                          f"one-step expected change of (a/2)x^2: {sp.factor(result.expected_descent)}"))

@@ -25,6 +25,8 @@ DERIVATIONS = {
     "gaussian_mgf": symbolic.gaussian_mgf,
     "w2_factor_vs_bures": lambda: symbolic.w2_factor_vs_bures(mp_cases=0),
     "ibvi_limit_exact": symbolic.ibvi_limit_exact,
+    "kronecker_balance": symbolic.kronecker_balance,
+    "mc_step_thresholds": symbolic.mc_step_thresholds,
 }
 
 
@@ -195,6 +197,63 @@ def test_ibvi_limit_solves_the_constraints():
     assert result.w2_squared.is_Rational and result.w2_squared > 0
 
 
+@pytest.fixture(scope="module")
+def kronecker_wrong():
+    """One derivation with every candidate replaced by a plausible wrong formula."""
+    return sizes(symbolic.kronecker_balance(
+        candidate_loss=lambda X, Y, M, A, B: _norm2(Y - X * M) + _norm2(X * A * B.T),
+        candidate_gradients=lambda X, Y, M, A, B: (-2 * X.T * (Y - X * M), 2 * _norm2(B) * X.T * X * A,
+                                                   2 * _norm2(A) * B),
+        candidate_conserved=lambda A, B: _norm2(A) + _norm2(B),
+        candidate_moments=lambda X, E, A, B: tuple(
+            4 * (a * _norm2(X.T * E * B) + _norm2(X.T * X * A) * (_norm2(B) ** 2 + 2 * _norm2(B.T * B)))
+            for a in (A.cols, B.cols)),
+        candidate_slope=lambda s, w, beta_inf: beta_inf * sum(si ** 2 * wi for si, wi in zip(s, w)) / 4))
+
+
+def test_kronecker_wrong_candidates_are_rejected(kronecker_wrong):
+    found = kronecker_wrong
+    # ‖XAZBᵀ‖² has expectation ‖XA‖²‖B‖², not ‖XABᵀ‖²
+    assert found["E||Y - XW||^2 - candidate"] > 0
+    # the M and A gradients were right, the B gradient used ‖A‖² for ‖XA‖²
+    assert found["d/dM - candidate"] == 0.0 and found["d/dA - candidate"] == 0.0
+    assert found["d/dB - candidate"] > 0
+    # ‖A‖² + ‖B‖² decreases along the flow; its one-step change has other terms
+    assert found["d/dt conserved quantity along the flow"] > 0
+    assert found["one step: C(theta - eta G) - C(theta) - (-2 eta(<A,G_A> - <B,G_B>) "
+                 "+ eta^2(||G_A||^2 - ||G_B||^2))"] > 0
+    # the per-draw symmetry does not depend on a candidate
+    assert found["<A, df/dA> - <B, df/dB> for every draw of Z"] == 0.0
+    assert found["E||g_A||^2 - candidate (rational example, one draw)"] > 0
+    assert found["E||g_B||^2 - candidate (rational example, one draw)"] > 0
+    assert found["flow integral of the GD drift - candidate (two singular values)"] > 0
+
+
+def test_mc_thresholds_wrong_candidates_are_rejected():
+    found = sizes(symbolic.mc_step_thresholds(
+        candidate_threshold=lambda s, r, m, beta: (1 + beta) / (s ** 2 * (1 + (r + 1) / m)),
+        candidate_descent=lambda a, z: 2 / a,
+        candidate_critical=lambda lr, z: 2 * sp.sqrt(z / 3) * sp.sinh(sp.asinh((3 / lr) * sp.sqrt(3 / z)))))
+    # naive "(1 + β) times the plain bound" is not the heavy-ball mean-square root
+    assert found["det(I - T) at c* = 2 s^2 candidate threshold"] > 0
+    assert found["grid points where rho(T) < 1 disagrees with c < c*"] > 0
+    # the noiseless bound 2/a ignores the MC noise term of the expected descent
+    assert found["E[l(x - rho g)] - l(x) at rho = candidate descent step"] > 0
+    assert found["rho H (1 + H^2/z) - 2 at H = candidate critical sharpness"] > 0
+    # the moment derivations do not depend on the candidates
+    assert found["E[Zhat^2] - (1 + (r+1)/m) I (r = m = 2)"] == 0.0
+    assert found["E||l_{t+1}||^2 - heavy-ball map (r = m = 2)"] == 0.0
+
+
+def test_mc_threshold_plain_case_is_the_old_bound():
+    beta, s, r, m = sp.Symbol("beta"), sp.Symbol("s", positive=True), sp.Symbol("r"), sp.Symbol("m")
+    plain = symbolic.mc_mean_square_threshold_formula(s, r, m, 0)
+    assert sp.simplify(plain - 1 / (s ** 2 * (1 + (r + 1) / m))) == 0
+    # deterministic heavy ball (κ = 1 as m → ∞) gives back (1 + β)/s²
+    limit = sp.limit(symbolic.mc_mean_square_threshold_formula(s, r, m, beta), m, sp.oo)
+    assert sp.simplify(limit - (1 + beta) / s ** 2) == 0
+
+
 # ---- building blocks ---------------------------------------------------------------------
 
 @given(st.integers(min_value=0, max_value=6))
@@ -274,11 +333,11 @@ def test_other_bad_inputs_raise_clear_errors():
 # ---- the registered claims ---------------------------------------------------------------
 
 CLAIM_IDS = ("S1-expected-loss", "S2-gradients", "S3-gd-iterate", "S4-penalized-gvi",
-             "S5-gaussian-mgf", "S6-w2-bures", "S7-exact-limit")
+             "S5-gaussian-mgf", "S6-w2-bures", "S7-exact-limit", "S8-kronecker-balance", "S9-mc-step-thresholds")
 
 
 def test_symbolic_claims_are_registered():
-    found = {c.id: c for c in select(["S1", "S2", "S3", "S4", "S5", "S6", "S7"])}
+    found = {c.id: c for c in select(["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"])}
     assert tuple(sorted(found)) == CLAIM_IDS
     assert all(c.kind == "symbolic" for c in found.values())
 
@@ -306,6 +365,9 @@ WRONG_FORMULAS = {
                     lambda s1, s2: (symbolic.psd_sqrt(s1) * symbolic.psd_sqrt(s2)).trace()),
     "S7-exact-limit": ("ibvi_limit_formula",
                             lambda X, y, mu0, L0: (X.pinv() * y, L0)),
+    "S8-kronecker-balance": ("balance_formula", lambda A, B: _norm2(A) - 2 * _norm2(B)),
+    "S9-mc-step-thresholds": ("mc_mean_square_threshold_formula",
+                              lambda s, r, m, beta: 1 / (s ** 2 * (1 + r / m) * (1 - beta))),
 }
 
 
