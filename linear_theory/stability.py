@@ -82,7 +82,23 @@ def predicted_mc_threshold(s_max: float, rank: int, mc_samples: int = 1, momentu
     mc_samples = as_positive_int("mc_samples", mc_samples)
     beta = _momentum(momentum)
     kappa = 1.0 + (rank + 1.0) / mc_samples
-    return (1.0 - beta ** 2) / (s_max ** 2 * ((1.0 + beta) * kappa - 2.0 * beta))
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        value = float((1.0 - beta ** 2) / (np.float64(s_max) ** 2 * ((1.0 + beta) * kappa - 2.0 * beta)))
+    return _finite("s_max", value)
+
+
+def _inverse_square(s_max: float) -> float:
+    """``1/s_max²`` in float64 without an ``OverflowError`` (it may be 0 or inf; see :func:`_finite`)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        return float(np.float64(1.0) / np.float64(s_max) ** 2)
+
+
+def _finite(name: str, value: float) -> float:
+    """``value`` if finite, else a ``ValueError`` naming the argument whose scale left float64."""
+    if not math.isfinite(value):
+        raise ValueError(f"{name} is outside the range where the threshold is a float64 number "
+                         f"(the result would be {value})")
+    return value
 
 
 def _momentum(momentum) -> float:
@@ -121,7 +137,10 @@ def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
     """
     a = as_positive_float("sharpness", sharpness)
     z = as_positive_float("signal_to_noise", signal_to_noise)
-    return 2.0 / (a * (1.0 + a * a / z))
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        a64 = np.float64(a)
+        value = float(2.0 / (a64 * (1.0 + a64 * (a64 / z))))
+    return _finite("sharpness", value)
 
 
 def critical_sharpness(lr: float, signal_to_noise: float) -> float:
@@ -153,7 +172,10 @@ def critical_sharpness(lr: float, signal_to_noise: float) -> float:
     """
     rho = as_positive_float("lr", lr)
     z = as_positive_float("signal_to_noise", signal_to_noise)
-    return 2.0 * math.sqrt(z / 3.0) * math.sinh(math.asinh((3.0 / rho) * math.sqrt(3.0 / z)) / 3.0)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        argument = (np.float64(3.0) / rho) * np.sqrt(np.float64(3.0) / z)
+        value = float(2.0 * np.sqrt(np.float64(z) / 3.0) * np.sinh(np.arcsinh(argument) / 3.0))
+    return _finite("lr", value)
 
 
 def factor_signal_to_noise(s_max: float, rank: int, mc_samples: int = 1) -> float:
@@ -187,15 +209,29 @@ def factor_signal_to_noise(s_max: float, rank: int, mc_samples: int = 1) -> floa
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
     mc_samples = as_positive_int("mc_samples", mc_samples)
-    return (2.0 * s_max ** 2) ** 2 * mc_samples / (rank + 1.0)
+    with np.errstate(over="ignore", under="ignore"):
+        value = float((2.0 * np.float64(s_max) ** 2) ** 2 * mc_samples / (rank + 1.0))
+    return _finite("s_max", value)
 
 
 @dataclass(frozen=True)
 class ThresholdResult:
     """Measured factor-step threshold (median over seeds) beside the mean-square prediction.
 
-    ``predicted`` is :func:`predicted_mc_threshold` for the same ``rank``, ``mc_samples`` and
-    ``momentum``; ``exact_bound`` the bound of exact gradients, ``(1 + momentum)/s_max²``.
+    Parameters
+    ----------
+    rank, mc_samples : int
+        The factor's width and the MC samples per step.
+    threshold : float
+        Median over the seeds of the measured threshold.
+    per_seed : tuple of float
+        The threshold of each seed's bisection.
+    predicted : float
+        :func:`predicted_mc_threshold` for the same ``rank``, ``mc_samples`` and ``momentum``.
+    momentum, prior_scale : float
+        The settings of the measurement.
+    exact_bound : float
+        The bound of exact gradients, ``(1 + momentum)/s_max²``.
     """
 
     rank: int
@@ -209,6 +245,7 @@ class ThresholdResult:
 
     @property
     def ratio(self) -> float:
+        """``threshold / predicted``: at least 1 by Jensen's inequality, close to 1 for large ``rank``."""
         return self.threshold / self.predicted
 
 
@@ -223,6 +260,9 @@ def _stable(X, prior, lr_factor, steps, mc_samples, seed, momentum) -> bool:
         return False
     return bool(np.linalg.norm(X @ result.final.factor) < np.linalg.norm(X @ prior.factor))
 
+
+#: Smallest relative width of the bisection: a few hundred ulps, where ``hi/lo`` can still shrink.
+MIN_REL_TOL = 1e-12
 
 #: The mean's step as a fraction of ``1/s_max²``: small, so that the residual ``y − Xμ`` (which
 #: couples mean and factor through the MC gradient) stays at zero and the factor's own
@@ -241,9 +281,42 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     ``log η`` between ``10⁻³/s_max²`` and the exact-gradient bound ``(1 + momentum)/s_max²``
     stops at relative width ``rel_tol``; the reported threshold is the median over ``seeds``.
 
+    Parameters
+    ----------
+    X : (n, d) array_like
+        The data matrix; finite, not all zeros.
+    rank : int
+        Width of the factor, ``1 ≤ rank < d``.
+    mc_samples : int
+        Samples ``M`` per step.
+    steps : int
+        Horizon of each stability test.
+    seeds : sequence of int
+        One bisection per seed (draws of ``L₀`` and of the MC samples).
+    rel_tol : float
+        Relative width at which the bisection stops, in ``[1e-12, 1]``.
+    momentum : float
+        Heavy-ball coefficient in ``[0, 1)``.
+    prior_scale : float
+        Scale of the prior factor (the threshold does not depend on it: the dynamics are linear).
+
+    Returns
+    -------
+    ThresholdResult
+        The median threshold over ``seeds`` beside :func:`predicted_mc_threshold`.
+
+    Raises
+    ------
+    ValueError
+        Unless ``rank < d`` (a low-rank factor); for an all-zero ``X`` or one whose scale
+        leaves float64, empty ``seeds``, a ``rel_tol`` outside ``[1e-12, 1]``, a non-positive
+        ``prior_scale`` and a ``momentum`` outside ``[0, 1)``.
+    TypeError
+        For non-integer ``rank``, ``mc_samples`` or ``steps``.
+
+    Notes
+    -----
     Cost ``O(log(1/rel_tol) · |seeds| · steps · n·d·rank·mc_samples)``.
-    Raises ``ValueError`` unless ``rank < d`` (a low-rank factor), for an all-zero ``X``, for
-    empty ``seeds``, a non-positive ``prior_scale`` and a ``momentum`` outside ``[0, 1)``.
     """
     X = as_matrix("X", X)
     n, d = X.shape
@@ -253,6 +326,9 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     mc_samples = as_positive_int("mc_samples", mc_samples)
     steps = as_positive_int("steps", steps)
     rel_tol = as_positive_float("rel_tol", rel_tol)
+    if not MIN_REL_TOL <= rel_tol <= 1.0:
+        raise ValueError(f"rel_tol must be in [{MIN_REL_TOL:g}, 1] (the bisection's relative width; below "
+                         f"{MIN_REL_TOL:g} float64 steps cannot narrow it), got {rel_tol}")
     momentum = _momentum(momentum)
     prior_scale = as_positive_float("prior_scale", prior_scale)
     seeds = tuple(seeds)
@@ -261,7 +337,9 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     s_max = float(np.linalg.norm(X, 2))
     if s_max == 0.0:
         raise ValueError("X must not be all zeros (its loss is flat: there is no threshold to measure)")
-    exact = 1.0 / s_max ** 2
+    exact = _finite("X", _inverse_square(s_max))
+    if exact == 0.0:
+        raise ValueError("X is too large: 1/s_max(X)^2 underflows float64")
     per_seed = []
     for seed in seeds:
         rng = np.random.default_rng([int(seed), rank, mc_samples])
