@@ -29,9 +29,10 @@ from variational_nets._files import check_output_dir, write_json
 from variational_nets.backend import one_blas_thread
 from variational_nets.cli.common import (EXIT_FAILED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE,
                                          Command, Parser, add_commands, checking, interruption,
-                                         nonnegative_int, output_file, run_main)
+                                         nonnegative_int, output_file, positive_int, run_main)
 
 from .conform import cli as conform_cli
+from .parallel import parallelizable, resolve_jobs, run_claims_in_processes
 from .registry import ClaimResult, Context, run_claim, select
 
 __all__ = ["PROG", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT", "EXIT_SIGTERM",
@@ -127,8 +128,9 @@ def environment() -> dict:
             "matplotlib": matplotlib.__version__, "platform": platform.platform()}
 
 
-def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, results=None) -> list[ClaimResult]:
-    """Run ``claims`` one after another, printing each result as it finishes.
+def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, results=None,
+               jobs: int | None = 1) -> list[ClaimResult]:
+    """Run ``claims``, printing each result in claim order as soon as it (and every earlier one) finished.
 
     Parameters
     ----------
@@ -141,6 +143,10 @@ def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, result
     results : list, optional
         Receives each result as soon as it exists, so that a caller interrupted half way
         knows what finished.
+    jobs : int or None
+        Worker processes (:func:`proofs_check.parallel.resolve_jobs`; ``None``: one per CPU, at
+        most four). With 1, or when a check is not one of :mod:`proofs_check.claims`, the claims
+        run here, one after another. The numbers do not depend on it.
 
     Returns
     -------
@@ -149,15 +155,25 @@ def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, result
     """
     stream = sys.stdout if stream is None else stream
     results = [] if results is None else results
+
+    def start(i, claim):
+        if not quiet:
+            print(f"[{i}/{len(claims)}] {claim.id} ...", file=sys.stderr, flush=True)
+
+    def finish(result):
+        results.append(result)
+        print(format_result(result), file=stream, flush=True)
+
+    jobs = resolve_jobs(jobs, len(claims))
+    if jobs > 1 and parallelizable(claims):
+        run_claims_in_processes(claims, ctx, jobs, quiet=quiet, on_start=start, on_result=finish)
+        return results
     # The checks' matrices are small: BLAS threads would only spin, most of all on a busy
     # machine, so the program holds BLAS to one thread itself rather than asking the user to.
     with one_blas_thread():
         for i, c in enumerate(claims, 1):
-            if not quiet:
-                print(f"[{i}/{len(claims)}] {c.id} ...", file=sys.stderr, flush=True)
-            result = run_claim(c, ctx)
-            results.append(result)
-            print(format_result(result), file=stream, flush=True)
+            start(i, c)
+            finish(run_claim(c, ctx))
     return results
 
 
@@ -230,6 +246,9 @@ def _claim_options(parser, *, full: bool = True) -> None:
     if full:
         sizes.add_argument("--full", action="store_true", help="expensive variants (wide networks, GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                        help="worker processes (default: one per CPU, at most 4; 1 runs every claim in "
+                             "this process); the numbers do not depend on it")
 
 
 def _out_options(parser) -> None:
@@ -253,7 +272,7 @@ def cmd_run(args) -> int:
     results = []
     with interruption(lambda: f"{len(results)} of {len(claims)} claims finished, nothing written; "
                               f"rerun: {args.command_line}"):
-        run_claims(claims, ctx, quiet=args.quiet, results=results)
+        run_claims(claims, ctx, quiet=args.quiet, results=results, jobs=args.jobs)
     print(summary_line(results))
     if args.json:
         _write_json(args.json, results, args, time.perf_counter() - start)
@@ -329,7 +348,7 @@ def cmd_report(args) -> int:
     results = []
     with interruption(lambda: f"{len(results)} of {len(claims)} claims finished, no report written; "
                               f"rerun: {args.command_line}"):
-        run_claims(claims, ctx, quiet=args.quiet, results=results)
+        run_claims(claims, ctx, quiet=args.quiet, results=results, jobs=args.jobs)
         os.makedirs(args.out, exist_ok=True)
         figures = make_figures(os.path.join(args.out, "figures"), ctx, only=args.figure, log=_log(args),
                                caption_in_image=False)
