@@ -322,10 +322,12 @@ def mc_step_spread(X, y, prior: lt.Gaussian, lr: float, mc_samples: int, *, lr_f
         The targets.
     prior : Gaussian
         The start ``(μ₀, L₀)``, factor ``(d, r)``.
-    lr, lr_factor : float
-        Steps of mean and factor (``lr_factor`` defaults to ``lr``).
+    lr : float
+        Step of the mean.
     mc_samples : int
         ``M ≥ 1``.
+    lr_factor : float, optional
+        Step of the factor (default ``lr``).
     step_multipliers : (d,) array, optional
         The per-coordinate step multipliers ``D`` (identity when omitted).
     shared : bool, optional

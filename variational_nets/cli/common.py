@@ -132,7 +132,7 @@ class Parser(argparse.ArgumentParser):
         Parameters
         ----------
         message : str
-            argparse's message.
+            The message argparse composed.
 
         Raises
         ------
@@ -330,6 +330,11 @@ def interruption(detail: Callable[[], str]):
         ``detail() -> str``, called after the interrupt: what was finished, what was kept, how
         to resume.
 
+    Yields
+    ------
+    None
+        The block runs inside.
+
     Raises
     ------
     Interrupted
@@ -407,6 +412,11 @@ def checking(args, aliases: Mapping[str, str] | None = None):
     aliases : mapping of str to str, optional
         Other names the library uses for the command's arguments (see :func:`flag_message`).
 
+    Yields
+    ------
+    None
+        The checks run inside.
+
     Raises
     ------
     UsageError
@@ -460,11 +470,11 @@ def _number_type(convert, valid, expected: str, name: str, summary: str):
 
 
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int",
-                            "argparse type: an integer >= 1 (sizes, counts).")
+                            "An argparse type: an integer >= 1 (sizes, counts).")
 nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int",
-                               "argparse type: an integer >= 0 (seeds, steps).")
+                               "An argparse type: an integer >= 0 (seeds, steps).")
 positive_float = _number_type(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number",
-                              "positive_float", "argparse type: a finite number > 0 (step sizes).")
+                              "positive_float", "An argparse type: a finite number > 0 (step sizes).")
 
 
 def _path_type(check, description: str):
@@ -480,7 +490,7 @@ def _path_type(check, description: str):
 
 
 def output_file(*suffixes: str):
-    """argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
+    """An argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
 
     Parameters
     ----------
@@ -499,7 +509,7 @@ def output_file(*suffixes: str):
 
 
 def figure_file(text: str) -> str:
-    """argparse type: a writable file whose suffix is a Matplotlib format.
+    """An argparse type: a writable file whose suffix is a Matplotlib format.
 
     Parameters
     ----------

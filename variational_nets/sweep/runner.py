@@ -173,15 +173,15 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
         ``fn(point) -> {name: scalar}``, as for :func:`run_sweep`.
     points : sequence of SweepPoint
         Distinct points.
+    results_path : path ending in ``.jsonl``, optional
+        The store. Without it the rows go to a temporary file (nothing to resume) and the
+        points run in this process unless ``scheduler`` or ``processes`` says otherwise.
     scheduler : str, optional
         Address of a Dask scheduler, as for :func:`run_sweep`.
     processes : int, optional
         Local worker processes, as for :func:`run_sweep`.
     progress : bool, optional
         One line per finished point on standard error.
-    results_path : path ending in ``.jsonl``, optional
-        The store. Without it the rows go to a temporary file (nothing to resume) and the
-        points run in this process unless ``scheduler`` or ``processes`` says otherwise.
     what : str, optional
         What the points are, for the messages (``"transfer"``).
 
