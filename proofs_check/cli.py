@@ -39,6 +39,7 @@ __all__ = ["PROG", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT", 
            "build_parser", "commands", "main", "format_result", "summary_line", "environment",
            "run_claims"]
 
+#: The program name in usage lines and messages.
 PROG = "python -m proofs_check"
 
 
@@ -56,6 +57,7 @@ def format_result(result: ClaimResult) -> str:
     Parameters
     ----------
     result : ClaimResult
+        A claim after its check ran.
 
     Returns
     -------
@@ -97,6 +99,7 @@ def summary_line(results) -> str:
     Parameters
     ----------
     results : sequence of ClaimResult
+        The claims that ran.
 
     Returns
     -------
@@ -135,8 +138,10 @@ def run_claims(claims, ctx: Context, *, quiet: bool = False, stream=None, result
     Parameters
     ----------
     claims : sequence of Claim
+        The claims to check, in order.
     ctx : Context
-    quiet : bool
+        The settings handed to every check.
+    quiet : bool, optional
         No ``[i/N] ID ...`` progress lines on stderr.
     stream : file, optional
         Where results are printed (default stdout).
@@ -205,7 +210,19 @@ def _use_agg() -> None:
 
 
 def format_figure(f) -> str:
-    """A figure's line: status, name, time, and the files written (or the reason it is missing)."""
+    """A figure's printed line.
+
+    Parameters
+    ----------
+    f : FigureFile
+        A figure after :func:`~proofs_check.figures.make_figures` ran it.
+
+    Returns
+    -------
+    str
+        Status, name and time, then the files written, the reason it was skipped, or the
+        exception (indented lines).
+    """
     head = f"{f.status:7s} {f.name:<16s} {f.seconds:6.2f} s"
     if f.ok:
         return f"{head}  {f.png}  {f.pdf}"
@@ -258,13 +275,35 @@ def _out_options(parser) -> None:
 
 
 def add_run_arguments(parser) -> None:
-    """The options of ``run``."""
+    """Add the options of ``run`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     _claim_options(parser)
     parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
 
 
 def cmd_run(args) -> int:
-    """``run``: every selected claim, the summary line, the JSON file."""
+    """``run``: every selected claim, the summary line, the JSON file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``run`` parser.
+
+    Returns
+    -------
+    int
+        0, or 1 when a claim failed.
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        For an ``--only`` that matches no claim.
+    """
     with checking(args):
         claims = select(args.only)
     ctx = _context(args)
@@ -280,12 +319,34 @@ def cmd_run(args) -> int:
 
 
 def add_list_arguments(parser) -> None:
-    """The options of ``list``."""
+    """Add the options of ``list`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument("--only", action="append", metavar="ID", help="only this claim id or family")
 
 
 def cmd_list(args) -> int:
-    """``list``: one line per claim: id, kind, reference, statement."""
+    """``list``: one line per claim: id, kind, reference, statement.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``list`` parser.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        For an ``--only`` that matches no claim.
+    """
     with checking(args):
         claims = select(args.only)
     for c in claims:
@@ -294,7 +355,13 @@ def cmd_list(args) -> int:
 
 
 def add_figures_arguments(parser) -> None:
-    """The options of ``figures``."""
+    """Add the options of ``figures`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument("--figure", action="append", metavar="NAME",
                         help="only this figure (repeatable; default all)")
     parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
@@ -305,7 +372,23 @@ def add_figures_arguments(parser) -> None:
 
 
 def cmd_figures(args) -> int:
-    """``figures``: draw the selected figures into ``--out``."""
+    """``figures``: draw the selected figures into ``--out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``figures`` parser.
+
+    Returns
+    -------
+    int
+        0, or 1 when a figure raised.
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        For an unknown ``--figure`` or an ``--out`` that cannot be created.
+    """
     from .figures import make_figures
 
     with checking(args):
@@ -324,7 +407,13 @@ def cmd_figures(args) -> int:
 
 
 def add_report_arguments(parser) -> None:
-    """The options of ``report``."""
+    """Add the options of ``report`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     _claim_options(parser)
     parser.add_argument("--figure", action="append", metavar="NAME",
                         help="only this figure (repeatable; default all)")
@@ -333,7 +422,24 @@ def add_report_arguments(parser) -> None:
 
 
 def cmd_report(args) -> int:
-    """``report``: run claims and figures, write the report files into ``--out``."""
+    """``report``: run claims and figures, write the report files into ``--out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by the ``report`` parser.
+
+    Returns
+    -------
+    int
+        0, or 1 when a claim failed or a figure raised (the report is written either way).
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        For an ``--only`` or ``--figure`` that matches nothing, or an ``--out`` that cannot be
+        created.
+    """
     from .figures import make_figures
     from .report import ReportData, write_report
 
@@ -372,6 +478,7 @@ def commands() -> tuple:
     Returns
     -------
     tuple of variational_nets.cli.common.Command
+        ``run``, ``list``, ``figures``, ``report`` and ``conform``.
     """
     return (
         Command("run", "run the checks of the claims (the default)", add_run_arguments, cmd_run),
@@ -390,6 +497,7 @@ def build_parser() -> Parser:
     Returns
     -------
     variational_nets.cli.common.Parser
+        Its subcommands are those of :func:`commands`.
     """
     parser = Parser(prog=PROG, description="Check the claims of the IBVI paper (and our extensions) against "
                                            "stated tolerances. Without a subcommand: run.")

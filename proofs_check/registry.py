@@ -24,6 +24,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+__all__ = ["KINDS", "STATUSES", "ClaimSkipped", "Measurement", "Table", "Outcome", "Context", "Claim",
+           "ClaimResult", "claim", "all_claims", "select", "run_claim"]
+
+#: The kinds of a :class:`Claim`: a statement of the paper, one of our extensions, a conjecture
+#: (measured and reported, not judged) or a symbolic identity.
 KINDS = ("paper", "extension", "conjecture", "symbolic")
 #: The statuses of a :class:`ClaimResult`.
 STATUSES = ("pass", "FAIL", "ERROR", "SKIP")
@@ -55,6 +60,17 @@ class Measurement:
 
     ``passed`` is ``error <= tolerance``; a NaN error never passes. A measurement with
     ``tolerance=None`` is *reported only* (used for conjectures: the number is shown, not judged).
+
+    Parameters
+    ----------
+    name : str
+        What was measured, naming the two routes compared (``"closed form vs simulation"``).
+    error : float
+        The measured error (NaN for a computation that broke down).
+    tolerance : float or None
+        The largest error that passes; ``None`` for a measurement that is reported only.
+    reason : str
+        Why the tolerance has this size (rounding, a standard error, a convergence rate).
     """
 
     name: str
@@ -64,10 +80,25 @@ class Measurement:
 
     @property
     def judged(self) -> bool:
+        """Whether the measurement is compared with a tolerance.
+
+        Returns
+        -------
+        bool
+            ``tolerance is not None``.
+        """
         return self.tolerance is not None
 
     @property
     def passed(self) -> bool:
+        """Whether the error is within the tolerance.
+
+        Returns
+        -------
+        bool
+            ``error <= tolerance`` for a finite error; false for a NaN or infinite error; true for
+            a measurement that is reported only.
+        """
         if self.tolerance is None:
             return True
         return bool(math.isfinite(self.error) and self.error <= self.tolerance)
@@ -86,7 +117,17 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Table:
-    """A small table a check wants printed (e.g. a threshold against the rank)."""
+    """A small table a check wants printed (e.g. a threshold against the rank).
+
+    Parameters
+    ----------
+    title : str
+        The line printed above the table.
+    header : tuple of str
+        The column names.
+    rows : tuple of tuple
+        The rows, each with one entry per column (numbers or strings).
+    """
 
     title: str
     header: tuple[str, ...]
@@ -105,7 +146,17 @@ class Table:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a check returns: its measurements, optional tables and free-text notes."""
+    """What a check returns: its measurements, optional tables and free-text notes.
+
+    Parameters
+    ----------
+    measurements : tuple of Measurement
+        The measured errors; the claim passes when every judged one passes.
+    tables : tuple of Table, optional
+        Tables printed below the measurements.
+    notes : tuple of str, optional
+        Free-text remarks printed below the tables.
+    """
 
     measurements: tuple[Measurement, ...]
     tables: tuple[Table, ...] = ()
@@ -127,9 +178,17 @@ class Outcome:
 class Context:
     """Settings handed to every check.
 
-    ``quick`` asks for the smallest problem sizes that still test the claim (used by the test
-    suite); ``full`` asks for the expensive variants (wide networks, GPU) where a claim has them.
-    ``progress`` is called with a short text for long inner loops (silenced by ``--quiet``).
+    Parameters
+    ----------
+    seed : int, optional
+        The seed every random path of the check derives from (see :meth:`rng`).
+    quick : bool, optional
+        Ask for the smallest problem sizes that still test the claim (used by the test suite).
+    full : bool, optional
+        Ask for the expensive variants (wide networks, GPU) where a claim has them.
+    progress : callable, optional
+        Called with a short text during long inner loops; the command line silences it with
+        ``--quiet``. The default does nothing.
     """
 
     seed: int = 0
@@ -138,7 +197,19 @@ class Context:
     progress: Callable[[str], None] = field(default=lambda message: None, compare=False)
 
     def rng(self, offset: int = 0):
-        """A fresh ``numpy.random.Generator`` derived from the run's seed."""
+        """A fresh random generator derived from the run's seed.
+
+        Parameters
+        ----------
+        offset : int, optional
+            Tells apart independent streams of one check; the same ``(seed, offset)`` gives the
+            same numbers.
+
+        Returns
+        -------
+        numpy.random.Generator
+            ``numpy.random.default_rng([seed, offset])``.
+        """
         import numpy as np
 
         return np.random.default_rng([self.seed, offset])
@@ -146,7 +217,21 @@ class Context:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper or an extension, with its check."""
+    """A claim of the paper or an extension, with its check.
+
+    Parameters
+    ----------
+    id : str
+        The claim's id (``"C5"``, ``"C1-gd"``), as in ``docs/theory.md``.
+    statement : str
+        The claim in one sentence.
+    reference : str
+        Where the claim is stated (a section of the paper or of ``docs/theory.md``).
+    kind : str
+        One of :data:`KINDS`.
+    check : callable
+        ``check(ctx: Context) -> Outcome``: measures the claim's errors.
+    """
 
     id: str
     statement: str
@@ -159,10 +244,25 @@ class Claim:
 class ClaimResult:
     """A claim after its check ran.
 
-    ``exception`` holds the text of an exception the check raised (status ``ERROR``);
-    ``skip_reason`` and ``install_hint`` those of a :class:`ClaimSkipped` (status ``SKIP``).
     ``passed`` is true only for a check that ran and met every tolerance; ``failed`` for one
     that missed a tolerance or raised; a skipped claim is neither.
+
+    Parameters
+    ----------
+    claim : Claim
+        The claim that was checked.
+    outcome : Outcome or None
+        What the check returned; ``None`` when it raised or was skipped.
+    seconds : float
+        Wall-clock time of the check.
+    seed : int
+        The seed of the :class:`Context` it ran with.
+    exception : str or None, optional
+        The type, message and traceback of an exception the check raised (status ``ERROR``).
+    skip_reason : str or None, optional
+        The reason of a :class:`ClaimSkipped` the check raised (status ``SKIP``).
+    install_hint : str or None, optional
+        The command that installs what a skipped check needs.
     """
 
     claim: Claim
@@ -175,20 +275,49 @@ class ClaimResult:
 
     @property
     def skipped(self) -> bool:
+        """Whether the check raised :class:`ClaimSkipped`.
+
+        Returns
+        -------
+        bool
+            ``skip_reason is not None``.
+        """
         return self.skip_reason is not None
 
     @property
     def passed(self) -> bool:
+        """Whether the check ran and every measurement passed.
+
+        Returns
+        -------
+        bool
+            False for a check that raised, was skipped or returned no outcome.
+        """
         if self.exception is not None or self.outcome is None or self.skipped:
             return False
         return all(m.passed for m in self.outcome.measurements)
 
     @property
     def failed(self) -> bool:
+        """Whether the check missed a tolerance or raised.
+
+        Returns
+        -------
+        bool
+            Neither passed nor skipped.
+        """
         return not (self.passed or self.skipped)
 
     @property
     def status(self) -> str:
+        """The verdict in one word.
+
+        Returns
+        -------
+        str
+            One of :data:`STATUSES`: ``"ERROR"`` (the check raised), ``"SKIP"``, ``"pass"`` or
+            ``"FAIL"``.
+        """
         if self.exception is not None:
             return "ERROR"
         if self.skipped:
@@ -221,7 +350,30 @@ _REGISTRY: dict[str, Claim] = {}
 
 
 def claim(id: str, *, statement: str, reference: str, kind: str):
-    """Decorator registering ``check(ctx) -> Outcome`` as the check of claim ``id``."""
+    """Decorator registering ``check(ctx) -> Outcome`` as the check of claim ``id``.
+
+    Parameters
+    ----------
+    id : str
+        The claim's id; unique across :mod:`proofs_check.claims`.
+    statement : str
+        The claim in one sentence.
+    reference : str
+        Where the claim is stated (``"Theorem 2"``, ``"docs/theory.md §2 (C14)"``).
+    kind : str
+        One of :data:`KINDS`.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the check and returns it unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not one of :data:`KINDS`, or (when decorating) another check is already
+        registered under ``id``.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
@@ -243,7 +395,15 @@ def _load_claim_modules() -> None:
 
 
 def all_claims() -> list[Claim]:
-    """Every registered claim, in id order."""
+    """Every registered claim, in id order.
+
+    Imports every module of :mod:`proofs_check.claims` (so that its claims register) first.
+
+    Returns
+    -------
+    list of Claim
+        Sorted by id, numbers compared as numbers (``C2`` before ``C10``).
+    """
     _load_claim_modules()
     return sorted(_REGISTRY.values(), key=lambda c: _sort_key(c.id))
 
@@ -257,8 +417,24 @@ def _sort_key(claim_id: str):
 def select(only: Sequence[str] | None = None) -> list[Claim]:
     """Claims whose id equals one of ``only`` or, failing that, starts with ``ID-`` (all when empty).
 
-    Matching ignores case. Raises ``TypeError`` when ``only`` is a string or holds a non-string,
-    ``ValueError`` naming ``only`` and listing the known ids when a pattern matches no claim.
+    Parameters
+    ----------
+    only : sequence of str or None, optional
+        Claim ids or id families (``"C1"`` selects ``C1-gd``, ``C1-sgd``, ...); matching
+        ignores case. ``None`` or empty selects every claim.
+
+    Returns
+    -------
+    list of Claim
+        The selected claims, in the order of ``only``, each once; all claims in id order when
+        ``only`` is empty.
+
+    Raises
+    ------
+    TypeError
+        If ``only`` is a string or holds a non-string.
+    ValueError
+        If a pattern matches no claim; the message names ``only`` and lists the known ids.
     """
     if isinstance(only, str):
         raise TypeError(f"only must be a sequence of claim ids, not a string: use [{only!r}]")
@@ -285,6 +461,19 @@ def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
     An exception becomes an ``ERROR`` result (with its traceback), :class:`ClaimSkipped` a
     ``SKIP`` result; neither is raised. ``KeyboardInterrupt`` and the other exceptions that
     do not derive from ``Exception`` propagate.
+
+    Parameters
+    ----------
+    claim : Claim
+        The claim to check.
+    ctx : Context
+        The settings handed to its check.
+
+    Returns
+    -------
+    ClaimResult
+        The outcome, the time taken and the verdict. A check that returns something other than
+        an :class:`Outcome` gives an ``ERROR`` result.
     """
     start = time.perf_counter()
     outcome = exception = skipped = None

@@ -49,15 +49,16 @@ class ReportData:
     figures : tuple of FigureFile
         The figures drawn for the report.
     seed : int
+        The seed the claims ran with.
     quick, full : bool
-        The run's size settings.
+        The run's size settings (see :class:`proofs_check.registry.Context`).
     date : str
         ISO-8601 timestamp.
     wall_seconds : float
         Wall time of the whole command.
     environment : tuple of (str, str)
         ``(package, version)`` pairs (see :func:`proofs_check.cli.environment`).
-    command : str
+    command : str, optional
         The command that made the report.
     """
 
@@ -73,16 +74,36 @@ class ReportData:
 
     @property
     def passed(self) -> bool:
-        """True when no claim failed and no figure raised (skipped claims and figures do not fail)."""
+        """Whether the run passed.
+
+        Returns
+        -------
+        bool
+            True when no claim failed and no figure raised (skipped claims and figures do not
+            fail).
+        """
         return not any(r.failed for r in self.results) and all(f.error is None for f in self.figures)
 
     @property
     def mode(self) -> str:
-        """``"full"``, ``"quick"`` or ``"default"``."""
+        """The run's size setting in one word.
+
+        Returns
+        -------
+        str
+            ``"full"``, ``"quick"`` or ``"default"``.
+        """
         return "full" if self.full else ("quick" if self.quick else "default")
 
     def summary(self) -> str:
-        """One sentence: claims passed, failing and skipped ids, figures drawn."""
+        """The run in one sentence.
+
+        Returns
+        -------
+        str
+            How many claims passed, the failing and skipped ids, how many figures were drawn and
+            the figures that raised or were skipped.
+        """
         failed = [r.claim.id for r in self.results if r.failed]
         skipped_claims = [r.claim.id for r in self.results if r.skipped]
         text = f"{sum(r.passed for r in self.results)} of {len(self.results)} claims passed"
@@ -102,7 +123,17 @@ class ReportData:
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """Paths of the written report files."""
+    """Paths of the written report files.
+
+    Parameters
+    ----------
+    markdown : str
+        ``OUT_DIR/report.md``.
+    html : str
+        ``OUT_DIR/report.html``.
+    json : str
+        ``OUT_DIR/report.json``.
+    """
 
     markdown: str
     html: str
@@ -182,6 +213,7 @@ def worst_measurement(result: ClaimResult) -> Measurement | None:
     Parameters
     ----------
     result : ClaimResult
+        A claim after its check ran.
 
     Returns
     -------
@@ -291,12 +323,14 @@ def render_markdown(data: ReportData, out_dir: str) -> str:
     Parameters
     ----------
     data : ReportData
+        What the report shows.
     out_dir : str
         The folder the report is written to (figure paths are made relative to it).
 
     Returns
     -------
     str
+        The page.
     """
     status = "PASSED" if data.passed else "FAILED"
     placed, rest = _place_figures(data)
@@ -422,12 +456,14 @@ def render_html(data: ReportData, out_dir: str) -> str:
     Parameters
     ----------
     data : ReportData
+        What the report shows.
     out_dir : str
         The folder the report is written to (figure paths are made relative to it).
 
     Returns
     -------
     str
+        The page.
     """
     status = "PASSED" if data.passed else "FAILED"
     banner = "pass" if data.passed else "fail"
@@ -502,10 +538,15 @@ def report_payload(data: ReportData) -> dict:
     Parameters
     ----------
     data : ReportData
+        What the report shows.
 
     Returns
     -------
     dict
+        ``environment`` (package to version), ``seed``, ``quick``, ``full``, ``date``,
+        ``wall_seconds``, ``passed``, ``claims`` (each :meth:`ClaimResult.to_dict
+        <proofs_check.registry.ClaimResult.to_dict>`) and ``figures`` (name, status, paths,
+        caption, claims, seconds, error, skipped).
     """
     return {"environment": dict(data.environment), "seed": data.seed, "quick": data.quick, "full": data.full,
             "date": data.date, "wall_seconds": data.wall_seconds, "passed": data.passed,
@@ -521,14 +562,20 @@ def write_report(out_dir, data: ReportData) -> ReportFiles:
     Parameters
     ----------
     out_dir : str or os.PathLike
-        The report folder; its parent must exist.
+        The report folder, created with its parents where missing.
     data : ReportData
+        What the report shows.
 
     Returns
     -------
     ReportFiles
         The three paths. Each file is written atomically (a temporary file in ``out_dir``, then
         renamed over it).
+
+    Raises
+    ------
+    OSError
+        If ``out_dir`` cannot be created or written.
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)

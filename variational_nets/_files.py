@@ -38,7 +38,7 @@ def atomic_write(path, mode: str = "w", *, encoding: str | None = "utf-8", newli
     ----------
     path : str or os.PathLike
         The destination. Its folder must exist (see :func:`check_output_file`).
-    mode : {"w", "wb"}
+    mode : {"w", "wb"}, optional
         Text or binary.
     encoding, newline : str, optional
         As for :func:`open` (text mode only).
@@ -111,6 +111,7 @@ def savefig(figure, path, **options) -> None:
     Parameters
     ----------
     figure : matplotlib.figure.Figure
+        The figure to save.
     path : str or os.PathLike
         The destination; a path without a suffix gets Matplotlib's default format
         (``rcParams["savefig.format"]``).
@@ -148,10 +149,15 @@ def check_output_file(path, *, name: str = "path", suffixes: tuple[str, ...] = (
     ----------
     path : str or os.PathLike
         The file to be written (it may exist: it will be replaced).
-    name : str
+    name : str, optional
         The argument's name, used in the messages.
     suffixes : tuple of str, optional
         Allowed suffixes (lower case, with the dot); empty: any.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``; nothing is created.
 
     Raises
     ------
@@ -186,13 +192,18 @@ def check_output_dir(path, *, name: str = "out_dir", create: bool = False,
     ----------
     path : str or os.PathLike
         The folder.
-    name : str
+    name : str, optional
         The argument's name, used in the messages.
-    create : bool
+    create : bool, optional
         Whether the caller will create a missing folder (its parent must then exist and be
         writable). Nothing is created here.
-    parents : bool
+    parents : bool, optional
         Whether the caller will also create missing parent folders.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``; nothing is created.
 
     Raises
     ------

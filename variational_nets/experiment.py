@@ -25,7 +25,14 @@ from .parametrization import PARAMETRIZATIONS
 from .train import EXPECTATIONS, fit, predict, train_state
 from .validation import as_choice, as_flag, as_float, as_int, bad_value, check_memory
 
+__all__ = ["METHODS", "DEFAULT_RANK", "TaskDefaults", "TASK_DEFAULTS", "TASKS", "check_extra", "ExperimentConfig",
+           "training_memory", "estimate_memory", "Spread", "ExperimentResult", "Trained", "load_dataset",
+           "build_model", "fit_experiment", "evaluate", "check_plot", "run_experiment"]
+
+#: The training methods: IBVI, ``"map"`` (the deterministic network trained on the loss alone)
+#: and ``"vi-kl"`` (mean-field VI with a KL term).
 METHODS = ("ibvi", "map", "vi-kl")
+#: Rank of low-rank covariance factors when ``rank`` is not given.
 DEFAULT_RANK = 16
 
 
@@ -33,12 +40,31 @@ DEFAULT_RANK = 16
 class TaskDefaults:
     """A task's data shape and its training defaults.
 
-    ``input_dim`` and ``output_dim`` are the network's input and output sizes (one output for
-    regression and for two classes); ``num_examples`` counts training plus test examples (for
-    the memory estimate; CIFAR-10 with the official files). ``width``, ``batch_size``,
-    ``epochs``, ``covariance`` and ``noise_std`` (the likelihood std of the ``vi-kl`` regression
-    ELBO; None for classification) are the defaults of :class:`ExperimentConfig`. ``extra``
-    names the optional extra whose package the task's data need (None: the base install).
+    ``width``, ``batch_size``, ``epochs``, ``covariance`` and ``noise_std`` are the defaults of
+    :class:`ExperimentConfig`.
+
+    Parameters
+    ----------
+    input_dim : int
+        The network's input size.
+    output_dim : int
+        The network's output size (one output for regression and for two classes).
+    num_examples : int
+        Training plus test examples, for the memory estimate (CIFAR-10: the official files).
+    loss : str
+        The training loss, a name in :data:`variational_nets.losses.LOSSES`.
+    width : int
+        Default hidden width.
+    batch_size : int
+        Default mini-batch size.
+    epochs : int
+        Default number of epochs.
+    covariance : str
+        Default covariance family, one of :data:`variational_nets.layers.COVARIANCES`.
+    noise_std : float or None, optional
+        The likelihood std of the ``vi-kl`` regression ELBO; None for classification.
+    extra : str or None, optional
+        The optional extra whose package the task's data need (None: the base install).
     """
 
     input_dim: int
@@ -53,7 +79,8 @@ class TaskDefaults:
     extra: str | None = None
 
 
-# the authors' toy recipe (3 hidden layers, μP, step 1e-2, momentum 0.9) and sizes for the rest
+#: The tasks and their defaults (read-only): the authors' toy recipe (3 hidden layers, μP, step
+#: 1e-2, momentum 0.9) and sizes for the rest.
 TASK_DEFAULTS = MappingProxyType({
     "toy-regression": TaskDefaults(input_dim=1, output_dim=1, num_examples=3 * 33 + 200,
                                    loss="squared_error", width=16, batch_size=16, epochs=500,
@@ -65,6 +92,7 @@ TASK_DEFAULTS = MappingProxyType({
     "cifar10": TaskDefaults(input_dim=3072, output_dim=10, num_examples=60000, loss="softmax_ce",
                             width=256, batch_size=128, epochs=10, covariance="lowrank"),
 })
+#: The task names, in the order of :data:`TASK_DEFAULTS`.
 TASKS = tuple(TASK_DEFAULTS)
 #: The package each optional extra brings, for the tasks that need one.
 _EXTRA_PACKAGES = {"data": ("sklearn", "scikit-learn")}
@@ -98,12 +126,59 @@ class ExperimentConfig:
 
     Values are typed: integers for sizes, counts and the seed, floats (or integers) for step
     sizes, strings for the choices; :meth:`resolved` checks them and fills in the defaults.
-    ``covariance`` is forced to "diagonal" for ``vi-kl`` (its KL is mean-field);
-    ``rank`` (default 16) is used by "lowrank"; ``depth`` is the number of hidden layers.
-    ``noise_std`` is the likelihood std of the ``vi-kl`` regression ELBO (the KL weight is
-    ``2 noise_std² / N`` because the squared-error objective is ``2 noise_std²`` × the Gaussian
-    negative log-likelihood). ``allow_small_files`` accepts CIFAR-10 files with fewer than 10000
-    records; ``limit`` keeps the first records of each CIFAR-10 file.
+
+    Parameters
+    ----------
+    task : str
+        One of :data:`TASKS`.
+    method : str, optional
+        One of :data:`METHODS`.
+    parametrization : str, optional
+        One of :data:`variational_nets.parametrization.PARAMETRIZATIONS`.
+    width : int, optional
+        Hidden width.
+    depth : int, optional
+        Number of hidden layers.
+    epochs : int, optional
+        Passes over the training data.
+    lr : float, optional
+        Base step size (scaled per tensor by the parametrization).
+    momentum : float, optional
+        Heavy-ball coefficient in ``[0, 1)``.
+    batch_size : int, optional
+        Mini-batch size.
+    seed : int, optional
+        Seed of the data, the initialization and the training (three independent streams).
+    backend : str, optional
+        One of :data:`variational_nets.backend.BACKENDS`.
+    data_dir : str, optional
+        CIFAR-10: the folder with the official binary files.
+    covariance : str, optional
+        One of :data:`variational_nets.layers.COVARIANCES`; forced to ``"diagonal"`` for
+        ``vi-kl`` (its KL is mean-field).
+    rank : int, optional
+        Rank of ``"lowrank"`` factors (default :data:`DEFAULT_RANK`, capped at the smallest
+        variational layer's parameter count).
+    expectation : str, optional
+        The last layer's expected loss: ``"closed-form"`` or Monte Carlo (see
+        :data:`variational_nets.train.EXPECTATIONS`).
+    activation : str, optional
+        One of :data:`variational_nets.layers.ACTIVATIONS`.
+    num_samples : int, optional
+        Weight samples for the test metrics.
+    noise_std : float, optional
+        The likelihood std of the ``vi-kl`` regression ELBO: the KL weight is
+        ``2 noise_std² / N`` because the squared-error objective is ``2 noise_std²`` × the
+        Gaussian negative log-likelihood.
+    limit : int, optional
+        CIFAR-10: keep the first ``limit`` records of each file.
+    allow_small_files : bool, optional
+        CIFAR-10: accept files with fewer than 10000 records.
+    dtype : {"float32", "float64"}, optional
+        The network's floating-point type.
+    factor_momentum : str, optional
+        How the momentum buffers of covariance factors are stored, one of
+        :data:`variational_nets.optim.FACTOR_MOMENTUM`.
     """
 
     task: str
@@ -133,6 +208,12 @@ class ExperimentConfig:
         """A copy with defaults filled in and every option checked.
 
         Cheap: nothing is loaded or allocated (a CIFAR-10 folder is looked up, not read).
+
+        Returns
+        -------
+        ExperimentConfig
+            Every ``None`` replaced by the task's default, numbers converted to their types,
+            the covariance and rank settled.
 
         Raises
         ------
@@ -182,11 +263,23 @@ class ExperimentConfig:
 
     @property
     def loss(self) -> str:
-        """The training loss of the task (a name in :data:`variational_nets.losses.LOSSES`)."""
+        """The training loss of the task.
+
+        Returns
+        -------
+        str
+            A name in :data:`variational_nets.losses.LOSSES`.
+        """
         return TASK_DEFAULTS[self.task].loss
 
     def layer_sizes(self) -> tuple:
-        """``(d_in, width, …, width, d_out)`` of the network (a resolved config)."""
+        """The layer sizes of the network of a resolved config.
+
+        Returns
+        -------
+        tuple of int
+            ``(d_in, width, …, width, d_out)`` with ``depth`` hidden widths.
+        """
         d = TASK_DEFAULTS[self.task]
         return (d.input_dim,) + (self.width,) * self.depth + (d.output_dim,)
 
@@ -220,28 +313,31 @@ def training_memory(sizes, *, covariance: str = "full", rank: int | None = None,
     Measured against the peak of :mod:`tracemalloc` over :func:`fit_experiment` and
     :func:`evaluate` the estimate is within a factor of two (see the tests).
 
+    Cost ``O(len(sizes))``.
+
     Parameters
     ----------
     sizes : sequence of int
         ``(d_in, h_1, …, h_L, d_out)`` as for :class:`~variational_nets.model.MLP`.
-    covariance : {"full", "lowrank", "diagonal"}
+    covariance : {"full", "lowrank", "diagonal"}, optional
+        The covariance family of the variational layers.
     rank : int, optional
         Rank of low-rank factors (required for ``"lowrank"``).
-    batch_size : int
+    batch_size : int, optional
         Training rows per step ``B``.
-    variational : {"input-output", "all", "none", "output"}
+    variational : {"input-output", "all", "none", "output"}, optional
         Which layers carry a weight distribution.
-    closed_form : bool
+    closed_form : bool, optional
         Whether the output layer's expected loss is the closed form (the default objective).
-    itemsize : int
+    itemsize : int, optional
         Bytes per value ``s`` (4 for float32, 8 for float64).
-    num_examples : int
+    num_examples : int, optional
         Training plus test examples ``N`` held in memory.
 
     Returns
     -------
     int
-        Bytes, as a Python integer (absurd sizes do not overflow). Cost ``O(len(sizes))``.
+        Bytes, as a Python integer (absurd sizes do not overflow).
 
     Raises
     ------
@@ -282,6 +378,8 @@ def training_memory(sizes, *, covariance: str = "full", rank: int | None = None,
 def estimate_memory(config: ExperimentConfig) -> int:
     """:func:`training_memory` of a resolved ``config`` (its network, covariance and data).
 
+    Cost ``O(depth)``.
+
     Parameters
     ----------
     config : ExperimentConfig
@@ -290,7 +388,7 @@ def estimate_memory(config: ExperimentConfig) -> int:
     Returns
     -------
     int
-        Bytes. Cost ``O(depth)``.
+        Bytes.
     """
     d = TASK_DEFAULTS[config.task]
     return training_memory(config.layer_sizes(), covariance=config.covariance, rank=config.rank,
@@ -307,7 +405,16 @@ class Spread:
     Regression: std of the network output at test inputs inside the training clusters, in the
     gaps between clusters, and outside ``[−1, 1]``. Two moons: std of ``p(class 1)`` at test
     points within 0.2 of a training point (``on_data``), and at grid points farther than 0.5
-    from every training point (``outside``; ``gaps`` is None). Other tasks: None.
+    from every training point (``outside``; ``gaps`` is None). Other tasks have no spread.
+
+    Parameters
+    ----------
+    on_data : float
+        Mean spread on (or near) the training data.
+    gaps : float or None
+        Mean spread in the gaps between the regression clusters; None for two moons.
+    outside : float
+        Mean spread away from the training data.
     """
 
     on_data: float
@@ -317,7 +424,25 @@ class Spread:
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """Resolved configuration, test metrics, predictive spread and training cost."""
+    """Resolved configuration, test metrics, predictive spread and training cost.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The resolved configuration.
+    metrics : RegressionMetrics or ClassificationMetrics
+        The test metrics (:mod:`variational_nets.metrics`).
+    spread : Spread or None
+        The predictive spread on and away from the data (toy regression and two moons only).
+    train_seconds : float
+        Wall time of training.
+    steps : int
+        Optimizer steps taken.
+    final_objective : float
+        The mean training objective of the last epoch.
+    num_parameters : int
+        Trainable values of the model (means, factors, scales).
+    """
 
     config: ExperimentConfig
     metrics: object
@@ -328,6 +453,13 @@ class ExperimentResult:
     num_parameters: int
 
     def to_dict(self) -> dict:
+        """The JSON form (what ``python -m variational_nets train --json`` writes).
+
+        Returns
+        -------
+        dict
+            The fields, with ``config``, ``metrics`` and ``spread`` as plain dicts.
+        """
         return {"config": asdict(self.config), "metrics": asdict(self.metrics),
                 "spread": None if self.spread is None else asdict(self.spread),
                 "train_seconds": self.train_seconds, "steps": self.steps,
@@ -336,7 +468,19 @@ class ExperimentResult:
 
 @dataclass(frozen=True)
 class Trained:
-    """A trained model with its data, configuration and history (what plots need)."""
+    """A trained model with its data, configuration and history (what plots need).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The resolved configuration.
+    model : MLP
+        The trained network.
+    dataset : variational_nets.data.Dataset
+        The data it was trained on, with the test split.
+    history : variational_nets.train.TrainHistory
+        Objective per epoch, steps and wall time.
+    """
 
     config: ExperimentConfig
     model: MLP
@@ -352,9 +496,19 @@ def _generators(seed: int):
 def load_dataset(config: ExperimentConfig, rng=None):
     """The data set of ``config.task`` (a resolved config).
 
-    ``rng`` draws the data of the synthetic tasks and the digits' split; default: the
-    experiment's own data generator (the one :func:`fit_experiment` uses), so that loading the
-    data first and handing it to :func:`fit_experiment` gives the same numbers.
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config.
+    rng : numpy.random.Generator, optional
+        Draws the data of the synthetic tasks and the digits' split; default: the experiment's
+        own data generator (the one :func:`fit_experiment` uses), so that loading the data
+        first and handing it to :func:`fit_experiment` gives the same numbers.
+
+    Returns
+    -------
+    variational_nets.data.Dataset
+        The train/test split.
 
     Raises
     ------
@@ -373,7 +527,23 @@ def load_dataset(config: ExperimentConfig, rng=None):
 
 
 def build_model(config: ExperimentConfig, dataset, rng) -> MLP:
-    """The MLP of ``config`` for ``dataset``: ``depth`` hidden layers of ``width``."""
+    """The MLP of ``config`` for ``dataset``: ``depth`` hidden layers of ``width``.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        A resolved config (parametrization, activation, covariance, rank, backend, dtype).
+    dataset : variational_nets.data.Dataset
+        Decides the input size and the output size (one output for regression and two
+        classes).
+    rng : numpy.random.Generator
+        Draws the initialization.
+
+    Returns
+    -------
+    MLP
+        Variational input and output layers, or a deterministic network for ``"map"``.
+    """
     d_in = dataset.x_train.shape[1]
     d_out = 1 if dataset.num_classes in (None, 2) else dataset.num_classes
     variational = "none" if config.method == "map" else "input-output"
@@ -386,8 +556,22 @@ def build_model(config: ExperimentConfig, dataset, rng) -> MLP:
 def fit_experiment(config: ExperimentConfig, progress=print, quiet=False, dataset=None) -> Trained:
     """Load data, build and train the model of ``config``.
 
-    ``dataset`` (optional) is the data :func:`load_dataset` returned for this config, when the
-    caller loaded it first (the command line does, to check the files before training).
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The experiment; resolved here.
+    progress : callable, optional
+        Receives the epoch lines.
+    quiet : bool, optional
+        No epoch lines.
+    dataset : variational_nets.data.Dataset, optional
+        The data :func:`load_dataset` returned for this config, when the caller loaded it
+        first (the command line does, to check the files before training).
+
+    Returns
+    -------
+    Trained
+        The model, its data, the resolved config and the training history.
 
     Raises
     ------
@@ -431,6 +615,19 @@ def evaluate(trained: Trained, seed_offset: int = 1) -> ExperimentResult:
     Regression: the predictive variance is the variance over samples plus an aleatoric variance
     estimated as the mean squared training residual of the predictive mean (its maximum-
     likelihood value given that mean, floored at 1e-8).
+
+    Parameters
+    ----------
+    trained : Trained
+        From :func:`fit_experiment`.
+    seed_offset : int, optional
+        Selects the stream of the weight samples: ``numpy.random.default_rng([seed,
+        seed_offset])``.
+
+    Returns
+    -------
+    ExperimentResult
+        Test metrics, predictive spread and the training cost.
     """
     cfg, model, ds = trained.config, trained.model, trained.dataset
     rng = np.random.default_rng([cfg.seed, seed_offset])
@@ -490,15 +687,20 @@ def run_experiment(config: ExperimentConfig | None = None, progress=print, quiet
     ----------
     config : ExperimentConfig, optional
         Or give its fields as keyword ``options`` (``task=...`` is required).
-    progress : callable
-        Receives the progress lines (epoch lines); ``quiet=True`` silences them.
-    plot : path, optional
+    progress : callable, optional
+        Receives the progress lines (epoch lines).
+    quiet : bool, optional
+        No progress lines.
+    plot : str or os.PathLike, optional
         Predictive bands and uncertainty (regression, two moons; ValueError for other tasks),
         in the format of its suffix. Checked before training: its folder must exist.
+    **options
+        The fields of :class:`ExperimentConfig`, when ``config`` is not given.
 
     Returns
     -------
     ExperimentResult
+        Test metrics, predictive spread and the training cost.
 
     Raises
     ------

@@ -58,6 +58,7 @@ from .setup import Setup, contraction, prepare, step_size
 
 __all__ = ["CHECKS", "check_conformance", "run_checks", "assert_conforms", "mc_step_spread"]
 
+#: The checks, in the order they run and the report lists them (see the module docstring).
 CHECKS = ("start", "limit", "invariants", "rate", "w2-value", "ensemble", "mc-noise")
 #: Runs without a trace are replayed at about this many step counts (the trace of a seeded run is
 #: its prefixes).
@@ -311,25 +312,33 @@ def mc_step_spread(X, y, prior: lt.Gaussian, lr: float, mc_samples: int, *, lr_f
     ``D`` the step multipliers (identity by default). With one sample per *row* (``shared=False``)
     the rows' deviations are independent and the cross terms between rows vanish:
     ``‖DXᵀA‖²_F → Σ_i ‖Dx_i‖²‖a_i‖²`` and ``‖DXᵀe‖² → Σ_i ‖Dx_i‖²e_i²``. The two differ when
-    rows are correlated (a bias feature, a nonzero feature mean).
+    rows are correlated (a bias feature, a nonzero feature mean). Cost ``O(n·d·r)``.
 
     Parameters
     ----------
-    X, y : (n, d) data and (n,) targets.
+    X : (n, d) array
+        The inputs.
+    y : (n,) array
+        The targets.
     prior : Gaussian
         The start ``(μ₀, L₀)``, factor ``(d, r)``.
-    lr, lr_factor : float
-        Steps of mean and factor (``lr_factor`` defaults to ``lr``).
+    lr : float
+        Step of the mean.
     mc_samples : int
         ``M ≥ 1``.
+    lr_factor : float, optional
+        Step of the factor (default ``lr``).
     step_multipliers : (d,) array, optional
-    shared : bool
+        The per-coordinate step multipliers ``D`` (identity when omitted).
+    shared : bool, optional
         One sample per step shared by the batch (IBVI's recipe), or one per row.
 
     Returns
     -------
-    (float, float)
-        The expected spreads of the mean and of the factor. Cost ``O(n·d·r)``.
+    mean_spread : float
+        ``E‖μ₁ − Eμ₁‖²``.
+    factor_spread : float
+        ``E‖L₁ − EL₁‖²_F``.
     """
     lr_factor = lr if lr_factor is None else lr_factor
     e = y - X @ prior.mean
@@ -581,6 +590,9 @@ def run_checks(trainer, setup: Setup, *, name: str | None = None,
 def check_conformance(trainer, *, progress: Callable[[str], None] | None = None, **claims) -> ConformanceReport:
     """Run every check on ``trainer`` for the claims given and return the report.
 
+    Cost: about ``(1 + 0.7·members + 20·[no trace]) × steps`` trainer steps, plus ``noise_runs``
+    single steps for MC claims.
+
     Parameters
     ----------
     trainer : callable
@@ -599,9 +611,7 @@ def check_conformance(trainer, *, progress: Callable[[str], None] | None = None,
     Returns
     -------
     ConformanceReport
-        Cost: about ``(1 + 0.7·members + 20·[no trace]) × steps`` trainer steps, plus
-        ``noise_runs`` single steps for MC claims; under a second for exact GD on the default
-        problem with a NumPy trainer, several seconds with one MC sample.
+        One result per check of :data:`CHECKS`.
 
     Raises
     ------

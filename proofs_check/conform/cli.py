@@ -30,7 +30,9 @@ from .setup import MEMBERS, NOISE_RUNS
 
 __all__ = ["add_arguments", "run", "main", "load_trainer", "EXIT_FAIL", "EXIT_USAGE"]
 
+#: Exit status when a check failed or the trainer raised.
 EXIT_FAIL = 1
+#: Exit status of a usage error (bad options, a trainer that cannot be imported).
 EXIT_USAGE = 2
 PROG = "python -m proofs_check.conform"
 
@@ -111,6 +113,7 @@ def load_trainer(spec: str):
     Returns
     -------
     callable
+        The named function or callable object, or a no-argument instance of the named class.
 
     Raises
     ------
@@ -220,7 +223,12 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        The exit status of :func:`run` (argparse itself exits with 2 on a malformed flag).
+        The exit status of :func:`run`.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, with status 2 on a malformed flag and 0 after ``--help``.
     """
     parser = argparse.ArgumentParser(prog=PROG, description="Check an IBVI trainer against the theorems on the "
                                                             "linear model (docs/conformance.md).")

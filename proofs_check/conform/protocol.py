@@ -76,9 +76,12 @@ class TrainerTrace:
 
     Parameters
     ----------
-    steps : (T,) int array, strictly increasing, non-negative.
-    means : (T, d) array: the mean at each recorded step.
-    factors : (T, d, r) array: the factor at each recorded step.
+    steps : (T,) int array
+        The recorded steps, strictly increasing and non-negative.
+    means : (T, d) array
+        The mean at each recorded step.
+    factors : (T, d, r) array
+        The factor at each recorded step.
 
     Raises
     ------
@@ -116,8 +119,11 @@ class TrainerResult:
     Parameters
     ----------
     mean : (d,) array
+        The final mean.
     factor : (d, r) array
+        The final factor ``L`` of the covariance ``LLᵀ``.
     trace : TrainerTrace, optional
+        The state at recorded steps, when the trainer records one.
 
     Raises
     ------
@@ -150,6 +156,7 @@ def as_result(output, d: int, r: int) -> TrainerResult:
     Returns
     -------
     TrainerResult
+        ``output`` itself, or the pair wrapped in one.
 
     Raises
     ------
@@ -179,19 +186,20 @@ class TrainerOptions:
 
     Parameters
     ----------
-    optimizer : {"gd", "sgd", "momentum"}
+    optimizer : {"gd", "sgd", "momentum"}, optional
+        Full-batch GD, mini-batch SGD or heavy-ball momentum.
     batch_size : int, optional
         Rows per step: required for ``"sgd"``, optional for ``"momentum"`` (mini-batch heavy ball),
         ``None`` means the full batch.
-    momentum : float
+    momentum : float, optional
         Heavy-ball coefficient in ``[0, 1)`` (``v ← m v + g``, ``θ ← θ − η v``); used by ``"momentum"``.
-    mc_samples : int
+    mc_samples : int, optional
         0 for the closed-form expected loss, ``M ≥ 1`` for ``M`` reparametrized samples per step.
     step_multipliers : (d,) array, optional
         Positive per-coordinate multipliers ``D`` of the steps of mean and factor rows.
     lr_factor : float, optional
         Step of the factor (default: ``lr``).
-    record_every : int
+    record_every : int, optional
         Record a trace every that many steps (and at steps 0 and ``steps``); 0: no trace.
 
     Raises
@@ -236,7 +244,14 @@ class TrainerOptions:
             object.__setattr__(self, "step_multipliers", _frozen(multipliers))
 
     def as_dict(self) -> dict:
-        """The options as the keywords a trainer is called with (a plain dict, ready for ``**``)."""
+        """The options as the keywords a trainer is called with.
+
+        Returns
+        -------
+        dict
+            ``{"optimizer", "batch_size", "momentum", "mc_samples", "step_multipliers",
+            "lr_factor", "record_every"}``, ready for ``**``.
+        """
         return {"optimizer": self.optimizer, "batch_size": self.batch_size, "momentum": self.momentum,
                 "mc_samples": self.mc_samples, "step_multipliers": self.step_multipliers,
                 "lr_factor": self.lr_factor, "record_every": self.record_every}
@@ -249,16 +264,24 @@ def _check_int(name: str, value, *, minimum: int) -> None:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
+# The Parameters section documents a call of the protocol; numpydoc would check it against a constructor.
 @runtime_checkable
-class Trainer(Protocol):
+class Trainer(Protocol):  # numpydoc ignore=PR01,PR02
     """The calling convention of a trainer under test (see the module docstring).
+
+    A protocol: nothing is constructed from it. The parameters below are those of a call
+    ``trainer(X, y, prior_mean, prior_factor, lr, steps, seed, **options)``.
 
     Parameters
     ----------
     X : (n, d) array
+        The inputs, float64.
     y : (n,) array
+        The targets, float64.
     prior_mean : (d,) array
+        The mean of the prior, where the run starts.
     prior_factor : (d, r) array
+        The factor of the prior's covariance ``prior_factor · prior_factorᵀ``.
     lr : float
         The mean's step on ``‖y − Xμ‖² + ‖XL‖²_F``.
     steps : int
@@ -271,6 +294,7 @@ class Trainer(Protocol):
     Returns
     -------
     TrainerResult or (mean, factor)
+        The final mean ``(d,)`` and factor ``(d, r)``, with an optional trace.
     """
 
     def __call__(self, X: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_factor: np.ndarray,
@@ -301,7 +325,25 @@ class TensorTrainer(abc.ABC):
     @abc.abstractmethod
     def start(self, X: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_factor: np.ndarray,
               lr: float, seed: int, options: TrainerOptions) -> None:
-        """Set the state to the prior and build the optimizer for a run with these options."""
+        """Set the state to the prior and build the optimizer for a run with these options.
+
+        Parameters
+        ----------
+        X : (n, d) array
+            The inputs, float64.
+        y : (n,) array
+            The targets, float64.
+        prior_mean : (d,) array
+            The mean of the prior: the starting mean.
+        prior_factor : (d, r) array
+            The factor of the prior's covariance: the starting factor.
+        lr : float
+            The mean's step (see :class:`Trainer`).
+        seed : int
+            Fixes every random draw of the run.
+        options : TrainerOptions
+            The checked keyword options of the call.
+        """
 
     @abc.abstractmethod
     def step(self) -> None:
@@ -309,12 +351,45 @@ class TensorTrainer(abc.ABC):
 
     @abc.abstractmethod
     def state(self) -> tuple[np.ndarray, np.ndarray]:
-        """The current mean ``(d,)`` and factor ``(d, r)`` as NumPy arrays (copied out of the tensors)."""
+        """The current mean and factor.
+
+        Returns
+        -------
+        mean : (d,) array
+            Copied out of the trainer's tensors.
+        factor : (d, r) array
+            Copied out of the trainer's tensors.
+        """
 
     def __call__(self, X, y, prior_mean, prior_factor, lr, steps, seed, **options) -> TrainerResult:
         """Run :meth:`start`, ``steps`` × :meth:`step`, and record :meth:`state` (see :class:`Trainer`).
 
-        Raises ``ValueError``/``TypeError`` for bad options or a negative ``steps``.
+        Parameters
+        ----------
+        X, y : array_like
+            The inputs ``(n, d)`` and targets ``(n,)``, as in :class:`Trainer`.
+        prior_mean, prior_factor : array_like
+            The prior's mean ``(d,)`` and factor ``(d, r)``, as in :class:`Trainer`.
+        lr : float
+            The mean's step.
+        steps : int
+            Optimizer steps, ``≥ 0``.
+        seed : int
+            Fixes every random draw of the run.
+        **options
+            The keywords of :class:`TrainerOptions`.
+
+        Returns
+        -------
+        TrainerResult
+            The final state, and a :class:`TrainerTrace` when ``record_every`` is positive.
+
+        Raises
+        ------
+        ValueError
+            For bad options or a negative ``steps``.
+        TypeError
+            For options or a ``steps`` of the wrong type.
         """
         options = TrainerOptions(**options)
         _check_int("steps", steps, minimum=0)
@@ -342,15 +417,42 @@ class TensorTrainer(abc.ABC):
 def reference_trainer(X, y, prior_mean, prior_factor, lr, steps, seed, **options) -> TrainerResult:
     """:func:`linear_theory.simulate` behind the trainer convention (the kit's own reference).
 
-    Parameters and return as :class:`Trainer`. The factor family is ``"full"`` for a ``d × d`` prior factor and ``"lowrank"`` for fewer
+    The factor family is ``"full"`` for a ``d × d`` prior factor and ``"lowrank"`` for fewer
     columns. No trace is returned: ``simulate`` records summaries, not states, so the checks
     replay shorter runs (a seeded run's first ``t`` steps are the ``t``-step run). Cost: that of
-    :func:`linear_theory.simulate`.
+    :func:`linear_theory.simulate`, ``O(b·d·r·(1 + M))`` per step (``b`` rows per step,
+    ``M`` MC samples).
+
+    Parameters
+    ----------
+    X : (n, d) array
+        The inputs.
+    y : (n,) array
+        The targets.
+    prior_mean : (d,) array
+        The mean of the prior.
+    prior_factor : (d, r) array
+        The factor of the prior's covariance, ``r ≤ d``.
+    lr : float
+        The mean's step on ``‖y − Xμ‖² + ‖XL‖²_F``.
+    steps : int
+        Optimizer steps, ``≥ 0``.
+    seed : int
+        Fixes every random draw of the run.
+    **options
+        The keywords of :class:`TrainerOptions`.
+
+    Returns
+    -------
+    TrainerResult
+        The final mean and factor, without a trace.
 
     Raises
     ------
     ValueError
         For options :func:`linear_theory.simulate` rejects (e.g. a prior factor wider than ``d``).
+    TypeError
+        For options of the wrong type.
     """
     options = TrainerOptions(**options)
     prior = lt.Gaussian(prior_mean, prior_factor)

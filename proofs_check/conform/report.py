@@ -20,7 +20,7 @@ class CheckResult:
         One of :data:`~proofs_check.conform.CHECKS`.
     description : str
         What the check asserts, in one line.
-    measurements : tuple of proofs_check.Measurement
+    measurements : tuple of proofs_check.Measurement, optional
         Each measured error beside its tolerance and the reason for it.
     hint : str, optional
         What a failure usually means (set for failed checks only).
@@ -28,9 +28,9 @@ class CheckResult:
         Why the check does not apply to the claims (a skipped check passes).
     error : str, optional
         The trainer's exception or broken output during this check (an error fails it).
-    seconds : float
+    seconds : float, optional
         Wall time of the check.
-    details : tuple of (str, float)
+    details : tuple of (str, float), optional
         Diagnostic numbers the hints read (see :meth:`detail`).
     """
 
@@ -44,19 +44,42 @@ class CheckResult:
     details: tuple[tuple[str, float], ...] = ()
 
     def detail(self, key: str) -> float:
-        """A diagnostic number the check recorded beside its measurements (NaN when absent)."""
+        """A diagnostic number the check recorded beside its measurements.
+
+        Parameters
+        ----------
+        key : str
+            The number's name in ``details``.
+
+        Returns
+        -------
+        float
+            Its value; NaN when the check did not record it.
+        """
         return dict(self.details).get(key, math.nan)
 
     @property
     def passed(self) -> bool:
-        """Skipped, or no error and every measurement within its tolerance."""
+        """Whether the check passed.
+
+        Returns
+        -------
+        bool
+            Skipped, or no error and every measurement within its tolerance.
+        """
         if self.skipped is not None:
             return True
         return self.error is None and all(m.passed for m in self.measurements)
 
     @property
     def status(self) -> str:
-        """``"pass"``, ``"FAIL"``, ``"ERROR"`` or ``"skip"``."""
+        """The verdict in one word.
+
+        Returns
+        -------
+        str
+            ``"pass"``, ``"FAIL"``, ``"ERROR"`` or ``"skip"``.
+        """
         if self.skipped is not None:
             return "skip"
         if self.error is not None:
@@ -64,7 +87,14 @@ class CheckResult:
         return "pass" if self.passed else "FAIL"
 
     def worst(self) -> Measurement | None:
-        """The failing measurement farthest above its tolerance (``None`` when none fails)."""
+        """The failing measurement farthest above its tolerance.
+
+        Returns
+        -------
+        Measurement or None
+            The failing measurement with the largest ``error / tolerance`` (a non-finite error
+            counts as infinitely far); ``None`` when none fails.
+        """
         failing = [m for m in self.measurements if not m.passed]
         if not failing:
             return None
@@ -80,6 +110,7 @@ class ConformanceReport:
     trainer : str
         How the trainer is named in the table (``module:qualname`` or the command line's spec).
     claims : Claims
+        What the trainer claims to do (optimizer, gradients, limit).
     problem : str
         The problem in words (sizes, rank, conditioning, prior, seed).
     lr, lr_factor : float
@@ -106,18 +137,43 @@ class ConformanceReport:
 
     @property
     def passed(self) -> bool:
-        """Every check passed."""
+        """Whether every check passed.
+
+        Returns
+        -------
+        bool
+            True when no check failed or raised (skipped checks pass).
+        """
         return all(c.passed for c in self.checks)
 
     @property
     def failed(self) -> tuple[str, ...]:
-        """Names of the checks that failed."""
+        """The checks that failed.
+
+        Returns
+        -------
+        tuple of str
+            Their names, in the order they ran.
+        """
         return tuple(c.name for c in self.checks if not c.passed)
 
     def check(self, name: str) -> CheckResult:
-        """The result of the check called ``name`` (one of :data:`~proofs_check.conform.CHECKS`).
+        """The result of one check.
 
-        Raises ``KeyError`` for another name.
+        Parameters
+        ----------
+        name : str
+            One of :data:`~proofs_check.conform.CHECKS`.
+
+        Returns
+        -------
+        CheckResult
+            The result of the check called ``name``.
+
+        Raises
+        ------
+        KeyError
+            If no check of the report has that name; the message lists the checks.
         """
         for c in self.checks:
             if c.name == name:
@@ -125,7 +181,15 @@ class ConformanceReport:
         raise KeyError(f"no check named {name!r}; checks: {', '.join(c.name for c in self.checks)}")
 
     def format(self) -> str:
-        """The checks table: one line per measurement, then what each failure usually means."""
+        """The checks table, as ``python -m proofs_check.conform`` prints it.
+
+        Returns
+        -------
+        str
+            A header (trainer, claims, problem, steps, the limit reached), one line per
+            measurement (check, verdict, error, tolerance, name and reason), then what each
+            failure usually means and a summary line.
+        """
         lines = [f"conformance of {self.trainer}: {self.claims.describe()}",
                  f"  problem: {self.problem}",
                  f"  lr = {self.lr:.4g}, lr_factor = {self.lr_factor:.4g}, {self.steps} steps",
@@ -155,7 +219,15 @@ class ConformanceReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """A JSON-ready summary (non-finite numbers become the strings ``"inf"``/``"nan"``)."""
+        """A JSON-ready summary.
+
+        Returns
+        -------
+        dict
+            The report's fields, ``passed`` and ``failed``, and per check its name, description,
+            status, hint, skip reason, error, seconds and measurements. Non-finite errors
+            become the strings ``"inf"``/``"nan"``.
+        """
         def number(x):
             return x if x is None or math.isfinite(x) else str(x)
 

@@ -47,17 +47,18 @@ class Claims:
 
     Parameters
     ----------
-    optimizer : {"gd", "sgd", "momentum"}
+    optimizer : {"gd", "sgd", "momentum"}, optional
+        Full-batch GD, mini-batch SGD or heavy-ball momentum.
     batch_size : int, optional
         Rows per step (required for ``"sgd"``; mini-batch heavy ball for ``"momentum"``).
-    momentum : float
+    momentum : float, optional
         Heavy-ball coefficient in ``[0, 1)``.
-    mc_samples : int
+    mc_samples : int, optional
         0 for the closed-form expected loss, ``M ≥ 1`` reparametrized samples per step.
-    step_multipliers : None, "random" or (d,) array
+    step_multipliers : None, "random" or (d,) array, optional
         Per-coordinate step multipliers the trainer applies: ``"random"`` lets the kit draw them
         (log-uniform on ``[1/8, 1]``) and pass them; an array (length ``d``) is passed as it is.
-    factor_step_scale : float
+    factor_step_scale : float, optional
         The factor's step over the mean's (positive; μP's ``1/R`` for a factor of rank ``R``): the
         trainer is passed ``lr_factor = factor_step_scale · lr``. A scalar on the factor's step
         does not change the limit, only how fast the factor gets there (docs/theory.md §4 (C12)).
@@ -92,15 +93,35 @@ class Claims:
 
     @property
     def exact(self) -> bool:
-        """Closed-form expected-loss gradients (no Monte Carlo)."""
+        """Whether the gradients are those of the closed-form expected loss.
+
+        Returns
+        -------
+        bool
+            ``mc_samples == 0`` (no Monte Carlo).
+        """
         return self.mc_samples == 0
 
     @property
     def deterministic(self) -> bool:
-        """Full-batch exact gradients: the run is a fixed linear iteration."""
+        """Whether the run is a fixed linear iteration.
+
+        Returns
+        -------
+        bool
+            Full-batch exact gradients.
+        """
         return self.exact and self.batch_size is None
 
     def describe(self) -> str:
+        """The claims in words, for the checks table.
+
+        Returns
+        -------
+        str
+            The optimizer (and batch), the momentum, the gradients, the step multipliers and
+            the factor's step scale where they are not the defaults.
+        """
         parts = [self.optimizer if self.batch_size is None else f"{self.optimizer} (batch {self.batch_size})"]
         if self.optimizer == "momentum":
             parts.append(f"momentum {self.momentum:g}")
@@ -113,6 +134,13 @@ class Claims:
         return ", ".join(parts)
 
     def as_dict(self) -> dict:
+        """The JSON form.
+
+        Returns
+        -------
+        dict
+            The six fields; ``step_multipliers`` is ``None``, ``"random"`` or a list of floats.
+        """
         D = self.step_multipliers
         return {"optimizer": self.optimizer, "batch_size": self.batch_size, "momentum": self.momentum,
                 "mc_samples": self.mc_samples, "factor_step_scale": self.factor_step_scale,
@@ -126,16 +154,22 @@ class Setup:
 
     Parameters
     ----------
-    X, y : (n, d) data and (n,) targets.
+    X : (n, d) array
+        The inputs.
+    y : (n,) array
+        The targets.
     prior : linear_theory.Gaussian
+        The prior every run starts from.
     multipliers : (d,) array or None
         The step multipliers ``D`` passed to the trainer (drawn when the claims say ``"random"``).
     claims : Claims
+        What the trainer claims to do.
     lr : float
         The mean's step (the factor's is ``claims.factor_step_scale · lr``).
     steps : int
         Steps of the main run.
     seed : int
+        The seed of the problem, the prior, the drawn multipliers and the runs.
     members, noise_runs : int
         Ensemble members and one-step MC runs.
     singular_values : (k,) array
@@ -165,16 +199,49 @@ class Setup:
 
     @property
     def metric(self) -> dict:
-        """``{"step_multipliers": D}`` for the library's closed forms (empty without multipliers)."""
+        """The step multipliers as keywords of the library's closed forms.
+
+        Returns
+        -------
+        dict
+            ``{"step_multipliers": D}``; empty without multipliers.
+        """
         return {} if self.multipliers is None else {"step_multipliers": self.multipliers}
 
     @property
     def lr_factor(self) -> float:
-        """The factor's step, ``factor_step_scale · lr``."""
+        """The factor's step.
+
+        Returns
+        -------
+        float
+            ``claims.factor_step_scale · lr``.
+        """
         return self.claims.factor_step_scale * self.lr
 
     def options(self, lr: float, *, record_every: int = 0, batch_size="claimed") -> dict:
-        """The trainer's keyword options for a run at mean step ``lr`` (factor: the claimed multiple)."""
+        """The trainer's keyword options for a run at mean step ``lr``.
+
+        Parameters
+        ----------
+        lr : float
+            The mean's step of this run; the factor's is ``claims.factor_step_scale · lr``.
+        record_every : int, optional
+            Ask for a trace every that many steps (0: none).
+        batch_size : int, None or "claimed", optional
+            Rows per step; ``"claimed"`` keeps the claims' batch size, ``None`` runs full batch.
+
+        Returns
+        -------
+        dict
+            The keywords of :class:`~proofs_check.conform.TrainerOptions`, checked, ready for
+            ``**``.
+
+        Raises
+        ------
+        ValueError
+            If the options are inconsistent (see :class:`~proofs_check.conform.TrainerOptions`).
+        """
         claims = self.claims
         return TrainerOptions(optimizer=claims.optimizer,
                               batch_size=claims.batch_size if batch_size == "claimed" else batch_size,
@@ -186,6 +253,8 @@ class Setup:
 def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float:
     """Predicted per-step contraction of full-batch exact GD (or heavy ball) at step ``lr``.
 
+    Cost ``O(k)``.
+
     Parameters
     ----------
     claims : Claims
@@ -193,11 +262,12 @@ def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float
     singular_values : (k,) array
         Nonzero singular values of ``XD^{½}``.
     lr : float
+        The step.
 
     Returns
     -------
     float
-        Cost ``O(k)``.
+        The contraction ``ρ``: the error after ``t`` steps is about ``ρ^t`` times the first.
     """
     if claims.optimizer == "momentum":
         return heavy_ball_rate(singular_values, lr, claims.momentum)
@@ -207,19 +277,24 @@ def contraction(claims: Claims, singular_values: np.ndarray, lr: float) -> float
 def step_size(claims: Claims, X: np.ndarray, rank: int, multipliers: np.ndarray | None) -> float:
     """The mean's step the checks use on ``X``: ``LR_FRACTION`` of the stable bound for the claims.
 
+    Cost: one largest singular value of ``X``.
+
     Parameters
     ----------
     claims : Claims
+        The optimizer, batch, momentum, MC samples and factor step scale.
     X : (n, d) array
+        The inputs.
     rank : int
         Width of the prior's factor.
     multipliers : (d,) array or None
+        The step multipliers ``D``, if any.
 
     Returns
     -------
     float
-        The factor's step ``factor_step_scale · lr`` stays below the factor's bound too. Cost:
-        one largest singular value of ``X``.
+        The mean's step; the factor's step ``factor_step_scale · lr`` stays below the factor's
+        bound too.
     """
     metric = {} if multipliers is None else {"step_multipliers": multipliers}
     bound = stable_step_bound(X, claims.optimizer, momentum=claims.momentum, batch_size=claims.batch_size,
@@ -239,27 +314,32 @@ def prepare(*, optimizer: str = "gd", batch_size: int | None = None, momentum: f
             members: int = MEMBERS, noise_runs: int = NOISE_RUNS) -> Setup:
     """Validate the claims and the problem and plan the runs.
 
+    Cost: one thin SVD of ``X`` and the closed-form limits, ``O(n²d + n·d·r)``.
+
     Parameters
     ----------
-    optimizer, batch_size, momentum, mc_samples, step_multipliers, factor_step_scale
+    optimizer, batch_size, momentum, mc_samples, step_multipliers, factor_step_scale : optional
         The claims (:class:`Claims`).
     problem : linear_theory.RegressionProblem, optional
         The data; default ``random_regression(n, d, condition_number=...)`` with this seed.
     prior : linear_theory.Gaussian, optional
         The prior; default :func:`linear_theory.testing.random_prior` of kind ``"general"``
         (``"lowrank"`` when ``width < d``).
-    n, d, width, condition_number
-        Sizes of the default problem and the prior factor's columns (default ``d``).
-    seed : int
+    n, d : int, optional
+        Rows and columns of the default problem.
+    width : int or None, optional
+        Columns of the default prior's factor (default ``d``).
+    condition_number : float, optional
+        Condition number of the default problem's ``X``.
+    seed : int, optional
         Seed of the problem, the prior, the drawn multipliers, the ensemble and the runs.
-    members, noise_runs : int
+    members, noise_runs : int, optional
         Ensemble members and one-step MC runs (at least 8 each).
 
     Returns
     -------
     Setup
-
-    Cost: one thin SVD of ``X`` and the closed-form limits, ``O(n²d + n·d·r)``.
+        The validated plan: data, prior, multipliers, step size and count, predicted limits.
 
     Raises
     ------

@@ -14,8 +14,8 @@ A figure module defines
     the claim ids (or families: ``"C1"`` covers ``"C1-gd"``) the figure illustrates; the report
     places the figure in the section of the first of them that ran;
 ``REQUIRES`` (optional)
-    names of modules the figure needs that may be missing (for example an API another branch
-    adds); when one cannot be imported the figure is *skipped* with that reason, not failed.
+    names of modules the figure needs that may be missing (an optional extra); when one cannot
+    be imported the figure is *skipped* with that reason, not failed.
 
 Modules are discovered at call time, so a new ``fig_*.py`` is picked up without registration.
 :func:`make_figures` writes every selected figure as PNG (150 dpi) and PDF; like
@@ -49,7 +49,23 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """A discovered figure module: its name, caption, drawing function and requirements."""
+    """A discovered figure module: its name, caption, drawing function and requirements.
+
+    Parameters
+    ----------
+    name : str
+        The module's ``NAME``: the file stem of its PNG and PDF.
+    caption : str
+        The module's ``CAPTION``, on one line.
+    make : callable
+        ``make(ctx: Context) -> matplotlib.figure.Figure``.
+    module : str
+        The module's dotted name.
+    requires : tuple of str, optional
+        The module's ``REQUIRES``: modules the figure needs that may be missing.
+    claims : tuple of str, optional
+        The module's ``CLAIMS``: the claim ids or families the figure illustrates.
+    """
 
     name: str
     caption: str
@@ -59,7 +75,14 @@ class FigureSpec:
     claims: tuple[str, ...] = ()
 
     def missing_requirements(self) -> tuple[str, ...]:
-        """The modules of ``requires`` that cannot be imported here."""
+        """The modules of ``requires`` that cannot be imported here.
+
+        Returns
+        -------
+        tuple of str
+            Each module of ``requires`` whose import raises ``ImportError``, in order; empty
+            when the figure can be drawn.
+        """
         missing = []
         for module in self.requires:
             try:
@@ -73,9 +96,22 @@ class FigureSpec:
 class FigureFile:
     """A figure after :func:`make_figures` ran it.
 
-    ``png`` and ``pdf`` are the written paths (``None`` when the figure failed or was skipped);
-    ``error`` holds the exception text of a failed figure, ``skipped`` the reason a figure was
-    not drawn (a missing requirement). ``ok`` is true when both files were written.
+    Parameters
+    ----------
+    name : str
+        The figure's ``NAME``.
+    png, pdf : str or None
+        The written paths; ``None`` when the figure failed or was skipped.
+    caption : str
+        The figure's caption.
+    seconds : float, optional
+        Wall-clock time of drawing and writing it.
+    error : str or None, optional
+        The exception text (with traceback) of a figure that failed.
+    skipped : str or None, optional
+        Why the figure was not drawn (a missing requirement).
+    claims : tuple of str, optional
+        The claim ids or families the figure illustrates.
     """
 
     name: str
@@ -89,10 +125,24 @@ class FigureFile:
 
     @property
     def ok(self) -> bool:
+        """Whether the figure was drawn and both files written.
+
+        Returns
+        -------
+        bool
+            Neither failed nor skipped.
+        """
         return self.error is None and self.skipped is None
 
     @property
     def status(self) -> str:
+        """The verdict in one word.
+
+        Returns
+        -------
+        str
+            ``"ERROR"``, ``"skipped"`` or ``"ok"``.
+        """
         if self.error is not None:
             return "ERROR"
         return "skipped" if self.skipped is not None else "ok"
@@ -125,8 +175,18 @@ def _spec_from_module(module: ModuleType) -> FigureSpec:
 def available_figures() -> list[FigureSpec]:
     """Every figure module ``fig_*.py`` of this package, in module-name order (a, b, c, ...).
 
-    Raises ``TypeError`` naming the module when one lacks ``NAME``, ``CAPTION`` or ``make``,
-    and ``ValueError`` when two modules share a ``NAME``.
+    Returns
+    -------
+    list of FigureSpec
+        One per module, imported at call time.
+
+    Raises
+    ------
+    TypeError
+        If a module lacks a well-formed ``NAME``, ``CAPTION`` or ``make``, or its ``CLAIMS`` are
+        not strings; the message names the module.
+    ValueError
+        If two modules share a ``NAME``.
     """
     specs, seen = [], {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
@@ -148,8 +208,23 @@ def _aliases(spec: FigureSpec) -> set[str]:
 def select_figures(only: Sequence[str] | None = None) -> list[FigureSpec]:
     """Figures whose ``NAME`` (or module name, with or without ``fig_``) is one of ``only``.
 
-    All figures when ``only`` is empty. Raises ``ValueError`` naming ``only`` and listing the
-    known names when a pattern matches no figure.
+    Parameters
+    ----------
+    only : sequence of str or None, optional
+        Figure names; matching ignores case. ``None`` or empty selects every figure.
+
+    Returns
+    -------
+    list of FigureSpec
+        The selected figures in the order of ``only``, each once; all of them in module order
+        when ``only`` is empty.
+
+    Raises
+    ------
+    ValueError
+        If a name matches no figure; the message names ``only`` and lists the known names.
+    TypeError
+        If a figure module is malformed (see :func:`available_figures`).
     """
     specs = available_figures()
     if not only:
@@ -184,18 +259,32 @@ def make_figures(out_dir, ctx: Context, only: Sequence[str] | None = None, *,
 
     Parameters
     ----------
-    out_dir : folder, created if missing.
-    ctx : the :class:`~proofs_check.registry.Context` handed to every ``make``.
-    only : figure names (see :func:`select_figures`); all figures when empty.
-    log : called with one progress line per figure (``"[i/N] figure NAME ..."``); ``None``
+    out_dir : str or os.PathLike
+        The folder, created if missing.
+    ctx : Context
+        The :class:`~proofs_check.registry.Context` handed to every ``make``.
+    only : sequence of str or None, optional
+        Figure names (see :func:`select_figures`); all figures when empty.
+    log : callable or None, optional
+        Called with one progress line per figure (``"[i/N] figure NAME ..."``); ``None``
         prints nothing.
-    caption_in_image : draw the caption under the axes, so that the files stand alone (the
-        report prints the caption beside the figure instead, once).
+    caption_in_image : bool, optional
+        Draw the caption under the axes, so that the files stand alone (the report prints the
+        caption beside the figure instead, once).
 
-    Returns one :class:`FigureFile` per selected figure, in order. A figure whose ``make``
-    raises, or returns something that is not a matplotlib ``Figure``, is returned with its
-    ``error``; one with a missing requirement with ``skipped``. Raises ``ValueError`` for an
-    unknown name in ``only``.
+    Returns
+    -------
+    list of FigureFile
+        One per selected figure, in order. A figure whose ``make`` raises, or returns something
+        that is not a matplotlib ``Figure``, is returned with its ``error``; one with a missing
+        requirement with ``skipped``.
+
+    Raises
+    ------
+    ValueError
+        If a name in ``only`` matches no figure.
+    TypeError
+        If a figure module is malformed (see :func:`available_figures`).
     """
     from matplotlib.figure import Figure
 

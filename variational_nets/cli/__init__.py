@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, Command, Parser, add
 
 __all__ = ["PROG", "COMMANDS", "build_parser", "main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL"]
 
+#: The program name in usage lines and messages.
 PROG = "python -m variational_nets"
 
 #: The subcommands, in the order ``--help`` lists them. Register a new one here.
@@ -36,6 +37,7 @@ def build_parser() -> Parser:
     Returns
     -------
     variational_nets.cli.common.Parser
+        Its subcommands are those of :data:`COMMANDS`.
     """
     parser = Parser(prog=PROG, description="Variational MLPs trained by IBVI (or a baseline) with "
                                            "NumPy or CuPy: train one configuration, or sweep a grid.")

@@ -46,11 +46,17 @@ __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_SIGINT
            "positive_int", "nonnegative_int", "positive_float", "output_file", "figure_file",
            "distinct_outputs", "command_line", "json_safe", "say"]
 
+#: Exit status: all good.
 EXIT_OK = 0
+#: Exit status: a claim failed, training diverged, or sweep points failed.
 EXIT_FAILED = 1
+#: Exit status: a usage error (one line on stderr naming the option).
 EXIT_USAGE = 2
+#: Exit status: an internal error (a bug).
 EXIT_INTERNAL = 3
+#: Exit status after SIGINT (Ctrl-C): 130.
 EXIT_SIGINT = 128 + signal.SIGINT
+#: Exit status after SIGTERM: 143.
 EXIT_SIGTERM = 128 + signal.SIGTERM
 
 #: The exit-status table printed at the end of every ``--help``.
@@ -64,7 +70,15 @@ EXIT_STATUS = f"""exit status:
 
 
 class UsageError(Exception):
-    """A bad command line: one line naming the option; exit status 2."""
+    """A bad command line: one line naming the option; exit status 2.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the option (``"argument --width: expected a positive integer"``).
+    prog : str, optional
+        The (sub)command whose usage it is, printed before the message; default the program's.
+    """
 
     def __init__(self, message: str, prog: str | None = None):
         super().__init__(message)
@@ -76,7 +90,15 @@ class Terminated(BaseException):
 
 
 class Interrupted(BaseException):
-    """An interrupt, with the one line that says what was finished: exit ``code``."""
+    """An interrupt, with the one line that says what was finished: exit ``code``.
+
+    Parameters
+    ----------
+    code : int
+        The exit status, :data:`EXIT_SIGINT` or :data:`EXIT_SIGTERM`.
+    line : str
+        What was finished, what was kept and how to resume.
+    """
 
     def __init__(self, code: int, line: str):
         super().__init__(line)
@@ -84,8 +106,19 @@ class Interrupted(BaseException):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (:class:`UsageError`), with the exit
-    statuses in its epilog."""
+    """An ``ArgumentParser`` whose errors are one line (:class:`UsageError`).
+
+    Its epilog is the exit-status table (:data:`EXIT_STATUS`), its help keeps the description's
+    line breaks, and it refuses abbreviated options (``--wid`` is not ``--width``).
+
+    Parameters
+    ----------
+    *args
+        As ``argparse.ArgumentParser``.
+    **kwargs
+        As ``argparse.ArgumentParser``; ``epilog``, ``formatter_class`` and ``allow_abbrev``
+        get the defaults above when not given.
+    """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("epilog", EXIT_STATUS)
@@ -94,6 +127,18 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
+        """Raise the parse error instead of printing the usage and exiting.
+
+        Parameters
+        ----------
+        message : str
+            The message argparse composed.
+
+        Raises
+        ------
+        UsageError
+            Always, with ``message`` and this parser's ``prog``.
+        """
         raise UsageError(message, self.prog)
 
 
@@ -101,8 +146,21 @@ class Parser(argparse.ArgumentParser):
 class Command:
     """A subcommand: ``add_arguments(parser)`` adds its options, ``run(args) -> int`` runs it.
 
-    ``subcommands``, when given, are registered under this one (``sweep transfer``); then
-    ``run`` is not used.
+    Parameters
+    ----------
+    name : str
+        The subcommand as typed (``"train"``).
+    help : str
+        One line for the parent's ``--help``.
+    add_arguments : callable
+        ``add_arguments(parser)``: adds the subcommand's own options.
+    run : callable or None, optional
+        ``run(args) -> int``: runs it and returns the exit status; not used when the command
+        has ``subcommands``.
+    description : str or None, optional
+        The subcommand's own ``--help`` text (default ``help``).
+    subcommands : tuple of Command, optional
+        Registered under this one (``sweep transfer``).
     """
 
     name: str
@@ -130,9 +188,10 @@ def add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], *
     Parameters
     ----------
     parser : argparse.ArgumentParser
+        The parent parser (the program's, or a command's with subcommands).
     commands : sequence of Command
         A command with ``subcommands`` gets them registered under it, recursively.
-    dest : str
+    dest : str, optional
         Attribute of the parsed namespace that holds the chosen name.
     metavar : str, optional
         How ``--help`` shows the choice (default ``{name,name,...}``).
@@ -160,7 +219,9 @@ def say(prog: str, line: str) -> None:
     Parameters
     ----------
     prog : str
+        The (sub)command speaking (``"python -m variational_nets train"``).
     line : str
+        The message.
     """
     print(f"{prog}: {line}", file=sys.stderr, flush=True)
 
@@ -208,7 +269,12 @@ def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     int
         0, 1 (the command's own verdict), 2 (a :class:`UsageError`), 3 (any other
         ``Exception``: one line with its type, message and the last frame), 130 (SIGINT),
-        143 (SIGTERM). ``--help`` raises ``SystemExit(0)`` as argparse does.
+        143 (SIGTERM).
+
+    Raises
+    ------
+    SystemExit
+        ``SystemExit(0)`` after ``--help``, as argparse does.
 
     Notes
     -----
@@ -264,6 +330,11 @@ def interruption(detail: Callable[[], str]):
         ``detail() -> str``, called after the interrupt: what was finished, what was kept, how
         to resume.
 
+    Yields
+    ------
+    None
+        The block runs inside.
+
     Raises
     ------
     Interrupted
@@ -295,7 +366,9 @@ def flag_message(message: str, flags: Mapping[str, str], aliases: Mapping[str, s
     message : str
         The library's one-line message.
     flags : mapping of str to str
+        Argument names (``dest``) to the command's flags (``{"batch_size": "--batch-size"}``).
     aliases : mapping of str to str, optional
+        Other names the library uses, to the ``dest`` they stand for.
 
     Returns
     -------
@@ -339,6 +412,11 @@ def checking(args, aliases: Mapping[str, str] | None = None):
     aliases : mapping of str to str, optional
         Other names the library uses for the command's arguments (see :func:`flag_message`).
 
+    Yields
+    ------
+    None
+        The checks run inside.
+
     Raises
     ------
     UsageError
@@ -354,9 +432,30 @@ def checking(args, aliases: Mapping[str, str] | None = None):
 
 # --- argument types: argparse converts and checks, one line naming the option ----------------
 
-def _number_type(convert, valid, expected: str, name: str, doc: str):
+_NUMBER_TYPE_DOC = """{summary}
+
+Parameters
+----------
+text : str
+    The option's value as typed.
+
+Returns
+-------
+{returns}
+    ``{returns}(text)``.
+
+Raises
+------
+argparse.ArgumentTypeError
+    ``expected {expected}, got '<text>'`` when ``text`` is not such a number.
+"""
+
+
+def _number_type(convert, valid, expected: str, name: str, summary: str):
     """An argparse type: ``convert(text)`` if it succeeds and ``valid`` holds, else
     ``argparse.ArgumentTypeError("expected <expected>, got '<text>'")``."""
+    doc = _NUMBER_TYPE_DOC.format(summary=summary, returns=convert.__name__, expected=expected)
+
     def parse(text: str):
         try:
             value = convert(text)
@@ -371,11 +470,11 @@ def _number_type(convert, valid, expected: str, name: str, doc: str):
 
 
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int",
-                            "argparse type: an integer >= 1 (sizes, counts).")
+                            "An argparse type: an integer >= 1 (sizes, counts).")
 nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int",
-                               "argparse type: an integer >= 0 (seeds, steps).")
+                               "An argparse type: an integer >= 0 (seeds, steps).")
 positive_float = _number_type(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number",
-                              "positive_float", "argparse type: a finite number > 0 (step sizes).")
+                              "positive_float", "An argparse type: a finite number > 0 (step sizes).")
 
 
 def _path_type(check, description: str):
@@ -391,7 +490,7 @@ def _path_type(check, description: str):
 
 
 def output_file(*suffixes: str):
-    """argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
+    """An argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
 
     Parameters
     ----------
@@ -410,11 +509,12 @@ def output_file(*suffixes: str):
 
 
 def figure_file(text: str) -> str:
-    """argparse type: a writable file whose suffix is a Matplotlib format.
+    """An argparse type: a writable file whose suffix is a Matplotlib format.
 
     Parameters
     ----------
     text : str
+        The option's value as typed.
 
     Returns
     -------
@@ -424,7 +524,8 @@ def figure_file(text: str) -> str:
     Raises
     ------
     argparse.ArgumentTypeError
-        See :func:`variational_nets.plots.check_figure_path`.
+        For a folder that does not exist or is not writable, a path that is a folder, or a
+        suffix Matplotlib cannot write (see :func:`variational_nets.plots.check_figure_path`).
     """
     from ..plots import check_figure_path
 
@@ -465,6 +566,7 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
     prog : str
         ``"python -m proofs_check"``.
     argv : sequence of str
+        The arguments after ``prog``.
 
     Returns
     -------

@@ -26,6 +26,10 @@ from ..sweep.store import check_results_path
 from .common import (EXIT_FAILED, Command, checking, distinct_outputs, figure_file, interruption,
                      json_safe, nonnegative_int, output_file, positive_float, positive_int, say)
 
+__all__ = ["DESCRIPTION", "COMMANDS", "add_arguments", "add_transfer_arguments", "add_coordcheck_arguments",
+           "run_transfer_command", "run_coordcheck_command"]
+
+#: The ``--help`` text of ``sweep``.
 DESCRIPTION = ("Sweep a grid of width x base step x seed x parametrization: the step-size transfer "
                "(claim C10) or the coordinate check (claim C9). Resumable with --results.")
 #: Names the library uses for what this command calls by another flag.
@@ -40,7 +44,14 @@ def _moved(text):
 
 
 def add_arguments(parser) -> None:
-    """``sweep`` itself has no options: its subcommands do."""
+    """Add the options of ``sweep`` itself to ``parser``: none, its subcommands have them.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The ``sweep`` parser. It gets one hidden ``--experiment`` whose use is a usage error
+        that names the subcommands.
+    """
     import argparse
 
     parser.add_argument("--experiment", type=_moved, help=argparse.SUPPRESS)
@@ -75,7 +86,15 @@ def _run_options(parser) -> None:
 
 
 def add_transfer_arguments(parser) -> None:
-    """The options of ``sweep transfer``."""
+    """Add the options of ``sweep transfer`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets the grid (``--widths``, ``--lrs``, ``--seeds``, ``--parametrizations``,
+        ``--batch-size``, ``--backend``), the task options and the run options (``--results``,
+        ``--csv``, ``--scheduler`` or ``--processes``, ``--json``, ``--plot``, ``--quiet``).
+    """
     from ..transfer import TASKS
 
     _grid_options(parser, one_step=False)
@@ -88,7 +107,15 @@ def add_transfer_arguments(parser) -> None:
 
 
 def add_coordcheck_arguments(parser) -> None:
-    """The options of ``sweep coordcheck``."""
+    """Add the options of ``sweep coordcheck`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets the grid (``--widths``, ``--lr``, ``--seeds``, ``--parametrizations``,
+        ``--batch-size``, ``--backend``), ``--steps`` and the run options (as ``sweep
+        transfer``).
+    """
     _grid_options(parser, one_step=True)
     parser.add_argument("--steps", type=nonnegative_int, metavar="K",
                         help="SGD steps: sizes are recorded after 0..K steps (default 3)")
@@ -183,6 +210,12 @@ def run_transfer_command(args) -> int:
     -------
     int
         0; 1 when points failed with an error or every base step diverged at some width.
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        A bad option, output path, scheduler address or data folder, a missing optional extra,
+        or a sweep too large for this machine's memory (before any point runs).
     """
     from .. import plots
     from ..transfer import METRICS, TransferConfig, format_transfer, run_transfer
@@ -232,6 +265,12 @@ def run_coordcheck_command(args) -> int:
     -------
     int
         0; 1 when points failed with an error.
+
+    Raises
+    ------
+    variational_nets.cli.common.UsageError
+        A bad option, output path or scheduler address, or a sweep too large for this
+        machine's memory (before any point runs).
     """
     from .. import plots
     from ..coordcheck import CoordCheckConfig, coordcheck_slopes, format_slopes, run_coordcheck
@@ -253,6 +292,7 @@ def run_coordcheck_command(args) -> int:
     return 0
 
 
+#: The subcommands of ``sweep``, in the order ``--help`` lists them.
 COMMANDS = (
     Command("transfer", "step-size transfer: loss against the base step per width (claim C10)",
             add_transfer_arguments, run_transfer_command),

@@ -21,6 +21,9 @@ from ..train import EXPECTATIONS, TrainingDiverged
 from .common import (EXIT_FAILED, checking, distinct_outputs, figure_file, interruption, json_safe,
                      nonnegative_int, output_file, positive_float, positive_int, say)
 
+__all__ = ["DESCRIPTION", "add_arguments", "run"]
+
+#: The ``--help`` text of ``train``.
 DESCRIPTION = ("Train a variational MLP by IBVI (or the deterministic or mean-field VI baseline) and "
                "report its test metrics. Defaults per task follow the authors' toy recipe.")
 #: Names the library uses for what this command calls by another flag.
@@ -28,7 +31,14 @@ _ALIASES = {"data directory": "data_dir"}
 
 
 def add_arguments(parser) -> None:
-    """Add the options of ``train`` to ``parser`` (an ``argparse.ArgumentParser``)."""
+    """Add the options of ``train`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The ``train`` subcommand's parser; gets ``--task`` (required), the method, model, data
+        and training options, ``--json``, ``--plot`` and ``--quiet``.
+    """
     add = parser.add_argument
     add("--task", required=True, choices=TASKS, help="the data set")
     add("--method", default="ibvi", choices=METHODS,

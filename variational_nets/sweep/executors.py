@@ -25,6 +25,9 @@ from typing import Callable, Mapping
 from .points import ROW_COLUMNS, SweepPoint, _scalar
 from .store import SweepRow
 
+__all__ = ["DASK_HINT", "CONNECT_TIMEOUT", "check_scheduler"]
+
+#: The message of the ``ImportError`` raised when a scheduler is given without dask installed.
 DASK_HINT = 'running a sweep on a Dask scheduler needs the optional extra dask: pip install "ibvi-theory[dask]"'
 #: Seconds to wait for a TCP connection to a Dask scheduler before giving up.
 CONNECT_TIMEOUT = 2.0
@@ -105,7 +108,7 @@ def check_scheduler(address, timeout: float = CONNECT_TIMEOUT) -> None:
     address : str
         ``tcp://HOST:PORT`` (``tls://`` likewise; a bare ``HOST:PORT`` means TCP). Other
         transports are not probed.
-    timeout : float
+    timeout : float, optional
         Seconds to wait for the TCP connection (default :data:`CONNECT_TIMEOUT`).
 
     Raises

@@ -9,7 +9,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+__all__ = ["AXES", "ROW_COLUMNS", "SweepPoint", "grid"]
+
+#: The axes every point has; free parameters come after them.
 AXES = ("width", "lr", "seed")
+#: The columns a stored row adds to its point's (see :class:`~variational_nets.sweep.SweepRow`).
 ROW_COLUMNS = ("status", "error", "elapsed_s")
 _RESERVED = frozenset(AXES + ROW_COLUMNS)
 
@@ -101,17 +105,46 @@ class SweepPoint:
         object.__setattr__(self, "params", tuple(sorted(normalized.items())))
 
     def param(self, name: str):
-        """Value of the free parameter ``name`` (KeyError naming the known ones if absent)."""
+        """Value of a free parameter.
+
+        Parameters
+        ----------
+        name : str
+            The free parameter's name.
+
+        Returns
+        -------
+        bool, int, float or str
+            Its value.
+
+        Raises
+        ------
+        KeyError
+            If the point has no such parameter; the message lists the ones it has.
+        """
         for key, value in self.params:
             if key == name:
                 return value
         raise KeyError(f"no free parameter {name!r}; this point has {[k for k, _ in self.params]}")
 
     def as_dict(self) -> dict:
-        """Flat ``{"width", "lr", "seed", *free parameters}``, for tables and JSON."""
+        """The point as one flat mapping, for tables and JSON.
+
+        Returns
+        -------
+        dict
+            ``{"width", "lr", "seed", *free parameters}``.
+        """
         return {"width": self.width, "lr": self.lr, "seed": self.seed, **dict(self.params)}
 
     def label(self) -> str:
+        """The point in one line, for progress lines and messages.
+
+        Returns
+        -------
+        str
+            ``"width=64 lr=0.1 seed=0 parametrization=mup"``.
+        """
         return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
 
 
@@ -136,6 +169,22 @@ def grid(*, width: Sequence[int], lr: Sequence[float], seed: Sequence[int],
 
     Order: ``width`` outermost, then ``lr``, ``seed``, then the free axes by name, each in the
     order given. ``len(result) = len(width) · len(lr) · len(seed) · Π len(free axis)``.
+
+    Parameters
+    ----------
+    width : sequence of int
+        The widths.
+    lr : sequence of float
+        The base step sizes.
+    seed : sequence of int
+        The seeds.
+    **free : sequence
+        Free axes by name (``parametrization=["sp", "mup"]``), each a sequence of scalars.
+
+    Returns
+    -------
+    list of SweepPoint
+        Every combination, in the order above.
 
     Raises
     ------

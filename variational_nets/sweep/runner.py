@@ -15,6 +15,8 @@ from .executors import _execute_dask, _execute_local, check_scheduler
 from .points import SweepPoint
 from .store import SweepResult, SweepRow, append_row, check_results_path, load_rows, write_csv
 
+__all__ = ["SweepFailed", "run_sweep", "run_sweep_strict"]
+
 
 class SweepFailed(RuntimeError):
     """Points of a sweep that needs every point failed; the finished ones stay stored.
@@ -39,6 +41,13 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
               progress: bool = True, retry_failed: bool = True, csv_path=None) -> SweepResult:
     """Evaluate ``fn`` at every point not already in ``results_path``; collect all rows.
 
+    Cost: one call of ``fn`` per point not yet stored; the results file is read once.
+
+    An interrupt (``KeyboardInterrupt``, or an exception raised by a signal handler) stops the
+    sweep at once: every worker process it started is terminated, queued Dask points are
+    cancelled, the rows of the finished points stay in ``results_path`` and the exception
+    propagates. A second run resumes from there.
+
     Parameters
     ----------
     fn : callable
@@ -56,10 +65,10 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
     processes : int, optional
         Local worker processes (``1``: in this process). Default: the number of CPUs, at most
         one per point to compute. Not allowed together with ``scheduler``.
-    progress : bool
+    progress : bool, optional
         Print one line per finished point to standard error (``k/N``, the point, its status
         and time, the elapsed time of the sweep).
-    retry_failed : bool
+    retry_failed : bool, optional
         Compute again the points whose stored row is a failure (default). With False they are
         returned as stored.
     csv_path : path ending in ``.csv``, optional
@@ -70,13 +79,6 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
     -------
     SweepResult
         One row per point, in the order of ``points``.
-
-    Cost: one call of ``fn`` per point not yet stored; the results file is read once.
-
-    An interrupt (``KeyboardInterrupt``, or an exception raised by a signal handler) stops the
-    sweep at once: every worker process it started is terminated, queued Dask points are
-    cancelled, the rows of the finished points stay in ``results_path`` and the exception
-    propagates. A second run resumes from there.
 
     Raises
     ------
@@ -167,12 +169,20 @@ def run_sweep_strict(fn, points, *, results_path=None, scheduler=None, processes
 
     Parameters
     ----------
-    fn, points, scheduler, processes, progress
-        As for :func:`run_sweep`.
+    fn : callable
+        ``fn(point) -> {name: scalar}``, as for :func:`run_sweep`.
+    points : sequence of SweepPoint
+        Distinct points.
     results_path : path ending in ``.jsonl``, optional
         The store. Without it the rows go to a temporary file (nothing to resume) and the
         points run in this process unless ``scheduler`` or ``processes`` says otherwise.
-    what : str
+    scheduler : str, optional
+        Address of a Dask scheduler, as for :func:`run_sweep`.
+    processes : int, optional
+        Local worker processes, as for :func:`run_sweep`.
+    progress : bool, optional
+        One line per finished point on standard error.
+    what : str, optional
         What the points are, for the messages (``"transfer"``).
 
     Returns

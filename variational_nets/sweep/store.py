@@ -12,14 +12,25 @@ from typing import Iterable
 from .._files import atomic_write, check_output_file
 from .points import AXES, ROW_COLUMNS, SweepPoint
 
+__all__ = ["SweepRow", "SweepResult", "check_results_path", "load_rows", "read_results", "append_row", "write_csv"]
+
 
 @dataclass(frozen=True)
 class SweepRow:
     """The outcome of one point: ``status`` is ``"ok"`` or ``"failed"``.
 
-    ``results`` holds ``(name, value)`` pairs in the order ``fn`` returned them (empty for a
-    failed point); ``error`` is ``"ExceptionType: message"`` for a failed point, else None;
-    ``elapsed_s`` is the wall time of ``fn`` on its worker.
+    Parameters
+    ----------
+    point : SweepPoint
+        The point.
+    status : {"ok", "failed"}
+        Whether ``fn`` returned results or raised (or its worker was lost).
+    results : tuple of (str, scalar), optional
+        ``(name, value)`` pairs in the order ``fn`` returned them; empty for a failed point.
+    error : str or None, optional
+        ``"ExceptionType: message"`` for a failed point, else None.
+    elapsed_s : float, optional
+        The wall time of ``fn`` on its worker.
     """
 
     point: SweepPoint
@@ -30,21 +41,59 @@ class SweepRow:
 
     @property
     def ok(self) -> bool:
+        """Whether the point finished without an error.
+
+        Returns
+        -------
+        bool
+            ``status == "ok"``.
+        """
         return self.status == "ok"
 
     def value(self, name: str):
-        """The result ``name`` (KeyError if ``fn`` did not return it or the point failed)."""
+        """One result of the point.
+
+        Parameters
+        ----------
+        name : str
+            A name ``fn`` returned.
+
+        Returns
+        -------
+        bool, int, float or str
+            Its value.
+
+        Raises
+        ------
+        KeyError
+            If ``fn`` did not return it or the point failed.
+        """
         for key, value in self.results:
             if key == name:
                 return value
         raise KeyError(f"no result {name!r} for {self.point.label()} (status {self.status})")
 
     def as_dict(self) -> dict:
-        """Flat row: point columns, results, status, error, elapsed_s."""
+        """The row as one flat mapping, for tables and JSON.
+
+        Returns
+        -------
+        dict
+            The point's columns, the results, ``status``, ``error``, ``elapsed_s``.
+        """
         return {**self.point.as_dict(), **dict(self.results), "status": self.status,
                 "error": self.error, "elapsed_s": self.elapsed_s}
 
     def to_json(self) -> str:
+        """The row as one line of the results file.
+
+        Returns
+        -------
+        str
+            ``{"point": {"width", "lr", "seed", "params"}, "status", "results", "error",
+            "elapsed_s"}`` as JSON, without a newline. Non-finite results are written as
+            ``NaN``/``Infinity``, which Python's :mod:`json` reads back.
+        """
         return json.dumps({
             "point": {"width": self.point.width, "lr": self.point.lr, "seed": self.point.seed,
                       "params": dict(self.point.params)},
@@ -54,6 +103,25 @@ class SweepRow:
 
     @classmethod
     def from_json(cls, record: dict) -> "SweepRow":
+        """The row of one decoded line of the results file (the inverse of :meth:`to_json`).
+
+        Parameters
+        ----------
+        record : dict
+            ``json.loads`` of a line.
+
+        Returns
+        -------
+        SweepRow
+            The stored row.
+
+        Raises
+        ------
+        KeyError
+            If ``point`` or ``status`` (or a point's axis) is missing.
+        TypeError, ValueError
+            If a value is one :class:`SweepPoint` rejects.
+        """
         p = record["point"]
         point = SweepPoint(p["width"], p["lr"], p["seed"], tuple(p.get("params", {}).items()))
         return cls(point, record["status"], tuple(record.get("results", {}).items()),
@@ -64,9 +132,18 @@ class SweepRow:
 class SweepResult:
     """The rows of a sweep, in the order of its points, and where they are stored.
 
-    ``n_computed`` points were evaluated by this run, ``n_reused`` were read from the results
-    file, ``n_failed`` of the rows are failures (see :func:`run_sweep`). ``csv_path`` is the
-    CSV table this run wrote, None when it was not asked for one.
+    Parameters
+    ----------
+    rows : tuple of SweepRow
+        One row per point, in the order of the sweep's points.
+    results_path : pathlib.Path
+        The JSON-lines file that holds the rows.
+    csv_path : pathlib.Path or None
+        The CSV table this run wrote; None when it was not asked for one.
+    n_computed : int
+        Points evaluated by this run.
+    n_reused : int
+        Points read from the results file.
     """
 
     rows: tuple
@@ -77,15 +154,39 @@ class SweepResult:
 
     @property
     def n_failed(self) -> int:
+        """How many rows are failures (see :func:`~variational_nets.sweep.run_sweep`).
+
+        Returns
+        -------
+        int
+            Rows whose status is not ``"ok"``.
+        """
         return sum(not row.ok for row in self.rows)
 
     @property
     def failed(self) -> tuple:
+        """The failed rows.
+
+        Returns
+        -------
+        tuple of SweepRow
+            In the order of the points.
+        """
         return tuple(row for row in self.rows if not row.ok)
 
     def column(self, name: str) -> list:
-        """One column over the rows (a point column, a result, or status/error/elapsed_s);
-        None where a row lacks it (failed points have no results)."""
+        """One column over the rows.
+
+        Parameters
+        ----------
+        name : str
+            A point column, a result, or ``status``/``error``/``elapsed_s``.
+
+        Returns
+        -------
+        list
+            One value per row; None where a row lacks it (failed points have no results).
+        """
         return [row.as_dict().get(name) for row in self.rows]
 
 
@@ -95,10 +196,12 @@ def check_results_path(results_path) -> Path:
     Parameters
     ----------
     results_path : str or os.PathLike
+        Where the sweep's rows are to be stored.
 
     Returns
     -------
     pathlib.Path
+        ``results_path``.
 
     Raises
     ------
@@ -109,12 +212,27 @@ def check_results_path(results_path) -> Path:
 
 
 def load_rows(path: Path) -> dict:
-    """Latest row of every point in a results file (``{point: row}``; empty if it does not exist).
+    """Latest row of every point in a results file.
 
     A last line cut off by an interrupted write is dropped with a ``RuntimeWarning`` and the
     file is rewritten (atomically) without it, so that the next append starts a fresh line.
+    Cost: one read of the file.
 
-    Raises ValueError naming the file and line for a line that is not a sweep row.
+    Parameters
+    ----------
+    path : pathlib.Path
+        The JSON-lines file.
+
+    Returns
+    -------
+    dict
+        ``{point: row}`` in the order the points first appear; empty if the file does not
+        exist.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line, for a line that is not a sweep row.
     """
     if not path.exists():
         return {}
@@ -151,7 +269,7 @@ def read_results(results_path) -> SweepResult:
     -------
     SweepResult
         Its rows in the order the points first appear in the file; ``n_reused`` counts them,
-        ``csv_path`` is None. Cost: one read of the file.
+        ``csv_path`` is None.
 
     Raises
     ------
@@ -174,6 +292,18 @@ def append_row(path: Path, row: SweepRow) -> None:
 
     An interrupted sweep therefore loses at most the points still running; a line cut off by a
     kill in the middle of this write is repaired by :func:`load_rows`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The JSON-lines file (created if missing).
+    row : SweepRow
+        The finished point.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
     """
     with open(path, "a", encoding="utf-8") as f:
         f.write(row.to_json() + "\n")
@@ -193,6 +323,7 @@ def write_csv(path, rows: Iterable[SweepRow]) -> Path:
     path : str or os.PathLike
         A ``.csv`` file in an existing, writable folder.
     rows : iterable of SweepRow
+        The rows, one line each, in order.
 
     Returns
     -------
