@@ -25,7 +25,7 @@ import platform
 import sys
 import time
 
-from variational_nets._files import check_output_dir, write_json
+from variational_nets.files import check_output_dir, write_json
 from variational_nets.backend import one_blas_thread
 from variational_nets.cli.common import (EXIT_FAILED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE,
                                          Command, Parser, add_commands, checking, interruption,

@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from variational_nets._files import atomic_write, write_json
+from variational_nets.files import atomic_write, write_json
 
 from .figures import FigureFile
 from .registry import ClaimResult, Measurement

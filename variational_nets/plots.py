@@ -1,13 +1,13 @@
 """Figures: predictive bands (regression), decision map and uncertainty (two moons), the μP
 coordinate check and the step-size transfer. Matplotlib, Agg-safe; every file is written
-atomically (:func:`variational_nets._files.savefig`) in the format its suffix names."""
+atomically (:func:`variational_nets.files.savefig`) in the format its suffix names."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from ._files import check_output_file, savefig
+from .files import check_output_file, savefig
 from .train import predict
 
 __all__ = ["check_figure_path", "plot_experiment", "plot_coordcheck", "plot_transfer"]
@@ -48,7 +48,7 @@ def check_figure_path(path, *, name: str = "path") -> Path:
         ``path`` is not a string or path.
     ValueError
         A suffix that is not one of :data:`FIGURE_FORMATS`, or a path
-        :func:`variational_nets._files.check_output_file` refuses; the message names ``name``.
+        :func:`variational_nets.files.check_output_file` refuses; the message names ``name``.
     """
     path = check_output_file(path, name=name)
     if path.suffix[1:].lower() not in FIGURE_FORMATS:

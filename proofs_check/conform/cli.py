@@ -19,21 +19,20 @@ import argparse
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import re
 import sys
-import tempfile
+
+from variational_nets.cli.common import EXIT_FAILED, EXIT_USAGE
+from variational_nets.files import write_json
 
 from . import checks
 from .setup import MEMBERS, NOISE_RUNS
 
 __all__ = ["add_arguments", "run", "main", "load_trainer", "EXIT_FAIL", "EXIT_USAGE"]
 
-#: Exit status when a check failed or the trainer raised.
-EXIT_FAIL = 1
-#: Exit status of a usage error (bad options, a trainer that cannot be imported).
-EXIT_USAGE = 2
+#: Exit status when a check failed or the trainer raised (the command lines' ``EXIT_FAILED``).
+EXIT_FAIL = EXIT_FAILED
 PROG = "python -m proofs_check.conform"
 
 #: Python argument names of the library and the flags that set them (for error messages).
@@ -158,22 +157,6 @@ def load_trainer(spec: str):
     return target
 
 
-def _write_json_atomic(path: str, payload: dict) -> None:
-    """Write ``payload`` to a temporary file beside ``path`` and move it into place (never half a file)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the checks for parsed ``args``, print the table, write ``--json``.
 
@@ -208,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     report = checks.run_checks(trainer, setup, name=args.trainer, progress=progress)
     print(report.format())
     if args.json:
-        _write_json_atomic(args.json, report.to_dict())
+        write_json(args.json, report.to_dict())
     return 0 if report.passed else EXIT_FAIL
 
 

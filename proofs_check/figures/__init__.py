@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, Sequence
 
-from variational_nets._files import savefig
+from variational_nets.files import savefig
 
 from ..registry import Context
 
@@ -227,6 +227,8 @@ def select_figures(only: Sequence[str] | None = None) -> list[FigureSpec]:
         If a figure module is malformed (see :func:`available_figures`).
     """
     specs = available_figures()
+    if isinstance(only, str):
+        raise TypeError(f"only must be a sequence of figure names, not a string: {only!r}")
     if not only:
         return specs
     chosen = []

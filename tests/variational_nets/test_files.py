@@ -1,4 +1,4 @@
-"""variational_nets._files: atomic writes leave the old file or the new one, never part of one;
+"""variational_nets.files: atomic writes leave the old file or the new one, never part of one;
 output paths are checked before any work and no folder is created that the caller did not name."""
 import json
 import os
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from variational_nets._files import atomic_write, check_output_dir, check_output_file, savefig, write_json
+from variational_nets.files import atomic_write, check_output_dir, check_output_file, savefig, write_json
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):

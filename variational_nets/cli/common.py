@@ -210,7 +210,7 @@ def add_commands(parser: argparse.ArgumentParser, commands: Sequence[Command], *
         if command.subcommands:
             add_commands(child, command.subcommands, dest=f"{dest}_{command.name}")
         else:
-            child.set_defaults(_run=command.run, _prog=child.prog, _flags=_flags_of(child))
+            child.set_defaults(_run=command.run, command_prog=child.prog, _flags=_flags_of(child))
 
 
 def say(prog: str, line: str) -> None:
@@ -297,7 +297,7 @@ def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
                 raise UsageError(str(exc)) from None
             args.argv = argv
             args.command_line = command_line(prog, argv)
-            prog = args._prog
+            prog = args.command_prog
             return args._run(args)
         except UsageError as exc:
             say(exc.prog or prog, f"error: {exc}")
@@ -427,7 +427,7 @@ def checking(args, aliases: Mapping[str, str] | None = None):
         yield
     except (ValueError, TypeError, ImportError) as exc:
         message = " ".join(str(exc).split())
-        raise UsageError(flag_message(message, args._flags, aliases), args._prog) from None
+        raise UsageError(flag_message(message, args._flags, aliases), args.command_prog) from None
 
 
 # --- argument types: argparse converts and checks, one line naming the option ----------------
@@ -490,7 +490,7 @@ def _path_type(check, description: str):
 
 
 def output_file(*suffixes: str):
-    """An argparse type for an output file (see :func:`variational_nets._files.check_output_file`).
+    """An argparse type for an output file (see :func:`variational_nets.files.check_output_file`).
 
     Parameters
     ----------
@@ -503,7 +503,7 @@ def output_file(*suffixes: str):
         ``convert(text) -> text``, raising ``argparse.ArgumentTypeError`` for a folder that
         does not exist, is a file or is not writable, a path that is a folder, another suffix.
     """
-    from .._files import check_output_file
+    from ..files import check_output_file
 
     return _path_type(lambda text: check_output_file(text, name="path", suffixes=suffixes), "output file")
 

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from .._files import write_json
+from ..files import write_json
 from ..backend import BACKENDS, get_xp
 from ..experiment import TASK_DEFAULTS, check_extra, training_memory
 from ..validation import check_memory
@@ -36,25 +36,14 @@ DESCRIPTION = ("Sweep a grid of width x base step x seed x parametrization: the 
 _ALIASES = {"results_path": "results", "csv_path": "csv", "data directory": "data_dir"}
 
 
-def _moved(text):
-    import argparse
-
-    raise argparse.ArgumentTypeError("the experiment is a subcommand: python -m variational_nets sweep "
-                                     "transfer|coordcheck [options]")
-
-
 def add_arguments(parser) -> None:
     """Add the options of ``sweep`` itself to ``parser``: none, its subcommands have them.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The ``sweep`` parser. It gets one hidden ``--experiment`` whose use is a usage error
-        that names the subcommands.
+        The ``sweep`` parser.
     """
-    import argparse
-
-    parser.add_argument("--experiment", type=_moved, help=argparse.SUPPRESS)
 
 
 def _grid_options(parser, *, one_step: bool) -> None:
@@ -231,7 +220,7 @@ def run_transfer_command(args) -> int:
     try:
         result, rows = _run(args, config, run_transfer)
     except SweepFailed as err:
-        say(args._prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
+        say(args.command_prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
         return EXIT_FAILED
     undefined = {p: [c.width for c in result.curves if c.parametrization == p and c.best_train_index is None]
                  for p in config.parametrizations}
@@ -282,7 +271,7 @@ def run_coordcheck_command(args) -> int:
     try:
         result, rows = _run(args, config, run_coordcheck)
     except SweepFailed as err:
-        say(args._prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
+        say(args.command_prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
         return EXIT_FAILED
     slopes = coordcheck_slopes(result)
     print(format_slopes(slopes))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 
-from .._files import write_json
+from ..files import write_json
 from ..backend import BACKENDS, get_xp
 from ..experiment import (DEFAULT_RANK, METHODS, TASK_DEFAULTS, TASKS, ExperimentConfig, check_plot,
                           estimate_memory, evaluate, fit_experiment, load_dataset)
@@ -135,7 +135,7 @@ def run(args) -> int:
         try:
             trained = fit_experiment(config, progress=print, quiet=args.quiet, dataset=dataset)
         except TrainingDiverged as err:
-            say(args._prog, str(err))
+            say(args.command_prog, str(err))
             return EXIT_FAILED
         result = evaluate(trained)
     print(_format(result), flush=True)

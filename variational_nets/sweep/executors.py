@@ -22,10 +22,10 @@ import threading
 import time
 from typing import Callable, Mapping
 
-from .points import ROW_COLUMNS, SweepPoint, _scalar
+from .points import ROW_COLUMNS, SweepPoint, as_scalar
 from .store import SweepRow
 
-__all__ = ["DASK_HINT", "CONNECT_TIMEOUT", "check_scheduler"]
+__all__ = ["DASK_HINT", "CONNECT_TIMEOUT", "check_scheduler", "execute_dask", "execute_local"]
 
 #: The message of the ``ImportError`` raised when a scheduler is given without dask installed.
 DASK_HINT = 'running a sweep on a Dask scheduler needs the optional extra dask: pip install "ibvi-theory[dask]"'
@@ -47,7 +47,7 @@ def _check_results(out, point: SweepPoint) -> tuple:
             raise TypeError(f"result names must be non-empty strings, got {name!r}")
         if name in taken:
             raise ValueError(f"result name {name!r} collides with a point or row column")
-        results.append((name, _scalar(f"result {name!r}", value, allow_nonfinite=True)))
+        results.append((name, as_scalar(f"result {name!r}", value, allow_nonfinite=True)))
     return tuple(results)
 
 
@@ -141,7 +141,7 @@ def check_scheduler(address, timeout: float = CONNECT_TIMEOUT) -> None:
         raise ValueError(f"scheduler: cannot reach {address} within {timeout:g} s ({reason})") from None
 
 
-def _execute_dask(fn, todo, scheduler, on_row):
+def execute_dask(fn, todo, scheduler, on_row):
     from dask.distributed import Client, as_completed
 
     client = Client(scheduler, set_as_default=False, timeout=f"{max(CONNECT_TIMEOUT, 10.0):g}s")
@@ -240,7 +240,7 @@ class _Workers:
             self.busy.clear()
 
 
-def _execute_local(fn, todo, processes, on_row):
+def execute_local(fn, todo, processes, on_row):
     if processes == 1:
         for point in todo:
             on_row(_run_point(fn, point))

@@ -9,7 +9,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["AXES", "ROW_COLUMNS", "SweepPoint", "grid"]
+__all__ = ["AXES", "ROW_COLUMNS", "SweepPoint", "grid", "as_scalar"]
 
 #: The axes every point has; free parameters come after them.
 AXES = ("width", "lr", "seed")
@@ -18,7 +18,7 @@ ROW_COLUMNS = ("status", "error", "elapsed_s")
 _RESERVED = frozenset(AXES + ROW_COLUMNS)
 
 
-def _scalar(name: str, value, *, allow_nonfinite: bool):
+def as_scalar(name: str, value, *, allow_nonfinite: bool):
     """A plain Python bool/int/float/str from ``value``, or TypeError/ValueError naming ``name``."""
     if isinstance(value, np.generic):
         value = value.item()
@@ -98,7 +98,7 @@ class SweepPoint:
             _check_name(name, "free parameter")
             if name in normalized:
                 raise ValueError(f"free parameter {name!r} given twice")
-            normalized[name] = _scalar(f"free parameter {name!r}", value, allow_nonfinite=False)
+            normalized[name] = as_scalar(f"free parameter {name!r}", value, allow_nonfinite=False)
         object.__setattr__(self, "width", int(width))
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "seed", int(seed))
@@ -156,7 +156,7 @@ def _axis(name: str, values) -> list:
         raise ValueError(f"axis {name!r} is empty")
     seen = []
     for v in values:
-        v = _scalar(f"axis {name!r} value", v, allow_nonfinite=False)
+        v = as_scalar(f"axis {name!r} value", v, allow_nonfinite=False)
         if v in seen:
             raise ValueError(f"axis {name!r} repeats the value {v!r}")
         seen.append(v)

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from .._files import check_output_file
-from .executors import _execute_dask, _execute_local, check_scheduler
+from ..files import check_output_file
+from .executors import execute_dask, execute_local, check_scheduler
 from .points import SweepPoint
 from .store import SweepResult, SweepRow, append_row, check_results_path, load_rows, write_csv
 
@@ -151,9 +151,9 @@ def run_sweep(fn: Callable[[SweepPoint], Mapping], points: Sequence[SweepPoint],
 
     if todo:
         if scheduler is not None:
-            _execute_dask(fn, todo, scheduler, on_row)
+            execute_dask(fn, todo, scheduler, on_row)
         else:
-            _execute_local(fn, todo, n_workers, on_row)
+            execute_local(fn, todo, n_workers, on_row)
     if csv_path is not None:
         write_csv(csv_path, stored.values())
     result = SweepResult(tuple(stored[p] for p in points), path, csv_path, len(todo), n_reused)

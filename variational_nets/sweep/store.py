@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .._files import atomic_write, check_output_file
+from ..files import atomic_write, check_output_file
 from .points import AXES, ROW_COLUMNS, SweepPoint
 
 __all__ = ["SweepRow", "SweepResult", "check_results_path", "load_rows", "read_results", "append_row", "write_csv"]
@@ -206,7 +206,7 @@ def check_results_path(results_path) -> Path:
     Raises
     ------
     TypeError, ValueError
-        Naming ``results_path`` (see :func:`variational_nets._files.check_output_file`).
+        Naming ``results_path`` (see :func:`variational_nets.files.check_output_file`).
     """
     return check_output_file(results_path, name="results_path", suffixes=(".jsonl",))
 
