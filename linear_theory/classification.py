@@ -48,9 +48,10 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int)
+from ._recorder import Recorder
+from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int
 from .gaussian import Gaussian
-from .simulate import DivergenceError
+from .simulate import check_optimizer
 from .subspace import row_space_solver
 
 __all__ = ["LOSSES", "ClassificationLoss", "classification_loss", "SVMSolution", "hard_margin_svm",
@@ -63,8 +64,6 @@ LOSSES = ("exponential", "logistic")
 #: quadrature, it is below 1e-14 relative for ``√v ≤ 1.5``, about 2e-11 at ``√v = 2`` and 3e-8 at
 #: ``√v = 3`` (raise ``quadrature_nodes`` for wider priors; 160 nodes give 1e-12 at ``√v = 3``).
 DEFAULT_QUADRATURE_NODES = 64
-#: A run is declared divergent when the expected loss exceeds this multiple of its start value.
-DIVERGENCE_FACTOR = 1e8
 
 
 # -- input checks -------------------------------------------------------------------------------
@@ -314,6 +313,7 @@ class ClassificationResult:
     lr: float
     mc_samples: int
     step_bound: float
+    optimizer: str = "gd"
 
 
 def default_record_steps(steps: int, points: int = 40) -> np.ndarray:
@@ -337,110 +337,187 @@ def _check_record_steps(record_steps, steps: int) -> np.ndarray:
 
 def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential", lr: float, steps: int,
                             mc_samples: int = 0, quadrature_nodes: int = DEFAULT_QUADRATURE_NODES,
-                            seed=0, record_steps=None, check_stability: bool = True) -> ClassificationResult:
-    r"""Full-batch GD on the expected classification loss from the prior; trace against the SVM.
+                            seed=0, record_steps=None, check_stability: bool = True, optimizer: str = "gd",
+                            batch_size: int | None = None, momentum: float = 0.9) -> ClassificationResult:
+    r"""(S)GD or heavy-ball momentum on the expected classification loss from the prior; trace against the SVM.
 
-    Updates ``μ ← μ − η∇_μℓ̄``, ``L ← L − η∇_Lℓ̄`` in the full coordinates (the null-space
-    invariants are measured, not imposed). Gradients: exact for ``loss="exponential"``,
-    Gauss–Hermite quadrature for ``loss="logistic"`` when ``mc_samples = 0``; with
-    ``mc_samples = M ≥ 1`` both losses use reparametrized Monte Carlo, ``w = μ + Lζ``,
-    ``∇_μ = Xᵀ(y ⊙ mean_j φ'(z_j))``, ``∇_L = Xᵀ((y ⊙ φ'(Z)) ζᵀ)/M``.
+    Updates ``μ ← μ − η g_μ``, ``L ← L − η g_L`` in the full coordinates (the null-space
+    invariants are measured, not imposed), where ``g`` is the gradient of ``ℓ̄``: exact for
+    ``loss="exponential"``, Gauss–Hermite quadrature for ``loss="logistic"`` when
+    ``mc_samples = 0``; with ``mc_samples = M ≥ 1`` both losses use reparametrized Monte Carlo,
+    ``w = μ + Lζ`` (one ``ζ`` per sample shared by the batch),
+    ``∇_μ = Xᵀ(y ⊙ mean_j φ'(z_j))``, ``∇_L = Xᵀ((y ⊙ φ'(Z)) ζᵀ)/M``. ``optimizer="sgd"`` uses
+    ``batch_size`` rows drawn without replacement each step and ``n/b`` times their gradient
+    (unbiased); ``"momentum"`` is the heavy ball of ``torch.optim.SGD``, ``v ← m v + g``,
+    ``θ ← θ − ηv`` (full batch unless ``batch_size`` is given). Every such gradient lies in
+    ``row(X)`` (docs/theory.md §2 (C15)).
 
     Parameters
     ----------
-    X : (n, d) inputs, linearly separable through the origin. y : (n,) labels ±1.
-    prior : :class:`Gaussian` ``N(μ₀, L₀L₀ᵀ)``, the initialization (factor (d, r), any ``r``).
-    lr : step size. steps : number of steps (``1e4``–``1e5`` cost a second or two at n ≈ 10, d ≈ 40).
-    seed : int or Generator for the MC draws.
-    record_steps : increasing step counts to record (default: 0 and ~40 geometrically spaced
-        counts, since convergence in direction is logarithmic).
-    check_stability : raise ``ValueError`` before running when ``lr`` is at or above
-        :func:`classification_step_bound` (a guarantee at the prior only for the exponential loss).
+    X : (n, d) array
+        Inputs, linearly separable through the origin.
+    y : (n,) array
+        Labels ``±1``.
+    prior : Gaussian
+        ``N(μ₀, L₀L₀ᵀ)``, the initialization (factor ``(d, r)``, any ``r``).
+    loss : {"exponential", "logistic"}
+        The margin loss ``φ``.
+    lr : float
+        Step size ``η > 0`` of mean and factor.
+    steps : int
+        Number of steps (``1e4``–``1e5`` cost a second or two at ``n ≈ 10``, ``d ≈ 40``).
+    mc_samples : int
+        ``0`` for deterministic gradients, ``M ≥ 1`` for Monte Carlo.
+    quadrature_nodes : int
+        Gauss–Hermite nodes ``K`` of the logistic expectation.
+    seed : int or numpy.random.Generator
+        For the mini-batches and the MC draws.
+    record_steps : 1-D array of int, optional
+        Strictly increasing step counts in ``[0, steps]`` to record (default: 0 and ~40
+        geometrically spaced counts, since convergence in direction is logarithmic).
+    check_stability : bool
+        Raise ``ValueError`` before running when ``lr`` is at or above the step bound:
+        :func:`classification_step_bound` for GD and SGD, ``(1 + m)`` times it for momentum (the
+        heavy-ball factor of the quadratic case; a guarantee at the prior only for the
+        exponential loss).
+    optimizer : {"gd", "sgd", "momentum"}
+        Full batch, mini-batch, or heavy ball.
+    batch_size : int, optional
+        Rows per step, ``1..n``; required for ``"sgd"``, not allowed for ``"gd"``.
+    momentum : float
+        Heavy-ball coefficient ``m ∈ [0, 1)`` for ``optimizer="momentum"``.
 
-    Cost per step ``O(n·d·r + n·K)`` (``O(n·d·r·M)`` with MC); per record ``O(n·d·r)``.
+    Returns
+    -------
+    ClassificationResult
+        The final ``q``, the trace at ``record_steps``, the SVM and the settings.
 
     Raises
     ------
+    TypeError
+        For a ``prior`` that is not a :class:`Gaussian` or arguments of the wrong type.
     ValueError
         Labels other than ±1, non-separable data (from :func:`hard_margin_svm`), bad shapes or
-        values, an unknown loss, a step above the bound, bad ``record_steps``.
+        values, an unknown loss or optimizer, a batch size outside ``1..n``, a step above the
+        bound, bad ``record_steps``.
     DivergenceError
         Non-finite iterates or an expected loss above ``1e8`` times its start.
+
+    Notes
+    -----
+    Cost per step ``O(b·d·r + b·K)`` (``O(b·d·r·M)`` with MC); per record ``O(n·d·r + n·K)``.
     """
     loss = _check_loss(loss)
     X, y = _check_problem(X, y, prior, "prior")
+    n = X.shape[0]
     lr = as_positive_float("lr", lr)
     steps = as_positive_int("steps", steps, allow_zero=True)
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
+    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
     rule = _hermite_rule(as_positive_int("quadrature_nodes", quadrature_nodes))
     grid = _check_record_steps(record_steps, steps)
     rng = as_generator(seed)
     svm = hard_margin_svm(X, y)
     bound = classification_step_bound(X, y, prior, loss)
+    if optimizer == "momentum":
+        bound *= 1.0 + momentum
     if check_stability and lr >= bound:
         raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss at this "
-                         "prior (2/β, β a bound on the Hessian); pass check_stability=False to run anyway")
+                         f"prior (2/β, β a bound on the Hessian{', times 1 + momentum' if optimizer == 'momentum' else ''})"
+                         "; pass check_stability=False to run anyway")
+    run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, lr=lr, steps=steps,
+                             mc_samples=mc_samples, optimizer=optimizer, momentum=momentum,
+                             batch_size=None if batch_size == n else batch_size, rng=rng, grid=grid,
+                             direction=svm.direction, bound=bound)
+    final, trace = _run_classification(run)
+    return ClassificationResult(final=final, trace=trace, svm=svm, loss=loss, lr=lr, mc_samples=mc_samples,
+                                step_bound=bound, optimizer=optimizer)
 
+
+@dataclass(frozen=True, eq=False)
+class _ClassificationRun:
+    """The validated arguments of one :func:`simulate_classification` run."""
+
+    X: np.ndarray
+    y: np.ndarray
+    prior: Gaussian
+    loss: str
+    rule: tuple[np.ndarray, np.ndarray]
+    lr: float
+    steps: int
+    mc_samples: int
+    optimizer: str
+    momentum: float
+    batch_size: int | None
+    rng: np.random.Generator
+    grid: np.ndarray
+    direction: np.ndarray
+    bound: float
+
+
+def _mc_gradients(XB, yB, mean, factor, loss, mc_samples, rng):
+    """Reparametrized MC gradients ``(∇_μ, ∇_L)`` with ``M`` draws ``ζ`` shared by the batch rows."""
+    zeta = rng.standard_normal((mc_samples, factor.shape[1]))
+    A = XB @ factor
+    z = (yB * (XB @ mean))[:, None] + yB[:, None] * (A @ zeta.T)  # (b, M) margins
+    slope = yB[:, None] * (-np.exp(-z) if loss == "exponential" else -scipy.special.expit(-z))  # y φ'(z)
+    return XB.T @ slope.mean(axis=1), XB.T @ (slope @ zeta) / mc_samples
+
+
+def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, ClassificationTrace]:
+    X, y, loss, rule = run.X, run.y, run.loss, run.rule
+    n = X.shape[0]
     solver = row_space_solver(X)
-    mean0, factor0 = prior.mean, prior.factor
+    mean0, factor0 = run.prior.mean, run.prior.factor
     null_mean0 = solver.project_null(mean0)
-    direction = svm.direction
     mean, factor = mean0.copy(), factor0.copy()
-    records = {k: [] for k in ("loss", "cos", "norm", "spread", "dmu", "dL")}
+    vel_mean, vel_factor = np.zeros_like(mean), np.zeros_like(factor)
     with np.errstate(over="ignore"):
         loss0 = _loss_and_grad(X, y, mean, factor, loss, rule)[0]
-    ceiling = DIVERGENCE_FACTOR * loss0
+    recorder = Recorder(ClassificationTrace, loss0=loss0, lr=run.lr, bound=run.bound)
 
     def record(t):
         with np.errstate(over="ignore"):
             value = _loss_and_grad(X, y, mean, factor, loss, rule)[0]
-        if not value <= ceiling:
-            raise DivergenceError(t, lr, bound, f"expected loss {value:.3g} > {DIVERGENCE_FACTOR:.0e} × "
-                                                f"start {loss0:.3g}")
+        recorder.check_loss(t, value)
         row_mean = mean - null_mean0
         size = float(np.linalg.norm(row_mean))
-        records["loss"].append(value)
-        records["cos"].append(float(row_mean @ direction) / size if size > 0 else np.nan)
-        records["norm"].append(size)
-        records["spread"].append(float(np.linalg.norm(X @ factor)))
-        records["dmu"].append(float(np.linalg.norm(solver.project_null(mean - mean0))))
-        records["dL"].append(float(np.linalg.norm(solver.project_null(factor - factor0))))
+        recorder.add(ClassificationTrace(
+            steps=t, expected_loss=value, direction_cosine=float(row_mean @ run.direction) / size if size > 0 else np.nan,
+            row_mean_norm=size, data_spread=float(np.linalg.norm(X @ factor)),
+            null_mean_drift=float(np.linalg.norm(solver.project_null(mean - mean0))),
+            null_factor_drift=float(np.linalg.norm(solver.project_null(factor - factor0)))))
 
-    phi_prime = ((lambda z: -np.exp(-z)) if loss == "exponential" else (lambda z: -scipy.special.expit(-z)))
-    width = factor.shape[1]
+    grid = run.grid
     next_record = 0
     if grid[0] == 0:
         record(0)
         next_record = 1
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if mc_samples == 0:
-                value, g_mean, g_factor = _grad_only(X, y, mean, factor, loss, rule)
+        for t in range(1, run.steps + 1):
+            if run.batch_size is None:
+                XB, yB = X, y
             else:
-                zeta = rng.standard_normal((mc_samples, width))
-                A = X @ factor
-                z = (y * (X @ mean))[:, None] + y[:, None] * (A @ zeta.T)  # (n, M) margins
-                slope = y[:, None] * phi_prime(z)
-                g_mean = X.T @ slope.mean(axis=1)
-                g_factor = X.T @ (slope @ zeta) / mc_samples
+                rows = run.rng.choice(n, size=run.batch_size, replace=False)
+                XB, yB = X[rows], y[rows]
+            if run.mc_samples == 0:
+                value, g_mean, g_factor = _grad_only(XB, yB, mean, factor, loss, rule)
+            else:
+                g_mean, g_factor = _mc_gradients(XB, yB, mean, factor, loss, run.mc_samples, run.rng)
                 value = 0.0
-            if not value <= ceiling:  # catches inf and NaN too
-                raise DivergenceError(t, lr, bound, f"expected loss {value:.3g} exceeds {DIVERGENCE_FACTOR:.0e} × "
-                                                    f"start {loss0:.3g}")
-            mean = mean - lr * g_mean
-            factor = factor - lr * g_factor
+            if run.batch_size is not None:  # n/b times the batch sum: an unbiased estimate of the full one
+                scale = n / run.batch_size
+                value, g_mean, g_factor = scale * value, scale * g_mean, scale * g_factor
+            recorder.check_loss(t, value)  # catches inf and NaN too; the logistic value is not computed (0)
+            if run.optimizer == "momentum":
+                vel_mean = run.momentum * vel_mean + g_mean
+                vel_factor = run.momentum * vel_factor + g_factor
+                g_mean, g_factor = vel_mean, vel_factor
+            mean = mean - run.lr * g_mean
+            factor = factor - run.lr * g_factor
             if next_record < grid.size and t == grid[next_record]:
-                if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-                    raise DivergenceError(t, lr, bound, "non-finite parameters")
+                recorder.check_finite(t, mean, factor)
                 record(t)
                 next_record += 1
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(factor))):
-        raise DivergenceError(steps, lr, bound, "non-finite parameters")
-    trace = ClassificationTrace(steps=grid.copy(), expected_loss=np.asarray(records["loss"]),
-                                direction_cosine=np.asarray(records["cos"]),
-                                row_mean_norm=np.asarray(records["norm"]),
-                                data_spread=np.asarray(records["spread"]),
-                                null_mean_drift=np.asarray(records["dmu"]),
-                                null_factor_drift=np.asarray(records["dL"]))
-    return ClassificationResult(final=Gaussian(mean, factor), trace=trace, svm=svm, loss=loss, lr=lr,
-                                mc_samples=mc_samples, step_bound=bound)
+    recorder.check_finite(run.steps, mean, factor)
+    return Gaussian(mean, factor), recorder.trace()

@@ -18,25 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._metric import geometry, scaled_data
+from ._metric import Geometry, geometry, scaled_data
+from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder  # noqa: F401  (re-exported)
 from ._validation import (as_generator, as_matrix, as_positive_float, as_positive_int, check_problem)
+from .closed_form import expected_loss
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 
 __all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
 FAMILIES = ("full", "lowrank", "meanfield")
 OPTIMIZERS = ("gd", "sgd", "momentum")
-#: A run is declared divergent when the expected loss exceeds this multiple of its start value.
-DIVERGENCE_FACTOR = 1e8
-
-
-class DivergenceError(RuntimeError):
-    """The iterates blew up; carries the step, the step size and the stability bound."""
-
-    def __init__(self, step: int, lr: float, bound: float, detail: str):
-        self.step, self.lr, self.bound = step, lr, bound
-        super().__init__(f"iterates diverged at step {step} ({detail}); lr={lr:.4g} while the "
-                         f"stability bound of this problem is {bound:.4g}")
 
 
 @dataclass(frozen=True)
@@ -150,6 +141,171 @@ def _meanfield_prior(prior, d):
                      "diagonal d×d factor)")
 
 
+# -- argument checks ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Settings:
+    """The validated arguments of one :func:`simulate` run."""
+
+    X: np.ndarray
+    y: np.ndarray
+    prior: Gaussian | MeanFieldGaussian
+    family: str
+    optimizer: str
+    lr: float
+    lr_factor: float
+    steps: int
+    batch_size: int | None
+    mc_samples: int
+    momentum: float
+    record_every: int
+    rng: np.random.Generator
+    metric: Geometry
+    bound: float
+
+    @property
+    def meanfield(self) -> bool:
+        return self.family == "meanfield"
+
+
+def check_optimizer(optimizer: str, momentum, batch_size, n: int) -> tuple[float, int | None]:
+    """Validated ``(momentum, batch_size)`` for ``optimizer`` on ``n`` rows (shared by both simulators)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    momentum = as_positive_float("momentum", momentum, allow_zero=True)
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if optimizer == "sgd" and batch_size is None:
+        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
+    if optimizer == "gd" and batch_size is not None:
+        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
+    if batch_size is not None:
+        batch_size = as_positive_int("batch_size", batch_size)
+        if batch_size > n:
+            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
+    return momentum, batch_size
+
+
+def _check_family(family: str, prior, d: int, preconditioned: bool):
+    """The prior in the form ``family`` needs (a diagonal Gaussian becomes mean-field)."""
+    if family == "meanfield":
+        if preconditioned:
+            raise ValueError("preconditioned=True is defined for the full and low-rank families only")
+        return _meanfield_prior(prior, d)
+    if not isinstance(prior, Gaussian):
+        raise ValueError(f"family={family!r} needs a Gaussian prior with a factor, got a MeanFieldGaussian")
+    r = prior.width
+    if family == "full" and r != d:
+        raise ValueError(f"family='full' needs a d×d prior factor (d = {d}), got width r = {r}; "
+                         "use family='lowrank'")
+    if family == "lowrank" and r >= d:
+        raise ValueError(f"family='lowrank' needs a prior factor of width r < d = {d}, got r = {r}")
+    return prior
+
+
+def _check_arguments(X, y, prior, *, family, optimizer, lr, steps, lr_factor, batch_size, mc_samples, momentum,
+                     seed, record_every, preconditioned, check_stability, step_multipliers) -> _Settings:
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if not isinstance(prior, (Gaussian, MeanFieldGaussian)):
+        raise TypeError(f"prior must be a Gaussian or MeanFieldGaussian, got {type(prior).__name__}")
+    X, y = check_problem(X, y, prior.dim)
+    n, d = X.shape
+    lr = as_positive_float("lr", lr)
+    lr_factor = lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
+    steps = as_positive_int("steps", steps, allow_zero=True)
+    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
+    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
+    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
+    rng = as_generator(seed)
+    prior = _check_family(family, prior, d, preconditioned)
+    metric = geometry(X, step_multipliers=step_multipliers, factor_root=prior.factor if preconditioned else None)
+    bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned,
+                            step_multipliers=step_multipliers)
+    if check_stability:
+        for name, value in (("lr", lr), ("lr_factor", lr_factor)):
+            if value >= bound:
+                raise ValueError(f"{name}={value:.4g} is at or above the stability bound {bound:.4g} of "
+                                 f"optimizer={optimizer!r} on this X (1/s_max² for GD, (1+m)/s_max² for "
+                                 "momentum); pass check_stability=False to run it anyway")
+    return _Settings(X=X, y=y, prior=prior, family=family, optimizer=optimizer, lr=lr, lr_factor=lr_factor,
+                     steps=steps, batch_size=None if batch_size == n else batch_size, mc_samples=mc_samples,
+                     momentum=momentum, record_every=record_every, rng=rng, metric=metric, bound=bound)
+
+
+# -- per-family gradients ----------------------------------------------------------------------
+def _factor_gradients(XB, yB, mu, L, scale, mc_samples, rng):
+    """``(∇_μ, ∇_L)`` of ``scale·‖y_B − X_B w‖²`` under ``N(μ, LLᵀ)``: exact, or MC with ``M`` samples."""
+    if mc_samples == 0:
+        return -2.0 * scale * (XB.T @ (yB - XB @ mu)), 2.0 * scale * (XB.T @ (XB @ L))
+    Z = rng.standard_normal((mc_samples, L.shape[1]))
+    R = yB[:, None] - (XB @ mu)[:, None] - (XB @ L) @ Z.T  # (b, M) residuals of the samples
+    return -2.0 * scale * (XB.T @ R.mean(axis=1)), -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
+
+
+def _meanfield_gradients(XB, yB, mu, s, scale, mc_samples, rng):
+    """``(∇_μ, ∇_s)`` of ``scale·‖y_B − X_B w‖²`` under ``N(μ, diag(s²))``: exact, or MC."""
+    if mc_samples == 0:
+        return -2.0 * scale * (XB.T @ (yB - XB @ mu)), 2.0 * scale * s * np.sum(XB ** 2, axis=0)
+    eps = rng.standard_normal((mc_samples, s.shape[0]))
+    R = yB[:, None] - XB @ (mu[:, None] + (s * eps).T)  # (b, M)
+    XtR = XB.T @ R  # (d, M)
+    return -2.0 * scale * XtR.mean(axis=1), -2.0 * scale * (XtR * eps.T).mean(axis=1)
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
+    X, y, prior, metric = run.X, run.y, run.prior, run.metric
+    n = X.shape[0]
+    law = MeanFieldGaussian if run.meanfield else Gaussian
+    gradients = _meanfield_gradients if run.meanfield else _factor_gradients
+    mu0 = prior.mean
+    spread0 = prior.scale if run.meanfield else prior.factor
+    mu, spread = mu0.copy(), spread0.copy()
+    vel_mu, vel_spread = np.zeros_like(mu), np.zeros_like(spread)
+    recorder = Recorder(Trace, loss0=expected_loss(X, y, prior), lr=max(run.lr, run.lr_factor), bound=run.bound)
+
+    def record(t):
+        q = law(mu, spread)
+        loss = expected_loss(X, y, q)
+        recorder.check_loss(t, loss)
+        factor_drift = np.nan if run.meanfield else float(np.linalg.norm(metric.project_null(spread - spread0)))
+        recorder.add(Trace(steps=t, expected_loss=loss, w2_to_prior=w2(q, prior), w2_to_limit=w2(q, limit),
+                           null_mean_drift=float(np.linalg.norm(metric.project_null(mu - mu0))),
+                           null_factor_drift=factor_drift))
+
+    record(0)
+    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(1, run.steps + 1):
+            if run.batch_size is None:
+                XB, yB, scale = X, y, 1.0
+            else:
+                rows = run.rng.choice(n, size=run.batch_size, replace=False)
+                XB, yB, scale = X[rows], y[rows], n / run.batch_size
+            g_mu, g_spread = gradients(XB, yB, mu, spread, scale, run.mc_samples, run.rng)
+            if not metric.identity:
+                g_mu, g_spread = metric.precondition(g_mu), metric.precondition(g_spread)
+            if run.optimizer == "momentum":
+                vel_mu = run.momentum * vel_mu + g_mu
+                vel_spread = run.momentum * vel_spread + g_spread
+                g_mu, g_spread = vel_mu, vel_spread
+            mu = mu - run.lr * g_mu
+            spread = spread - run.lr_factor * g_spread
+            recorder.check_finite(t, mu, spread)
+            if t % run.record_every == 0 or t == run.steps:
+                record(t)
+    return law(mu, spread), recorder.trace()
+
+
+def _limit(run: _Settings):
+    """The closed-form limit of the run: Theorem 1's (or the metric's), mean-field: a point mass."""
+    X, y, prior, metric = run.X, run.y, run.prior, run.metric
+    mean = prior.mean + metric.shift(y - X @ prior.mean)
+    if run.meanfield:
+        return MeanFieldGaussian(mean, np.where(np.sum(X ** 2, axis=0) > 0, 0.0, prior.scale))
+    return Gaussian(mean, metric.project_null(prior.factor))
+
+
 def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: float,
              steps: int, lr_factor: float | None = None, batch_size: int | None = None,
              mc_samples: int = 0, momentum: float = 0.9, seed=0, record_every: int | None = None,
@@ -186,142 +342,13 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
     DivergenceError
         When the iterates become non-finite or the expected loss grows by ``1e8`` over its start.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(prior, (Gaussian, MeanFieldGaussian)):
-        raise TypeError(f"prior must be a Gaussian or MeanFieldGaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
-    n, d = X.shape
-    lr = as_positive_float("lr", lr)
-    lr_factor = lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
-    if batch_size is not None:
-        batch_size = as_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-    rng = as_generator(seed)
-
-    meanfield = family == "meanfield"
-    if meanfield:
-        if preconditioned:
-            raise ValueError("preconditioned=True is defined for the full and low-rank families only")
-        prior = _meanfield_prior(prior, d)
-    else:
-        if not isinstance(prior, Gaussian):
-            raise ValueError(f"family={family!r} needs a Gaussian prior with a factor, got a MeanFieldGaussian")
-        r = prior.width
-        if family == "full" and r != d:
-            raise ValueError(f"family='full' needs a d×d prior factor (d = {d}), got width r = {r}; "
-                             "use family='lowrank'")
-        if family == "lowrank" and r >= d:
-            raise ValueError(f"family='lowrank' needs a prior factor of width r < d = {d}, got r = {r}")
-
-    metric = geometry(X, step_multipliers=step_multipliers, factor_root=prior.factor if preconditioned else None)
-    bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned,
-                            step_multipliers=step_multipliers)
-    if check_stability:
-        for name, value in (("lr", lr), ("lr_factor", lr_factor)):
-            if value >= bound:
-                raise ValueError(f"{name}={value:.4g} is at or above the stability bound {bound:.4g} of "
-                                 f"optimizer={optimizer!r} on this X (1/s_max² for GD, (1+m)/s_max² for "
-                                 "momentum); pass check_stability=False to run it anyway")
-
-    mu0 = prior.mean
-    limit_mean = mu0 + metric.shift(y - X @ mu0)
-    if meanfield:
-        col_sq = np.sum(X ** 2, axis=0)
-        scale0 = prior.scale
-        limit = MeanFieldGaussian(limit_mean, np.where(col_sq > 0, 0.0, scale0))
-        spread = scale0.copy()
-    else:
-        L0 = prior.factor
-        limit = Gaussian(limit_mean, metric.project_null(L0))
-        spread = L0.copy()
-    mu = mu0.copy()
-    vel_mu = np.zeros_like(mu)
-    vel_spread = np.zeros_like(spread)
-
-    def current():
-        return MeanFieldGaussian(mu, spread) if meanfield else Gaussian(mu, spread)
-
-    def loss_now():
-        res = y - X @ mu
-        extra = float(col_sq @ spread ** 2) if meanfield else float(np.sum((X @ spread) ** 2))
-        return float(res @ res) + extra
-
-    records = {k: [] for k in ("steps", "loss", "w2p", "w2l", "dmu", "dL")}
-    loss0 = loss_now()
-    loss_ceiling = DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)
-
-    def record(t):
-        q = current()
-        loss = loss_now()
-        if not np.isfinite(loss) or loss > loss_ceiling:
-            raise DivergenceError(t, max(lr, lr_factor), bound,
-                                  f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
-        records["steps"].append(t)
-        records["loss"].append(loss)
-        records["w2p"].append(w2(q, prior))
-        records["w2l"].append(w2(q, limit))
-        records["dmu"].append(float(np.linalg.norm(metric.project_null(mu - mu0))))
-        records["dL"].append(np.nan if meanfield else float(np.linalg.norm(metric.project_null(spread - L0))))
-
-    full_batch = batch_size is None or batch_size == n
-    record(0)
-    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if full_batch:
-                XB, yB, scale = X, y, 1.0
-            else:
-                rows = rng.choice(n, size=batch_size, replace=False)
-                XB, yB, scale = X[rows], y[rows], n / batch_size
-            if mc_samples == 0:
-                g_mu = -2.0 * scale * (XB.T @ (yB - XB @ mu))
-                if meanfield:
-                    g_spread = 2.0 * scale * spread * np.sum(XB ** 2, axis=0)
-                else:
-                    g_spread = 2.0 * scale * (XB.T @ (XB @ spread))
-            elif meanfield:
-                eps = rng.standard_normal((mc_samples, d))
-                R = yB[:, None] - XB @ (mu[:, None] + (spread * eps).T)  # (b, M)
-                XtR = XB.T @ R  # (d, M)
-                g_mu = -2.0 * scale * XtR.mean(axis=1)
-                g_spread = -2.0 * scale * (XtR * eps.T).mean(axis=1)
-            else:
-                Z = rng.standard_normal((mc_samples, spread.shape[1]))
-                R = yB[:, None] - (XB @ mu)[:, None] - (XB @ spread) @ Z.T  # (b, M)
-                g_mu = -2.0 * scale * (XB.T @ R.mean(axis=1))
-                g_spread = -2.0 * scale * (XB.T @ (R @ Z / mc_samples))
-            if not metric.identity:
-                g_mu = metric.precondition(g_mu)
-                g_spread = metric.precondition(g_spread)
-            if optimizer == "momentum":
-                vel_mu = momentum * vel_mu + g_mu
-                vel_spread = momentum * vel_spread + g_spread
-                g_mu, g_spread = vel_mu, vel_spread
-            mu = mu - lr * g_mu
-            spread = spread - lr_factor * g_spread
-            if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(spread))):
-                raise DivergenceError(t, max(lr, lr_factor), bound, "non-finite parameters")
-            if t % record_every == 0 or t == steps:
-                record(t)
-
-    trace = Trace(steps=np.asarray(records["steps"]), expected_loss=np.asarray(records["loss"]),
-                  w2_to_prior=np.asarray(records["w2p"]), w2_to_limit=np.asarray(records["w2l"]),
-                  null_mean_drift=np.asarray(records["dmu"]), null_factor_drift=np.asarray(records["dL"]))
-    return SimulationResult(final=current(), trace=trace, limit=limit, stability_bound=bound,
+    run = _check_arguments(X, y, prior, family=family, optimizer=optimizer, lr=lr, steps=steps,
+                           lr_factor=lr_factor, batch_size=batch_size, mc_samples=mc_samples, momentum=momentum,
+                           seed=seed, record_every=record_every, preconditioned=preconditioned,
+                           check_stability=check_stability, step_multipliers=step_multipliers)
+    limit = _limit(run)
+    final, trace = _run(run, limit)
+    return SimulationResult(final=final, trace=trace, limit=limit, stability_bound=run.bound,
                             family=family, optimizer=optimizer)
 
 

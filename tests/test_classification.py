@@ -216,3 +216,92 @@ def test_simulator_validation_and_divergence():
         simulate_classification(X, y, prior, lr=-1.0, steps=10)
     with pytest.raises(DivergenceError, match="diverged"):
         simulate_classification(X, y, prior, lr=1e4 * bound, steps=50, check_stability=False)
+
+
+# -- optimizers: mini-batch SGD and heavy-ball momentum (docs/theory.md §2 (C15)) -----------------------
+EPS = np.finfo(np.float64).eps
+OPTIMIZER_RUNS = [("gd", None), ("sgd", 2), ("momentum", None), ("momentum", 3)]
+
+
+@pytest.mark.parametrize("mc_samples", [0, 2])
+@pytest.mark.parametrize("optimizer,batch_size", OPTIMIZER_RUNS)
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_invariants_hold_at_every_recorded_step_for_every_optimizer(loss, optimizer, batch_size, mc_samples):
+    X, y, prior = _separable(3)
+    steps = 400
+    lr = 0.2 * classification_step_bound(X, y, prior, loss)
+    result = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=steps, mc_samples=mc_samples, seed=5,
+                                     optimizer=optimizer, batch_size=batch_size, momentum=0.5,
+                                     record_steps=np.arange(0, steps + 1, 20))
+    tr = result.trace
+    np.testing.assert_array_equal(tr.steps, np.arange(0, steps + 1, 20))
+    # every gradient (batch, MC, velocity) lies in row(X): the null-space parts move only by
+    # rounding, at most eps·‖state‖ per step (100× headroom)
+    size = 1 + np.linalg.norm(prior.mean) + np.linalg.norm(prior.factor) + np.max(tr.row_mean_norm)
+    tol = 100 * steps * EPS * size
+    assert np.max(tr.null_mean_drift) <= tol and np.max(tr.null_factor_drift) <= tol
+    assert tr.expected_loss[-1] < tr.expected_loss[0]
+    assert np.all(np.isfinite(result.final.mean)) and result.final.factor.shape == prior.factor.shape
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_degenerate_optimizers_are_gd_bit_for_bit(loss):
+    X, y, prior = _separable(4)
+    lr = 0.3 * classification_step_bound(X, y, prior, loss)
+    gd = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=60)
+    full_batch = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=60, optimizer="sgd", batch_size=len(y))
+    no_momentum = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=60, optimizer="momentum", momentum=0.0)
+    for other in (full_batch, no_momentum):
+        np.testing.assert_array_equal(other.final.mean, gd.final.mean)
+        np.testing.assert_array_equal(other.final.factor, gd.final.factor)
+        np.testing.assert_array_equal(other.trace.expected_loss, gd.trace.expected_loss)
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_momentum_steps_are_the_heavy_ball_on_the_public_gradient(loss):
+    X, y, prior = _separable(5)
+    lr, m, steps = 0.2 * classification_step_bound(X, y, prior, loss), 0.7, 5
+    result = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=steps, optimizer="momentum", momentum=m)
+    mean, factor = prior.mean.copy(), prior.factor.copy()
+    v_mean, v_factor = np.zeros_like(mean), np.zeros_like(factor)
+    for _ in range(steps):  # v ← m v + g, θ ← θ − η v, as torch.optim.SGD
+        g = classification_loss(X, y, Gaussian(mean, factor), loss=loss)
+        v_mean, v_factor = m * v_mean + g.grad_mean, m * v_factor + g.grad_factor
+        mean, factor = mean - lr * v_mean, factor - lr * v_factor
+    # the same arithmetic in another order: rounding of a few O(1) steps
+    np.testing.assert_allclose(result.final.mean, mean, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(result.final.factor, factor, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_mini_batch_step_is_unbiased(loss):
+    # K one-step runs on random batches of 2 of 6 rows: their mean step is the full-batch step
+    # within 5 standard errors (estimated from the K runs; each batch gradient is scaled by n/b)
+    X, y, prior = _separable(6)
+    lr = 0.3 * classification_step_bound(X, y, prior, loss)
+    exact = simulate_classification(X, y, prior, loss=loss, lr=lr, steps=1).final
+    runs = np.array([simulate_classification(X, y, prior, loss=loss, lr=lr, steps=1, optimizer="sgd", batch_size=2,
+                                             seed=np.random.default_rng([11, k])).final.mean for k in range(200)])
+    se = runs.std(axis=0, ddof=1) / np.sqrt(len(runs))
+    assert np.all(np.abs(runs.mean(axis=0) - exact.mean) <= 5 * se + 1e-15)
+
+
+def test_optimizer_arguments_are_checked():
+    X, y, prior = _separable()
+    lr = 0.1 * classification_step_bound(X, y, prior)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        simulate_classification(X, y, prior, lr=lr, steps=3, optimizer="adam")
+    with pytest.raises(ValueError, match="optimizer='sgd' needs batch_size"):
+        simulate_classification(X, y, prior, lr=lr, steps=3, optimizer="sgd")
+    with pytest.raises(ValueError, match="optimizer='gd' is full batch"):
+        simulate_classification(X, y, prior, lr=lr, steps=3, batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be at most n = 6"):
+        simulate_classification(X, y, prior, lr=lr, steps=3, optimizer="sgd", batch_size=7)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        simulate_classification(X, y, prior, lr=lr, steps=3, optimizer="momentum", momentum=1.0)
+    # the heavy-ball bound is (1 + m) times the GD one
+    bound = classification_step_bound(X, y, prior)
+    result = simulate_classification(X, y, prior, lr=1.2 * bound, steps=2, optimizer="momentum", momentum=0.5)
+    assert result.step_bound == pytest.approx(1.5 * bound, rel=1e-15)
+    with pytest.raises(ValueError, match="times 1 \\+ momentum"):
+        simulate_classification(X, y, prior, lr=1.6 * bound, steps=2, optimizer="momentum", momentum=0.5)
