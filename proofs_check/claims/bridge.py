@@ -298,10 +298,18 @@ def bridge_measurements(problem: BridgeProblem, run: BridgeRun) -> tuple[Measure
                     run.features_moved, 0.0, "frozen tensors are never written: the features are bit-identical"),
         Measurement("W2(q_inf^I, q_inf^D) / W2(p, q_inf^D): Theorem 1's identity-metric limit (reported)" + where,
                     identity, None, "how far the network's limit lies from the projection without D"),
-    ) + _rate_measurements(problem, run, limit)
+    ) + _rate_measurements(problem, run)
 
 
-def _rate_measurements(problem: BridgeProblem, run: BridgeRun, limit: lt.Gaussian) -> tuple[Measurement, ...]:
+def distances(problem: BridgeProblem, run: BridgeRun) -> tuple[np.ndarray, np.ndarray]:
+    """Relative distances to the limit at each record: ``(‖μ_t − μ∞‖/‖μ∞ − μ₀‖, ‖S_t − S∞‖_F/‖S∞ − S₀‖_F)``."""
+    limit, v0 = problem.limit(), problem.view
+    mean = np.array([np.linalg.norm(s.mean - limit.mean) for s in run.states])
+    factor = np.array([np.linalg.norm(s.factor - limit.factor) for s in run.states])
+    return mean / np.linalg.norm(limit.mean - v0.mean), factor / np.linalg.norm(limit.factor - v0.factor)
+
+
+def _rate_measurements(problem: BridgeProblem, run: BridgeRun) -> tuple[Measurement, ...]:
     """Exact full-batch runs: the measured contraction against the heavy ball's spectral radius.
 
     The radius is that of the eigenvalues of ``(2/N)XDXᵀ`` and ``(2/N)X(D/R)Xᵀ`` at the run's step
@@ -310,10 +318,7 @@ def _rate_measurements(problem: BridgeProblem, run: BridgeRun, limit: lt.Gaussia
     """
     if not math.isfinite(run.predicted_rate):  # only exact full-batch runs carry a predicted rate
         return ()
-    scale = math.hypot(np.linalg.norm(limit.mean - problem.view.mean), np.linalg.norm(limit.factor - problem.view.factor))
-    distance = np.array([math.hypot(np.linalg.norm(s.mean - limit.mean), np.linalg.norm(s.factor - limit.factor))
-                         for s in run.states]) / scale
-    rate = measured_rate(run.steps, distance)
+    rate = measured_rate(run.steps, np.hypot(*distances(problem, run)))
     underdamped = math.isclose(run.predicted_rate, math.sqrt(run.momentum), rel_tol=1e-9)
     return (Measurement(f"|measured contraction - heavy-ball spectral radius {run.predicted_rate:.4f}| / radius "
                         f"[{run.label}]", abs(rate - run.predicted_rate) / run.predicted_rate, RATE_RTOL,
@@ -341,6 +346,11 @@ class PosteriorGap:
     realized_gap: float  # relative W₂ gap with the network's own factor S₀
     specified_gap: float  # with the prior E[S₀S₀ᵀ] the parametrization specifies
     identity_gap: float  # Theorem 1's identity-metric limit against the realized posterior
+
+    @property
+    def proportional(self) -> bool:
+        """Whether ``D ∝ E Σ₀``: ``α_W/α_b = σ_W²/σ_b²`` (to rounding of the two ratios)."""
+        return math.isclose(self.multiplier_ratio, self.variance_ratio, rel_tol=1e-12)
 
 
 def posterior_gap(problem: BridgeProblem) -> PosteriorGap:
@@ -384,7 +394,7 @@ def gap_table(gaps) -> Table:
                  ("param", "alpha_W/alpha_b (D)", "sigma_W^2/sigma_b^2 (E S0 S0^T)", "D prop. to E Sigma0",
                   "gap, realized S0", "gap, specified E S0 S0^T", "gap without D (identity metric)"),
                  tuple((g.parametrization, f"{g.multiplier_ratio:.4g}", f"{g.variance_ratio:.4g}",
-                        "yes" if math.isclose(g.multiplier_ratio, g.variance_ratio, rel_tol=1e-12) else "no",
+                        "yes" if g.proportional else "no",
                         f"{g.realized_gap:.3e}", f"{g.specified_gap:.3e}", f"{g.identity_gap:.3e}") for g in gaps))
 
 
@@ -392,8 +402,7 @@ def gap_measurements(gaps) -> tuple[Measurement, ...]:
     """Judged: the parametrization with ``D ∝ E Σ₀`` has no gap, the others a clear one."""
     out = []
     for g in gaps:
-        proportional = math.isclose(g.multiplier_ratio, g.variance_ratio, rel_tol=1e-12)
-        if proportional:
+        if g.proportional:
             out.append(Measurement(f"{g.parametrization}: gap to the posterior of the specified prior E S0 S0^T "
                                    "(D = E Sigma0)", g.specified_gap, CLOSED_FORM_RTOL,
                                    "D proportional to Sigma0: the two closed forms are one distribution; rounding"))
@@ -409,15 +418,11 @@ def gap_measurements(gaps) -> tuple[Measurement, ...]:
     return tuple(out)
 
 
-@claim("C12", statement="A network frozen below a variational output layer (full factor), trained by fit "
-       "(momentum SGD, per-tensor multipliers, closed-form and sampled expectations, float64), converges to "
-       "linear_theory's D^-1-metric W2 projection on its features; the invariants hold at every step; the "
-       "limit is the noiseless posterior of the prior exactly when D is proportional to Sigma0",
-       reference="docs/theory.md §4 (C12)", kind="extension")
-def check_bridge(ctx: Context) -> Outcome:
+def bridge_runs(ctx: Context) -> list:
+    """C12's training runs as ``(problem, run)`` pairs: μP closed form and sampled (plus, under
+    ``--full``, SP, NTP and mini-batches)."""
     sizes = c12_sizes(ctx)
     cap = 40_000 if ctx.full else 12_000
-    measurements, notes, runs = [], [], []
 
     def closed_form(param, label, problem=None, **options):
         problem = problem or bridge_problem(ctx, param, sizes["n"], sizes["width"])
@@ -426,7 +431,7 @@ def check_bridge(ctx: Context) -> Outcome:
         options = {"lr": lr, "momentum": momentum, "predicted_rate": rate, **options}
         return problem, train_bridge(problem, label, max_steps=cap, **options)
 
-    runs.append(closed_form("mup", "muP, closed form, full batch"))
+    runs = [closed_form("mup", "muP, closed form, full batch")]
     small = bridge_problem(ctx, "mup", sizes["mc_n"], sizes["mc_width"], offset=1)
     runs.append((small, sampled_run(small, ctx, "muP, one sample per step, full batch", cap)))
     if ctx.full:
@@ -437,6 +442,18 @@ def check_bridge(ctx: Context) -> Outcome:
         lr, _, _ = fastest_heavy_ball(problem)
         runs.append(closed_form("mup", f"muP, closed form, batches of {half}", problem, lr=lr / 4, momentum=0.9,
                                 predicted_rate=math.nan, batch_size=half, rng=ctx.rng(1291)))
+    return runs
+
+
+@claim("C12", statement="A network frozen below a variational output layer (full factor), trained by fit "
+       "(momentum SGD, per-tensor multipliers, closed-form and sampled expectations, float64), converges to "
+       "linear_theory's D^-1-metric W2 projection on its features; the invariants hold at every step; the "
+       "limit is the noiseless posterior of the prior exactly when D is proportional to Sigma0",
+       reference="docs/theory.md §4 (C12)", kind="extension")
+def check_bridge(ctx: Context) -> Outcome:
+    sizes = c12_sizes(ctx)
+    measurements, notes = [], []
+    runs = bridge_runs(ctx)
     for problem, run in runs:
         measurements.extend(bridge_measurements(problem, run))
         X = problem.view.features
@@ -447,7 +464,7 @@ def check_bridge(ctx: Context) -> Outcome:
                      f"the mean's {problem.view.mean_multipliers[0]:.3g}, {problem.view.mean_multipliers[-1]:.3g})")
     gaps = tuple(posterior_gap(bridge_problem(ctx, param, sizes["n"], sizes["width"])) for param in PARAMETRIZATIONS)
     measurements.extend(gap_measurements(gaps))
-    closes = [g.parametrization for g in gaps if math.isclose(g.multiplier_ratio, g.variance_ratio, rel_tol=1e-12)]
+    closes = [g.parametrization for g in gaps if g.proportional]
     notes.append("D is proportional to the specified prior E S0 S0^T for: " + (", ".join(closes) or "none")
                  + "; no parametrization makes a diagonal D proportional to the realized S0 S0^T")
     table = Table("trained runs: relative distance to the limit against the step", ("run", "step", "mean error",
@@ -458,13 +475,9 @@ def check_bridge(ctx: Context) -> Outcome:
 
 def _trace_rows(runs):
     for problem, run in runs:
-        limit, prior = problem.limit(), problem.prior
-        scale_m = np.linalg.norm(limit.mean - prior.mean)
-        scale_f = np.linalg.norm(limit.factor - prior.factor)
+        mean, factor = distances(problem, run)
         for i in np.unique(np.linspace(0, len(run.states) - 1, 6).astype(int)):
-            s = run.states[i]
-            yield (run.label, int(run.steps[i]), f"{np.linalg.norm(s.mean - limit.mean) / scale_m:.2e}",
-                   f"{np.linalg.norm(s.factor - limit.factor) / scale_f:.2e}")
+            yield run.label, int(run.steps[i]), f"{mean[i]:.2e}", f"{factor[i]:.2e}"
 
 
 # -- C13: lazy training against feature learning -------------------------------------------------
