@@ -15,9 +15,11 @@ error, or one reparametrized sample per step) must land on the ``D⁻¹``-metric
 
 that :func:`linear_theory.ibvi_limit` computes with ``step_multipliers=D``. Everything the check
 compares is read from the network (:func:`variational_nets.linearize.output_layer_model`): the
-features, the prior, ``D`` and the trained layer. Judged: agreement of mean and factor to float64
-rounding after convergence, the invariants ``Q(μ_t − μ₀) = 0``, ``Q(S_t − S₀) = 0``
-(``Q = I − DXᵀ(XDXᵀ)⁻¹X``) at every recorded step, the frozen features unchanged.
+features, the prior, ``D`` and the trained layer. Judged: agreement of mean, factor and W₂ to
+float64 rounding after convergence (a run stops on its expected loss, never on the limit), the
+invariants ``Q(μ_t − μ₀) = 0``, ``Q(S_t − S₀) = 0`` (``Q = I − DXᵀ(XDXᵀ)⁻¹X``) at every recorded
+step, the frozen features unchanged, and for the exact full-batch runs the measured contraction
+against the heavy ball's spectral radius.
 
 Then, for SP, μP and NTP on the same features, the W₂ gap between the output layer's limit and
 the noiseless Bayesian posterior of its own prior (:func:`linear_theory.bayes_posterior`). The
@@ -35,9 +37,11 @@ with (a) C12's limit on the features at initialization and (b) the network linea
 initialization, whose limit is kernel regression with the empirical NTK
 (:func:`variational_nets.linearize.empirical_ntk`), ``m_b(x) = f₀(x) + Θ(x, X)Θ(X, X)⁻¹(y − f₀(X))``.
 The linearized network's hidden parameters carry no variance and its factor trains on the
-features at initialization, so its predictive std is (a)'s. Reported: the relative gaps in
-predictive mean and std against the width, their log-log slopes per parametrization (mean ± seed
-standard error), beside the prediction "NTP lazy, slope ≈ −1/2; μP not".
+features at initialization, so its predictive std is (a)'s. Judged: every network converged (its
+final residual below 1 % of the smallest gap, so the gaps are not unfinished training).
+Reported: the relative gaps in predictive mean and std against the width, their log-log slopes
+per parametrization (mean ± standard error over the network seeds, the data fixed by the run's
+seed), beside the prediction "NTP lazy, slope ≈ −1/2; μP not".
 
 Sizes (``python -m proofs_check --only C12 [--quick | --full]``): C12 closed form on 6 data
 points and two hidden layers of 32 (``P = R = 33``), the sampled run on 4 points and widths 8

@@ -2,9 +2,9 @@
 
 Left: the relative distance of the trained output layer (mean and factor) to the closed-form limit
 :func:`linear_theory.ibvi_limit` with the network's own step multipliers ``D``, against the
-optimizer step, for the closed-form expected loss and for one reparametrized sample per step; the
-dashed line is the heavy ball's predicted contraction ``ρ^t`` of the exact run, the dotted one the
-agreement tolerance. Right: the W₂ gap between that limit and the noiseless Bayesian posterior of
+optimizer step (mean solid, factor dashed), for the closed-form expected loss and for one
+reparametrized sample per step; the dotted line is the heavy ball's predicted contraction ``ρ^t`` of
+the exact run, the dash-dotted one the agreement tolerance. Right: the W₂ gap between that limit and the noiseless Bayesian posterior of
 the output layer's prior under SP, μP and NTP, for the realized factor ``S₀`` and for the prior
 ``E[S₀S₀ᵀ]`` the parametrization specifies (only NTP's ``D`` is proportional to it).
 """

@@ -129,11 +129,6 @@ def test_gap_measurements_fail_when_the_prediction_does_not_hold():
     assert not any(m.passed for m in bridge.gap_measurements((gap_expected,)) if m.judged)
 
 
-def test_bad_problem_sizes_are_refused_by_the_network_code():
-    with pytest.raises(ValueError, match="invalid"):
-        bridge.frozen_network("mup", 0, 3, 0)
-
-
 # -- C13 ----------------------------------------------------------------------------------------------
 def test_references_coincide_when_only_the_output_layer_trains():
     config = bridge.lazy_config(QUICK)
