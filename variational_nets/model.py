@@ -163,6 +163,36 @@ class MLP:
         """
         return {name: t.init_std for name, t in self.tensors().items()}
 
+    def freeze(self, layers) -> None:
+        """Freeze every tensor of the given layers: the optimizer no longer updates them.
+
+        The layers' forward and backward passes are unchanged (their gradients are still
+        computed, and flow to the layers below); :meth:`~variational_nets.optim.SGD.step` skips
+        tensors marked ``trainable=False``. With the input and hidden layers frozen, the output
+        layer is trained on fixed features: a linear model (``docs/theory.md §4 (C12)``).
+
+        Parameters
+        ----------
+        layers : sequence of int
+            Layer indices ``0 .. len(self.layers) − 1`` (negative indices count from the end).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a string, a non-integer or an index outside the network.
+        """
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise bad_type("layers", "a sequence of layer indices", layers)
+        count = len(self.layers)
+        indices = []
+        for i in layers:
+            i = as_int("layers", i, minimum=-count, maximum=count - 1)
+            indices.append(i % count)
+        for i in indices:
+            tensors = self.layers[i].tensors
+            for name, t in tensors.items():
+                tensors[name] = t.frozen()
+
     def num_parameters(self) -> int:
         """Number of trainable scalars (means and covariance tensors).
 

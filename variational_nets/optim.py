@@ -135,6 +135,8 @@ class SGD:
             The model this state was built for.
         grads : dict
             A gradient for every trainable tensor (arrays, or :class:`FactorGrad` for factors).
+            Frozen tensors (``trainable=False``, :meth:`~variational_nets.model.MLP.freeze`) are
+            skipped: their values and momentum buffers stay as they are.
 
         Raises
         ------
@@ -147,7 +149,7 @@ class SGD:
             raise bad_value("model", "the model this optimizer state was built for",
                             got=f"another {type(model).__name__}")
         xp = model.xp
-        tensors = model.tensors()
+        tensors = {name: t for name, t in model.tensors().items() if t.trainable}
         missing = [name for name in tensors if name not in grads]
         if missing:  # checked before any update so that a failed step changes nothing
             raise KeyError(f"no gradient for trainable tensors {', '.join(missing)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .validation import as_choice, as_float, as_int
+from .validation import as_choice, as_flag, as_float, as_int
 
 __all__ = ["TensorSpec", "Parameter", "KINDS", "LAYER_ROLES", "TENSOR_ROLES", "MOMENTUM_DTYPES"]
 
@@ -91,6 +91,9 @@ class Parameter:
         one, which :func:`~variational_nets.optim.sgd` refuses.
     momentum_dtype : {"same", "bfloat16"}, default "same"
         How the optimizer stores this tensor's momentum buffer.
+    trainable : bool, default True
+        ``False`` freezes the tensor: :meth:`~variational_nets.optim.SGD.step` leaves its value
+        and its momentum buffer as they are (:meth:`frozen`, :meth:`~variational_nets.model.MLP.freeze`).
 
     Raises
     ------
@@ -103,6 +106,7 @@ class Parameter:
     init_std: float | None
     multiplier: float | None
     momentum_dtype: str = "same"
+    trainable: bool = True
 
     def __post_init__(self):
         if self.spec is not None and not isinstance(self.spec, TensorSpec):
@@ -112,6 +116,7 @@ class Parameter:
                 object.__setattr__(self, name,
                                    as_float(name, getattr(self, name), low=0, low_open=True))
         as_choice("momentum_dtype", self.momentum_dtype, MOMENTUM_DTYPES)
+        object.__setattr__(self, "trainable", as_flag("trainable", self.trainable))
         if self.momentum_dtype == "bfloat16" and not (self.is_factor
                                                       and str(self.value.dtype) == "float32"):
             raise ValueError("invalid momentum_dtype: bfloat16 buffers are for float32 "
@@ -166,3 +171,12 @@ class Parameter:
         Parameter
         """
         return dataclasses.replace(self, momentum_dtype=momentum_dtype)
+
+    def frozen(self) -> "Parameter":
+        """The same tensor (same value array) marked not trainable: the optimizer skips it.
+
+        Returns
+        -------
+        Parameter
+        """
+        return dataclasses.replace(self, trainable=False)
