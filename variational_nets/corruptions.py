@@ -87,7 +87,8 @@ def _centred_grid(h, w):
 
 
 def _resample(images, matrices, shifts):
-    """Image ``n`` sampled at ``A_n (p − c) + c + t_n`` (bilinear, 0 outside); A (N, 2, 2), t (N, 2)."""
+    """Image ``n`` sampled at ``A_n (p − c) + c + t_n``, A (N, 2, 2), t (N, 2): bilinear, with ink 0
+    outside the image and interpolated across its edge (SciPy's ``mode="grid-constant"``)."""
     n, h, w = images.shape
     r, c = _centred_grid(h, w)
     src_r = matrices[:, 0, 0, None, None] * r + matrices[:, 0, 1, None, None] * c
