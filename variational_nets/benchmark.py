@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from . import data as data_mod
+from .backend import one_blas_thread
 from .baselines import METHODS, Recipe, fit_method, training_peak_bytes
 from .corruptions import CORRUPTIONS, MAX_SEVERITY, as_images, corrupt, out_of_distribution
 from .metrics import ClassificationMetrics, auroc, classification_metrics, predictive_entropy
@@ -242,6 +243,12 @@ def benchmark_point(point: SweepPoint) -> dict:
     """
     if not isinstance(point, SweepPoint):
         raise bad_type("point", "a SweepPoint from BenchmarkConfig.points()", point)
+    # matrices of at most a few hundred columns: BLAS threads only spin, in whichever worker
+    with one_blas_thread():
+        return _measure(point)
+
+
+def _measure(point: SweepPoint) -> dict:
     p = point.param
     task, method, seed, severity = p("task"), p("method"), point.seed, float(p("severity"))
     names = tuple(CORRUPTIONS) if p("corruptions") == "all" else tuple(p("corruptions").split(","))
