@@ -238,7 +238,7 @@ def _sweep_common():
 # the grid is always given (valid or not): the defaults are sized for real experiments
 GRID = {"widths": opt("--widths", [["4", "8"], ["4", "8", "16"], ["8", "99999999"]], BAD_INTS, many=True),
         "seeds": opt("--seeds", [["0"], ["3"], ["0", "1"]], BAD_SEEDS, many=True)}
-TRANSFER = argv_from({**GRID, "task": opt("--task", ["synthetic"], ["cifar10", "mnist"]),
+TRANSFER = argv_from({**GRID, "task": opt("--task", ["synthetic"], ["cifar10", "imagenet"]),
                       "lrs": opt("--lrs", [["0.05", "0.2"], ["0.05", "0.1", "0.2"], ["1e5", "1e6"]], BAD_FLOATS,
                                  many=True)},
                      {**_sweep_common(), "epochs": opt("--epochs", ["1"], BAD_INTS),

