@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import data as data_mod
-from .backend import BACKENDS, asarray, get_xp
+from .backend import BACKENDS, asarray, get_xp, one_blas_thread
 from .coordcheck import check_dtype_name
 from .losses import get_loss
 from .model import MLP
@@ -293,6 +293,13 @@ def transfer_point(point: SweepPoint) -> dict:
     """
     if not isinstance(point, SweepPoint):
         raise bad_type("point", "a SweepPoint from TransferConfig.points()", point)
+    # at most a few thousand columns: in a worker process BLAS threads only compete with the
+    # other workers, and a spawned worker does not inherit its parent's thread limit
+    with one_blas_thread():
+        return _measure_point(point)
+
+
+def _measure_point(point: SweepPoint) -> dict:
     p = point.param
     ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
     seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
