@@ -216,11 +216,11 @@ def stratified_split(labels, sizes, rng) -> tuple:
     return tuple(rng.permutation(ranked[lo:hi]).astype(np.int64) for lo, hi in zip(edges[:-1], edges[1:]))
 
 
-def _check_split(split, available):
+def _check_split(split, available=None):
     if isinstance(split, (str, bytes)) or not hasattr(split, "__iter__") or len(tuple(split)) != 3:
         raise bad_type("split", "three sizes (train, validation, test)", split)
     split = tuple(as_int("split", s) for s in split)
-    if sum(split) > available:
+    if available is not None and sum(split) > available:
         raise bad_value("split", f"sizes that add up to at most the {available} images", split)
     return split
 
@@ -415,9 +415,7 @@ def synthetic_images(rng, split=(600, 200, 400), side: int = 12, num_classes: in
     side = as_int("side", side, minimum=4)
     num_classes = as_int("num_classes", num_classes, minimum=2)
     template_seed = as_int("template_seed", template_seed, minimum=0)
-    if isinstance(split, (str, bytes)) or not hasattr(split, "__iter__") or len(tuple(split)) != 3:
-        raise bad_type("split", "three sizes (train, validation, test)", split)
-    split = tuple(as_int("split", s) for s in split)
+    split = _check_split(split)
     total = sum(split)
     check_memory("split", 8 * total * side * side * 9 * 4, f"{total} images of {side}×{side}")
     strokes, knots = 3, 3

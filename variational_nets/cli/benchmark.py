@@ -18,12 +18,11 @@ from ..benchmark import (DEFAULT_RECIPE, PAPER_RECIPE, TASK_SPLITS, TASKS, Bench
                          format_benchmark, run_benchmark)
 from ..corruptions import CORRUPTIONS
 from ..experiment import training_memory
-from ..sweep import SweepFailed, check_scheduler
-from ..sweep.store import check_results_path
+from ..sweep import SweepFailed
 from ..validation import check_memory
-from .common import EXIT_FAILED, checking, distinct_outputs, nonnegative_int, positive_float, positive_int, say
+from .common import EXIT_FAILED, checking, nonnegative_int, positive_float, positive_int, say
 from .corruptions import severity
-from .sweep import _finish, _processes, _run, _run_options
+from .sweep import _check_outputs, _finish, _processes, _run, _run_options
 
 #: Measured wall time of the default setting (every method, 5 seeds, MNIST) on 2 shared cores.
 BUDGET = "about 7 minutes on 2 cores"
@@ -82,11 +81,7 @@ def _config(args) -> BenchmarkConfig:
 
 def _check(args, config: BenchmarkConfig) -> None:
     """Outputs, where the points run, the data's extra and the memory of the largest method."""
-    distinct_outputs(args, "results", "csv", "json", "plot")
-    if args.results is not None:
-        check_results_path(args.results)
-    if args.scheduler is not None:
-        check_scheduler(args.scheduler)
+    _check_outputs(args)
     check_task(config.task)
     recipe = config.recipe
     split = TASK_SPLITS[config.task]

@@ -120,13 +120,18 @@ def _transfer_shape(config):
     return d.input_dim, d.output_dim, d.num_examples
 
 
-def _check_common(args, config, d_in, num_classes, num_examples) -> None:
-    """Outputs, where the sweep runs, the backend, and the memory of the widest point."""
+def _check_outputs(args) -> None:
+    """The output paths (distinct, writable) and the scheduler of the run options."""
     distinct_outputs(args, "results", "csv", "json", "plot")
     if args.results is not None:
         check_results_path(args.results)
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
+
+
+def _check_common(args, config, d_in, num_classes, num_examples) -> None:
+    """Outputs, where the sweep runs, the backend, and the memory of the widest point."""
+    _check_outputs(args)
     get_xp(config.backend)
     sizes = (d_in,) + (max(config.widths),) * config.depth + (num_classes,)
     per_point = training_memory(sizes, covariance="lowrank", rank=config.rank, batch_size=config.batch_size,
