@@ -46,7 +46,7 @@ from .corruptions import CORRUPTIONS, MAX_SEVERITY, as_images, corrupt, out_of_d
 from .metrics import ClassificationMetrics, auroc, classification_metrics, predictive_entropy
 from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged
-from .validation import as_choice, as_distinct, as_float, as_int, bad_type, bad_value
+from .validation import as_choice, as_distinct, as_float, as_int, bad_type
 
 __all__ = ["TASKS", "TASK_SPLITS", "DEFAULT_RECIPE", "PAPER_RECIPE", "METRICS", "RATIO_METRICS",
            "BenchmarkConfig", "MethodRun", "Estimate", "BenchmarkResult", "load_task", "check_task",
