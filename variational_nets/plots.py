@@ -284,7 +284,7 @@ def plot_benchmark(result, path=None):
     standard error as a horizontal bar: for accuracy, NLL, ECE and Brier score two points per
     method, in distribution (circles) and averaged over the corruptions (squares); then the
     AUROC against the out-of-distribution set and the time and memory relative to map
-    (a dotted line at 1).
+    (a dotted line at 1). The legend fills the eighth panel.
 
     Parameters
     ----------
@@ -316,9 +316,10 @@ def plot_benchmark(result, path=None):
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
-        if shifted is not None and ax is axes[0, 0]:
-            ax.legend(fontsize=7, loc="best")
+    # the legend in the free eighth panel, where it covers no point
     axes[1, 3].axis("off")
+    axes[1, 3].legend(*axes[0, 0].get_legend_handles_labels(), loc="center", fontsize=8,
+                      title="mean ± 1 SE over seeds")
     fig.suptitle(f"{cfg.task}: mean ± SE over {_plural(len(cfg.seeds), 'seed')}, {cfg.recipe.epochs} epochs, "
                  f"corruptions at severity {cfg.severity:g}", fontsize=10)
     fig.tight_layout()

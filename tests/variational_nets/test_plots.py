@@ -117,7 +117,8 @@ def test_benchmark_figure_has_a_panel_per_metric_with_error_bars(tmp_path):
         assert len(ax.containers) == (2 if shifted else 1)
         x = ax.containers[0].lines[0].get_xdata()
         assert np.allclose(x, [result.estimate(m, metric).mean for m in result.config.methods])
-    assert panels[0].get_legend() is not None
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["in distribution", "corrupted (mean of 2)"]
     out = tmp_path / "bench.svg"
     plot_benchmark(result, out)
     assert out.read_text().lstrip().startswith("<?xml") and os.listdir(tmp_path) == ["bench.svg"]
