@@ -101,7 +101,7 @@ def _memory_ratios(result, recipe):
        "accuracy within two standard errors of its, (d) with an output-layer factor only, at most 25% extra "
        "peak training memory; paired over seeds", reference="docs/theory.md §4 (C11)", kind="paper")
 def check_images(ctx) -> Outcome:
-    from variational_nets.benchmark import METRICS, format_benchmark, run_benchmark
+    from variational_nets.benchmark import METRICS, run_benchmark
 
     config = images_config(ctx)
     ctx.progress(f"benchmark on {config.task}: {len(config.methods)} methods, {len(config.seeds)} seeds, "
@@ -153,8 +153,7 @@ def check_images(ctx) -> Outcome:
              f"of batch {recipe.batch_size}, base step {recipe.lr}, momentum {recipe.momentum}, rank {recipe.rank}, "
              f"{recipe.num_samples} weight samples per prediction; seeds {config.seeds}",
              f"share of the mean parameters in variational layers: {shares}",
-             "the judged items were fixed before the benchmark ran (module docstring); the rest is reported",
-             format_benchmark(result))
+             "the judged items were fixed before the benchmark ran (module docstring); the rest is reported")
     return Outcome(measurements, tables=(summary, paired, per_corruption, details), notes=notes)
 
 
