@@ -200,3 +200,18 @@ def test_command_help_states_the_budget_and_the_methods(capsys):
     text = capsys.readouterr().out
     assert "minutes on 2 cores" in text and "--full" in text and all(m in text for m in METHODS)
     assert "exit status" in text
+
+
+def test_command_runs_on_a_dask_cluster_and_resumes(tmp_path, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # the Dask worker is another interpreter
+    results = tmp_path / "b.jsonl"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        # one seed (the later --seeds wins) on the cluster's worker, stored for the second run
+        argv = ANYWHERE + ["--seeds", "0", "--results", str(results), "--scheduler", cluster.scheduler_address]
+        assert main(argv) == 0
+        lines = results.read_text().splitlines()
+        assert len(lines) == 2  # map and ibvi-output at one seed, computed by the Dask worker
+        assert main(argv) == 0 and results.read_text().splitlines() == lines
+    assert "ibvi-output" in capsys.readouterr().out
