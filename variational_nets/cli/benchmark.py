@@ -25,7 +25,7 @@ from .corruptions import severity
 from .sweep import _check_outputs, _finish, _processes, _run, _run_options
 
 #: The default setting's wall time (every method, 5 seeds, MNIST, one worker process per core).
-BUDGET = "about 9 minutes on 2 cores"
+BUDGET = "6 to 9 minutes on 2 cores"
 DESCRIPTION = textwrap.fill(
     f"Train every method of the image benchmark over seeds and compare them in distribution, under "
     f"{len(CORRUPTIONS)} corruptions and against an out-of-distribution set (the test images inverted). "
