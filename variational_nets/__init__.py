@@ -9,8 +9,10 @@ Carlo expected losses), :mod:`.optim` (momentum SGD as in PyTorch, :func:`~.opti
 :mod:`.kernels` (the fused CUDA factor update), :mod:`.train` (IBVI, deterministic and mean-field
 VI baselines, :func:`~.train.train_step`), :mod:`.metrics`, :mod:`.data`, :mod:`.experiment`,
 :mod:`.sweep` (grids on local processes or Dask, resumable), :mod:`.coordcheck` (μP coordinate
-check, claim C9), :mod:`.transfer` (step-size transfer, claim C10), :mod:`.plots` and :mod:`.cli`
-(``python -m variational_nets train ...`` / ``python -m variational_nets sweep ...``).
+check, claim C9), :mod:`.transfer` (step-size transfer, claim C10), :mod:`.corruptions`
+(MNIST-C-style corruptions and the out-of-distribution set), :mod:`.baselines` (the methods the
+paper compares IBVI with), :mod:`.benchmark` (all of them over seeds on images, claim C11),
+:mod:`.plots` and :mod:`.cli` (``python -m variational_nets train|sweep|benchmark|corruptions ...``).
 """
 from .backend import get_xp, to_numpy
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment

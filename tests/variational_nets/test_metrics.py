@@ -132,3 +132,50 @@ def test_bad_regression_input():
         M.rmse(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="n_bins"):
         M.ece(np.eye(2), np.array([0, 1]), n_bins=0)
+
+
+# --- out-of-distribution detection ------------------------------------------------------------
+
+def _auroc_by_pairs(a, b):
+    """The definition itself: P(out > in) + ½ P(out = in) over all pairs."""
+    a, b = np.asarray(a)[:, None], np.asarray(b)[None, :]
+    return float(np.mean((b > a) + 0.5 * (b == a)))
+
+
+@given(n=st.integers(1, 40), m=st.integers(1, 40), seed=st.integers(0, 2 ** 32 - 1),
+       decimals=st.sampled_from([0, 1, 3]))
+def test_auroc_equals_the_pairwise_definition_with_ties(n, m, seed, decimals):
+    rng = np.random.default_rng(seed)
+    a = np.round(rng.normal(size=n), decimals)
+    b = np.round(rng.normal(0.7, size=m), decimals)  # rounding makes ties common
+    assert M.auroc(a, b) == pytest.approx(_auroc_by_pairs(a, b), abs=1e-12)
+
+
+def test_auroc_against_scikit_learn_and_its_extremes():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300), rng.normal(0.5, size=200)
+    expected = metrics.roc_auc_score(np.r_[np.zeros(300), np.ones(200)], np.r_[a, b])
+    assert M.auroc(a, b) == pytest.approx(expected, abs=1e-12)
+    assert M.auroc([0.0, 0.1], [0.2, 0.3]) == 1.0 and M.auroc([0.2, 0.3], [0.0, 0.1]) == 0.0
+    assert M.auroc([1.0, 1.0], [1.0]) == 0.5
+
+
+def test_predictive_entropy_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    probs = np.random.default_rng(0).dirichlet(np.ones(5), size=20)
+    probs[0] = [1.0, 0, 0, 0, 0]
+    assert np.allclose(M.predictive_entropy(probs), stats.entropy(probs, axis=1), atol=1e-12)
+    assert M.predictive_entropy(np.full((2, 4), 0.25)) == pytest.approx([math.log(4)] * 2)
+    assert M.predictive_entropy(probs)[0] == 0.0
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: M.auroc([], [1.0]), "invalid scores_in: expected a non-empty array"),
+    (lambda: M.auroc([1.0], [[1.0]]), "invalid scores_out: expected a 1-D array"),
+    (lambda: M.auroc([np.nan], [1.0]), "invalid scores_in: expected finite values"),
+    (lambda: M.predictive_entropy([[0.5, 0.6]]), "invalid probs: expected rows that sum to 1"),
+])
+def test_bad_detection_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -86,3 +86,52 @@ def test_check_figure_path_refuses_unknown_formats_and_missing_folders(tmp_path,
     with pytest.raises(ValueError, match=f"plot: .*{match}"):
         check_figure_path(tmp_path / name, name="plot")
     assert check_figure_path(tmp_path / "x.PNG", name="plot") == tmp_path / "x.PNG"
+
+
+def _benchmark_result():
+    from variational_nets.benchmark import BenchmarkConfig, BenchmarkResult, MethodRun
+    from variational_nets.metrics import ClassificationMetrics
+
+    config = BenchmarkConfig(task="synthetic", methods=("map", "ibvi", "laplace"), seeds=(0, 1),
+                             corruptions=("rotate", "fog"))
+    runs = []
+    for k, method in enumerate(config.methods):
+        for s in config.seeds:
+            m = ClassificationMetrics(accuracy=0.9 + 0.01 * k + 0.002 * s, nll=0.3, brier=0.1, ece=0.05)
+            c = ClassificationMetrics(accuracy=0.5 + 0.01 * k, nll=2.0, brier=0.6, ece=0.3)
+            runs.append(MethodRun(method, s, m, (("rotate", c), ("fog", c)), 0.7 + 0.1 * k, 1.0 + k, 10.0, 0.0,
+                                  1000.0 * (1 + k), 10.0, 0.0, False))
+    return BenchmarkResult(config, tuple(runs))
+
+
+def test_benchmark_figure_has_a_panel_per_metric_with_error_bars(tmp_path):
+    from variational_nets.plots import BENCHMARK_PANELS, plot_benchmark
+
+    result = _benchmark_result()
+    fig = plot_benchmark(result)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [p[0] for p in BENCHMARK_PANELS]
+    for ax, (_, metric, shifted) in zip(panels, BENCHMARK_PANELS):
+        assert [t.get_text() for t in ax.get_yticklabels()] == list(result.config.methods)
+        # one error-bar series per measurement: in distribution, and corrupted where it exists
+        assert len(ax.containers) == (2 if shifted else 1)
+        x = ax.containers[0].lines[0].get_xdata()
+        assert np.allclose(x, [result.estimate(m, metric).mean for m in result.config.methods])
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["in distribution", "corrupted (mean of 2)"]
+    out = tmp_path / "bench.svg"
+    plot_benchmark(result, out)
+    assert out.read_text().lstrip().startswith("<?xml") and os.listdir(tmp_path) == ["bench.svg"]
+
+
+def test_corruption_grid_places_every_image(tmp_path):
+    from variational_nets.plots import plot_corruptions
+
+    image = np.linspace(0, 1, 16).reshape(4, 4)
+    columns = {"clean": [image], "rotate": [image, image.T], "fog": [image, 1 - image]}
+    fig = plot_corruptions(columns, tmp_path / "c.png", title="t", row_labels=["severity 1", "severity 5"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["clean", "rotate", "fog"]
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 5 and (tmp_path / "c.png").stat().st_size > 1000
+    assert fig.axes[0].get_ylabel() == "severity 1"

