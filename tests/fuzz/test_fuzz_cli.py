@@ -254,9 +254,11 @@ COORDCHECK = argv_from(GRID, {**_sweep_common(), "lr": opt("--lr", ["0.1"], BAD_
 def one_process(monkeypatch):
     # Fuzz examples run in this process: spawning workers per example would take seconds each.
     # (Worker processes, interrupts and Dask have their own tests.)
+    import variational_nets.cli.benchmark as benchmark_cli
     import variational_nets.cli.sweep as sweep_cli
 
-    monkeypatch.setattr(sweep_cli, "_processes", lambda args: 1)
+    monkeypatch.setattr(sweep_cli, "worker_count", lambda args: 1)
+    monkeypatch.setattr(benchmark_cli, "worker_count", lambda args: 1)
 
 
 @fuzz(25)
