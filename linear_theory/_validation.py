@@ -116,6 +116,15 @@ def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.nd
     return X, y
 
 
+def finite_result(names: str, value: float) -> float:
+    """``value`` if it is finite, else a ``ValueError`` naming ``names``, the arguments whose scale took it
+    out of the float64 range (a quantity computed with Python floats, which overflow to ``inf`` silently)."""
+    if not math.isfinite(value):
+        raise ValueError(f"the result would be {value}, outside the float64 range: {names} too large or too "
+                         "small in scale; rescale them")
+    return value
+
+
 #: Multiplier of ``d·max|λ|`` below which a negative eigenvalue of a covariance is rounding.
 EPS_DEFAULT_CLIP = float(np.finfo(np.float64).eps)
 
