@@ -69,6 +69,14 @@ def as_positive_float(name: str, value, *, allow_zero: bool = False) -> float:
     return value
 
 
+def as_momentum(momentum) -> float:
+    """``momentum`` as a float heavy-ball coefficient in ``[0, 1)``."""
+    momentum = as_positive_float("momentum", momentum, allow_zero=True)
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    return momentum
+
+
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 

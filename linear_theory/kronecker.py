@@ -44,11 +44,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from ._validation import (as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int,
+from ._recorder import Recorder, as_optimizer, check_run_options, check_step, descend
+from ._validation import (as_float_array, as_generator, as_matrix, as_momentum, as_positive_float, as_positive_int,
                           check_allocation, finite_result, float_guard)
 from .gaussian import Gaussian, Predictive, _frozen, _pad_columns
-from .simulate import DIVERGENCE_FACTOR, OPTIMIZERS, DivergenceError
-from .stability import _momentum
 from .subspace import RowSpaceBasis, project_null, row_space_basis
 
 __all__ = ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerTrace", "KroneckerSimulation",
@@ -651,7 +650,7 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
         If the ODE solver fails.
     """
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = _momentum(momentum)
+    momentum = as_momentum(momentum)
     if momentum > 0 and mc_samples > 0:
         raise ValueError("the heavy-ball first-order term is derived for exact gradients only; "
                          "use mc_samples=0 with momentum > 0")
@@ -855,9 +854,8 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
     TypeError
         For a ``q`` that is not a :class:`KroneckerGaussian`.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    momentum = _momentum(momentum)
+    as_optimizer(optimizer)
+    momentum = as_momentum(momentum)
     if not isinstance(q, KroneckerGaussian):
         raise TypeError(f"q must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
     X = as_matrix("X", X)
@@ -973,83 +971,47 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
     DivergenceError
         When the parameters become non-finite or the expected loss exceeds ``1e8`` times its start.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     X, Y = _check_problem(X, Y, prior, "prior")
-    n = X.shape[0]
-    lr = as_positive_float("lr", lr)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = _momentum(momentum)
-    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
-    if batch_size is not None:
-        batch_size = as_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-    rng = as_generator(seed)
-
+    n, k = Y.shape
+    a, b = prior.input_factor.shape[1], prior.output_factor.shape[1]
+    # per step and draw: Z (a·b floats) and the residuals and their products (b ≤ n rows of k or b)
+    options = check_run_options(n, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
+                                mc_samples=mc_samples, momentum=momentum, seed=seed, record_every=record_every,
+                                draw_size=a * b + n * max(k, b))
     basis = row_space_basis(X)
-    bound = kronecker_step_bound(X, prior, optimizer, momentum, basis=basis)
-    if check_stability and lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} of optimizer={optimizer!r} "
-                         "on this X at the prior (2/λ_max of the Hessian of the expected loss, times 1 + m for "
-                         "momentum); pass check_stability=False to run it anyway")
+    bound = kronecker_step_bound(X, prior, optimizer, options.momentum, basis=basis)
+    if check_stability:
+        check_step("lr", options.lr, bound, f"stability bound {bound:.4g} of optimizer={optimizer!r} on this X at "
+                                            "the prior (2/λ_max of the Hessian of the expected loss, times 1 + m "
+                                            "for momentum)")
     limit = kronecker_limit(X, Y, prior, basis=basis)
     projection = kronecker_w2_projection(X, Y, prior, basis=basis)
 
     M0, A0, B0 = prior.mean, prior.input_factor, prior.output_factor
-    M, A, B = M0.copy(), A0.copy(), B0.copy()
-    vel = [np.zeros_like(M), np.zeros_like(A), np.zeros_like(B)]
     beta0 = float(np.sum(B0 ** 2))
-    records = {key: [] for key in KroneckerTrace.__dataclass_fields__}
-    loss0 = _loss(X, Y, M, A, B)
-    ceiling = DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)
+    recorder = Recorder(KroneckerTrace, loss0=_loss(X, Y, M0, A0, B0), lr=options.lr, bound=bound)
 
-    def record(t):
+    def record(t, params):
+        M, A, B = params
         loss = _loss(X, Y, M, A, B)
-        if not np.isfinite(loss) or loss > ceiling:
-            raise DivergenceError(t, lr, bound,
-                                  f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
-        q = KroneckerGaussian(M, A, B)
+        recorder.check_loss(t, loss)
         beta = float(np.sum(B ** 2))
         along = float(np.sum(B * B0)) / beta0 if beta0 > 0 else 0.0
-        records["steps"].append(t)
-        records["expected_loss"].append(loss)
-        records["kept_variance"].append(beta / beta0 if beta0 > 0 else math.nan)
-        records["balance"].append(float(np.sum(A ** 2)) - beta)
-        records["null_mean_drift"].append(float(np.linalg.norm(project_null(basis, M - M0))))
-        records["null_factor_drift"].append(float(np.linalg.norm(project_null(basis, A - A0))))
-        records["output_off_line"].append(float(np.linalg.norm(B - along * B0)))
-        records["w2_to_projection"].append(math.sqrt(kronecker_w2_squared(q, projection)))
+        recorder.add(KroneckerTrace(
+            steps=t, expected_loss=loss, kept_variance=beta / beta0 if beta0 > 0 else math.nan,
+            balance=float(np.sum(A ** 2)) - beta,
+            null_mean_drift=float(np.linalg.norm(project_null(basis, M - M0))),
+            null_factor_drift=float(np.linalg.norm(project_null(basis, A - A0))),
+            output_off_line=float(np.linalg.norm(B - along * B0)),
+            w2_to_projection=math.sqrt(kronecker_w2_squared(KroneckerGaussian(M, A, B), projection))))
 
-    full_batch = batch_size is None or batch_size == n
-    record(0)
-    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if full_batch:
-                XB, YB, scale = X, Y, 1.0
-            else:
-                rows = rng.choice(n, size=batch_size, replace=False)
-                XB, YB, scale = X[rows], Y[rows], n / batch_size
-            if mc_samples == 0:
-                grads = _exact_gradients(XB, YB, M, A, B, scale)
-            else:
-                Z = rng.standard_normal((mc_samples, A.shape[1], B.shape[1]))
-                grads = _mc_gradients(XB, YB, M, A, B, scale, Z)
-            if optimizer == "momentum":
-                vel = [momentum * v + g for v, g in zip(vel, grads)]
-                grads = vel
-            M, A, B = M - lr * grads[0], A - lr * grads[1], B - lr * grads[2]
-            if not (np.isfinite(M).all() and np.isfinite(A).all() and np.isfinite(B).all()):
-                raise DivergenceError(t, lr, bound, "non-finite parameters")
-            if t % record_every == 0 or t == steps:
-                record(t)
+    def step_gradients(params):
+        XB, YB, scale = options.batch(X, Y)
+        if options.mc_samples == 0:
+            return _exact_gradients(XB, YB, *params, scale)
+        Z = options.rng.standard_normal((options.mc_samples, a, b))
+        return _mc_gradients(XB, YB, *params, scale, Z)
 
-    trace = KroneckerTrace(**{key: np.asarray(value) for key, value in records.items()})
-    return KroneckerSimulation(final=KroneckerGaussian(M, A, B), trace=trace, limit=limit, projection=projection,
-                               stability_bound=bound, optimizer=optimizer)
+    final = descend(options, (M0.copy(), A0.copy(), B0.copy()), (options.lr,) * 3, step_gradients, recorder, record)
+    return KroneckerSimulation(final=KroneckerGaussian(*final), trace=recorder.trace(), limit=limit,
+                               projection=projection, stability_bound=bound, optimizer=optimizer)

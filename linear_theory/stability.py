@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_matrix, as_positive_float, as_positive_int, finite_result, float_guard
+from ._validation import as_matrix, as_momentum, as_positive_float, as_positive_int, finite_result, float_guard
 from .gaussian import Gaussian
 from .simulate import DivergenceError, simulate
 
@@ -81,7 +81,7 @@ def predicted_mc_threshold(s_max: float, rank: int, mc_samples: int = 1, momentu
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
     mc_samples = as_positive_int("mc_samples", mc_samples)
-    beta = _momentum(momentum)
+    beta = as_momentum(momentum)
     kappa = 1.0 + (rank + 1.0) / mc_samples
     spread = (1.0 + beta) * kappa - 2.0 * beta  # > 1 − β > 0
     return _beyond_rounding(
@@ -114,13 +114,6 @@ def _inverse_square(s_max: float) -> float:
     """``1/s_max²`` in float64 without an ``OverflowError`` (it may be 0 or inf; see :func:`finite_result`)."""
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         return float(np.float64(1.0) / np.float64(s_max) ** 2)
-
-
-def _momentum(momentum) -> float:
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    return momentum
 
 
 def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
@@ -384,7 +377,7 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     if not MIN_REL_TOL <= rel_tol <= 1.0:
         raise ValueError(f"rel_tol must be in [{MIN_REL_TOL:g}, 1] (the bisection's relative width; below "
                          f"{MIN_REL_TOL:g} float64 steps cannot narrow it), got {rel_tol}")
-    momentum = _momentum(momentum)
+    momentum = as_momentum(momentum)
     prior_scale = as_positive_float("prior_scale", prior_scale)
     seeds = _seeds(seeds)
     s_max = float(np.linalg.norm(X, 2))
