@@ -49,7 +49,7 @@ import scipy.optimize
 import scipy.special
 
 from ._recorder import Recorder, RunOptions, check_run_options, check_step, sgd_step
-from ._validation import as_float_array, as_matrix, as_positive_int, check_allocation, float_guard
+from ._validation import as_positive_int, check_allocation, check_problem, float_guard
 from .gaussian import Gaussian
 from .subspace import row_space_solver
 
@@ -80,10 +80,7 @@ def _check_problem(X, y, q, name: str):
 
 
 def _check_labels(X, y) -> tuple[np.ndarray, np.ndarray]:
-    X = as_matrix("X", X)
-    y = as_float_array("y", y, ndim=1)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be a 1-D array with one label per row of X ({X.shape[0]}), got shape {y.shape}")
+    X, y = check_problem(X, y)
     if not np.all((y == 1.0) | (y == -1.0)):
         bad = np.unique(y[(y != 1.0) & (y != -1.0)])[:5]
         raise ValueError(f"y must hold labels -1 or +1 only, found {bad.tolist()}")

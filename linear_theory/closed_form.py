@@ -22,10 +22,15 @@ __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_lo
            "ibvi_limit_w2_squared"]
 
 
-def _setup(X, y, prior, solver, step_multipliers=None):
+def _check_prior_problem(X, y, prior) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(X, y)`` for a :class:`Gaussian` ``prior`` of dimension ``d``."""
     if not isinstance(prior, Gaussian):
         raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
+    return check_problem(X, y, prior.dim)
+
+
+def _setup(X, y, prior, solver, step_multipliers=None):
+    X, y = _check_prior_problem(X, y, prior)
     return X, y, geometry(X, step_multipliers=step_multipliers, solver=solver)
 
 
@@ -386,9 +391,7 @@ def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
     Cost ``O(n·d·r + n·r·min(n, r))``; no ``d × d`` matrix.
     """
     noise_var = as_positive_float("noise_var", noise_var, allow_zero=True)
-    if not isinstance(prior, Gaussian):
-        raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
+    X, y = _check_prior_problem(X, y, prior)
     L0 = prior.factor
     basis = row_space_basis(X @ L0)  # A = XL₀ = Ũ diag(a) Ṽᵀ in latent coordinates
     a, V, U = basis.s, basis.V, basis.U

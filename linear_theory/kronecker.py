@@ -45,9 +45,9 @@ import numpy as np
 import scipy.optimize
 
 from ._recorder import Recorder, as_optimizer, check_run_options, check_step, descend
-from ._validation import (as_float_array, as_generator, as_matrix, as_momentum, as_positive_float, as_positive_int,
+from ._validation import (as_generator, as_matrix, as_momentum, as_positive_float, as_positive_int,
                           check_allocation, finite_result, float_guard)
-from .gaussian import Gaussian, Predictive, _frozen, _pad_columns
+from .gaussian import Gaussian, Predictive, _frozen, _pad_columns, _test_inputs
 from .subspace import RowSpaceBasis, project_null, row_space_basis
 
 __all__ = ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerTrace", "KroneckerSimulation",
@@ -169,11 +169,7 @@ class KroneckerGaussian:
             When ``X_test`` does not have ``d`` columns or is not finite, or the result overflows
             float64.
         """
-        X_test = as_float_array("X_test", X_test, ndim=(1, 2))
-        if X_test.ndim == 1:
-            X_test = X_test[None, :]
-        if X_test.shape[1] != self.dim:
-            raise ValueError(f"X_test must have {self.dim} columns (the inputs of W), got shape {X_test.shape}")
+        X_test = _test_inputs(X_test, self.dim, "the inputs of W")
         spread = np.sum((X_test @ self.input_factor) ** 2, axis=1)
         return Predictive(mean=X_test @ self.mean,
                           variance=spread[:, None] * np.sum(self.output_factor ** 2, axis=1)[None, :])

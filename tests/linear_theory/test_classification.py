@@ -135,7 +135,7 @@ def test_svm_rejects_non_separable_data():
 
 
 @pytest.mark.parametrize("labels, match", [([1.0, 0.0], "labels -1 or \\+1"), ([1.0, 2.0], "labels"),
-                                           ([1.0], "one label per row")])
+                                           ([1.0], "one entry per row of X")])
 def test_bad_labels_raise(labels, match):
     with pytest.raises(ValueError, match=match):
         hard_margin_svm(np.eye(2), np.array(labels))
