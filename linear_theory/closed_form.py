@@ -79,7 +79,7 @@ def expected_loss(X, y, q) -> float:
     return float(residual @ residual) + spread
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                step_multipliers=None) -> Gaussian:
     r"""The limit of (S)GD on the expected loss started at the prior (Theorem 1).
@@ -134,7 +134,7 @@ def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
     return Gaussian(prior.mean + metric.shift(y - X @ prior.mean), metric.project_null(prior.factor))
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                           step_multipliers=None) -> float:
     r"""The value ``W₂²(q∞, p)`` of the W₂ projection that Theorem 1 predicts.
@@ -190,7 +190,7 @@ def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | Non
     return float(np.float64(mean_part + factor_part) / metric.scale)
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None,
            step_multipliers=None) -> Gaussian:
     r"""Minimizer of the W₂-regularized generalized VI objective.
@@ -269,7 +269,7 @@ def _gd_filter(lr: float, steps: int):
     return phi
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
                solver: RowSpaceSolver | None = None, step_multipliers=None) -> Gaussian:
     r"""The exact full-batch GD iterate ``q_t`` on ``ℓ̄`` after ``steps`` steps of size ``lr``.
