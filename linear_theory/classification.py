@@ -294,8 +294,9 @@ def hard_margin_svm(X, y) -> SVMSolution:
     ------
     ValueError
         When the data are not linearly separable by a hyperplane through the origin, for labels
-        other than ±1, for non-finite or mismatched input, and for inputs so small or large that
-        ``ŵ`` (of norm ``1/margin``) overflows float64.
+        other than ±1, for non-finite or mismatched input, for inputs so small or large that
+        ``ŵ`` (of norm ``1/margin``) overflows float64, and for columns of so different scales that
+        the NNLS solver fails.
 
     Notes
     -----
@@ -310,7 +311,14 @@ def hard_margin_svm(X, y) -> SVMSolution:
     E = np.vstack([Z.T, np.ones((1, n))])
     f = np.zeros(d + 1)
     f[-1] = 1.0
-    u, _ = scipy.optimize.nnls(E, f, maxiter=max(50, 10 * n))
+    try:
+        u, _ = scipy.optimize.nnls(E, f, maxiter=max(50, 10 * n))
+    except RuntimeError as exc:  # the active-set iteration did not end
+        raise ValueError(f"X is too badly scaled for the hard-margin SVM: its NNLS solver did not converge ({exc}); "
+                         "rescale the columns of X") from None
+    if not np.all(np.isfinite(u)):  # compiled code: no floating-point flags for float_guard to see
+        raise ValueError("X is too badly scaled for the hard-margin SVM: its NNLS solver returned non-finite "
+                         "values; rescale the columns of X")
     gap = 1.0 - float(np.sum(u))
     if gap <= 1e-10:  # residual r = Eu − f vanishes: no w with Zw ≥ 1 exists
         raise ValueError("the data X, y are not linearly separable through the origin (hard-margin SVM "
