@@ -107,7 +107,8 @@ class KroneckerGaussian:
             When ``A ⊗ B`` overflows float64 or exceeds the machine's memory.
         """
         A, B = self.input_factor, self.output_factor
-        check_allocation("the factor A ⊗ B of this KroneckerGaussian", A.shape[0] * B.shape[0], A.shape[1] * B.shape[1])
+        check_allocation("the factor A ⊗ B of this KroneckerGaussian", A.shape[0] * B.shape[0],
+                         A.shape[1] * B.shape[1])
         return np.kron(A, B)
 
     def as_gaussian(self) -> Gaussian:
@@ -686,7 +687,8 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
         if mc_samples:
             ratio = beta / beta0
             H = C.T @ (s2[:, None] * C)
-            drift += 4.0 * ((a + 1.0) * ratio * ratio * G0 * XtXA - (b + 1.0) * beta * float(np.sum(H ** 2))) / mc_samples
+            noise = (a + 1.0) * ratio * ratio * G0 * XtXA - (b + 1.0) * beta * float(np.sum(H ** 2))
+            drift += 4.0 * noise / mc_samples
         return [beta, drift]
 
     def residual_drift(t, state):
