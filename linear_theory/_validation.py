@@ -69,6 +69,14 @@ def as_positive_float(name: str, value, *, allow_zero: bool = False) -> float:
     return value
 
 
+def as_momentum(momentum) -> float:
+    """``momentum`` as a float heavy-ball coefficient in ``[0, 1)``."""
+    momentum = as_positive_float("momentum", momentum, allow_zero=True)
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    return momentum
+
+
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
@@ -114,6 +122,15 @@ def check_problem(X, y, prior_dim: int | None = None) -> tuple[np.ndarray, np.nd
     if prior_dim is not None and prior_dim != X.shape[1]:
         raise ValueError(f"prior has dimension {prior_dim} but X has {X.shape[1]} columns")
     return X, y
+
+
+def finite_result(names: str, value: float) -> float:
+    """``value`` if it is finite, else a ``ValueError`` naming ``names``, the arguments whose scale took it
+    out of the float64 range (a quantity computed with Python floats, which overflow to ``inf`` silently)."""
+    if not math.isfinite(value):
+        raise ValueError(f"the result would be {value}, outside the float64 range: {names} too large or too "
+                         "small in scale; rescale them")
+    return value
 
 
 #: Multiplier of ``d·max|λ|`` below which a negative eigenvalue of a covariance is rounding.

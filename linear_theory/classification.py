@@ -48,11 +48,9 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ._recorder import Recorder, sgd_step
-from ._validation import (as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int,
-                          check_allocation, float_guard)
+from ._recorder import Recorder, RunOptions, check_run_options, check_step, sgd_step
+from ._validation import as_positive_int, check_allocation, check_problem, float_guard
 from .gaussian import Gaussian
-from .simulate import check_optimizer
 from .subspace import row_space_solver
 
 __all__ = ["LOSSES", "ClassificationLoss", "classification_loss", "SVMSolution", "hard_margin_svm",
@@ -82,10 +80,7 @@ def _check_problem(X, y, q, name: str):
 
 
 def _check_labels(X, y) -> tuple[np.ndarray, np.ndarray]:
-    X = as_matrix("X", X)
-    y = as_float_array("y", y, ndim=1)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be a 1-D array with one label per row of X ({X.shape[0]}), got shape {y.shape}")
+    X, y = check_problem(X, y)
     if not np.all((y == 1.0) | (y == -1.0)):
         bad = np.unique(y[(y != 1.0) & (y != -1.0)])[:5]
         raise ValueError(f"y must hold labels -1 or +1 only, found {bad.tolist()}")
@@ -299,8 +294,9 @@ def hard_margin_svm(X, y) -> SVMSolution:
     ------
     ValueError
         When the data are not linearly separable by a hyperplane through the origin, for labels
-        other than ±1, for non-finite or mismatched input, and for inputs so small or large that
-        ``ŵ`` (of norm ``1/margin``) overflows float64.
+        other than ±1, for non-finite or mismatched input, for inputs so small or large that
+        ``ŵ`` (of norm ``1/margin``) overflows float64, and for columns of so different scales that
+        the NNLS solver fails.
 
     Notes
     -----
@@ -315,7 +311,14 @@ def hard_margin_svm(X, y) -> SVMSolution:
     E = np.vstack([Z.T, np.ones((1, n))])
     f = np.zeros(d + 1)
     f[-1] = 1.0
-    u, _ = scipy.optimize.nnls(E, f, maxiter=max(50, 10 * n))
+    try:
+        u, _ = scipy.optimize.nnls(E, f, maxiter=max(50, 10 * n))
+    except RuntimeError as exc:  # the active-set iteration did not end
+        raise ValueError(f"X is too badly scaled for the hard-margin SVM: its NNLS solver did not converge ({exc}); "
+                         "rescale the columns of X") from None
+    if not np.all(np.isfinite(u)):  # compiled code: no floating-point flags for float_guard to see
+        raise ValueError("X is too badly scaled for the hard-margin SVM: its NNLS solver returned non-finite "
+                         "values; rescale the columns of X")
     gap = 1.0 - float(np.sum(u))
     if gap <= 1e-10:  # residual r = Eu − f vanishes: no w with Zw ≥ 1 exists
         raise ValueError("the data X, y are not linearly separable through the origin (hard-margin SVM "
@@ -583,30 +586,25 @@ def simulate_classification(X, y, prior: Gaussian, *, loss: str = "exponential",
     loss = _check_loss(loss)
     X, y = _check_problem(X, y, prior, "prior")
     n = X.shape[0]
-    lr = as_positive_float("lr", lr)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
+    options = check_run_options(n, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
+                                mc_samples=mc_samples, momentum=momentum, seed=seed)
     rule = _hermite_rule(quadrature_nodes)
-    check_allocation("mc_samples", n, max(mc_samples, rule[0].shape[0]))
+    check_allocation("mc_samples", n, max(options.mc_samples, rule[0].shape[0]))
     loss0 = _checked_loss_and_grad(X, y, prior, loss, rule, "prior")[0]
-    grid = _check_record_steps(record_steps, steps)
-    rng = as_generator(seed)
+    grid = _check_record_steps(record_steps, options.steps)
     svm = hard_margin_svm(X, y)
     bound = classification_step_bound(X, y, prior, loss)
     if optimizer == "momentum":
-        bound *= 1.0 + momentum
-    if check_stability and lr >= bound:
+        bound *= 1.0 + options.momentum
+    if check_stability:
         times = ", times 1 + momentum" if optimizer == "momentum" else ""
-        raise ValueError(f"lr={lr:.4g} is at or above the step bound {bound:.4g} of the {loss} loss on this X at "
-                         f"this prior (2/β, β a bound on the Hessian{times}); pass check_stability=False to run anyway")
-    run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, loss0=loss0, lr=lr, steps=steps,
-                             mc_samples=mc_samples, optimizer=optimizer, momentum=momentum,
-                             batch_size=None if batch_size == n else batch_size, rng=rng, grid=grid,
+        check_step("lr", options.lr, bound, f"step bound {bound:.4g} of the {loss} loss on this X at this prior "
+                                            f"(2/β, β a bound on the Hessian{times})")
+    run = _ClassificationRun(X=X, y=y, prior=prior, loss=loss, rule=rule, loss0=loss0, options=options, grid=grid,
                              direction=svm.direction, bound=bound)
     final, trace = _run_classification(run)
-    return ClassificationResult(final=final, trace=trace, svm=svm, loss=loss, lr=lr, mc_samples=mc_samples,
-                                step_bound=bound, optimizer=optimizer)
+    return ClassificationResult(final=final, trace=trace, svm=svm, loss=loss, lr=options.lr,
+                                mc_samples=options.mc_samples, step_bound=bound, optimizer=optimizer)
 
 
 @dataclass(frozen=True, eq=False)
@@ -619,13 +617,7 @@ class _ClassificationRun:
     loss: str
     rule: tuple[np.ndarray, np.ndarray]
     loss0: float
-    lr: float
-    steps: int
-    mc_samples: int
-    optimizer: str
-    momentum: float
-    batch_size: int | None
-    rng: np.random.Generator
+    options: RunOptions
     grid: np.ndarray
     direction: np.ndarray
     bound: float
@@ -641,14 +633,13 @@ def _mc_gradients(XB, yB, mean, factor, loss, mc_samples, rng):
 
 
 def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, ClassificationTrace]:
-    X, y, loss, rule = run.X, run.y, run.loss, run.rule
-    n = X.shape[0]
+    X, y, loss, rule, options = run.X, run.y, run.loss, run.rule, run.options
     solver = row_space_solver(X)
     mean0, factor0 = run.prior.mean, run.prior.factor
     null_mean0 = solver.project_null(mean0)
     mean, factor = mean0.copy(), factor0.copy()
     velocities = (np.zeros_like(mean), np.zeros_like(factor))
-    recorder = Recorder(ClassificationTrace, loss0=run.loss0, lr=run.lr, bound=run.bound)
+    recorder = Recorder(ClassificationTrace, loss0=run.loss0, lr=options.lr, bound=run.bound)
 
     def record(t):
         with np.errstate(over="ignore"):
@@ -669,26 +660,21 @@ def _run_classification(run: _ClassificationRun) -> tuple[Gaussian, Classificati
         record(0)
         next_record = 1
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, run.steps + 1):
-            if run.batch_size is None:
-                XB, yB = X, y
-            else:
-                rows = run.rng.choice(n, size=run.batch_size, replace=False)
-                XB, yB = X[rows], y[rows]
-            if run.mc_samples == 0:
+        for t in range(1, options.steps + 1):
+            XB, yB, scale = options.batch(X, y)
+            if options.mc_samples == 0:
                 value, g_mean, g_factor = _loss_and_grad(XB, yB, mean, factor, loss, rule, with_value=False)
             else:
-                g_mean, g_factor = _mc_gradients(XB, yB, mean, factor, loss, run.mc_samples, run.rng)
+                g_mean, g_factor = _mc_gradients(XB, yB, mean, factor, loss, options.mc_samples, options.rng)
                 value = 0.0
-            if run.batch_size is not None:  # n/b times the batch sum: an unbiased estimate of the full one
-                scale = n / run.batch_size
+            if options.batch_size is not None:  # n/b times the batch sum: an unbiased estimate of the full one
                 value, g_mean, g_factor = scale * value, scale * g_mean, scale * g_factor
             recorder.check_loss(t, value)  # catches inf and NaN too; the logistic value is not computed (0)
-            (mean, factor), velocities = sgd_step((mean, factor), velocities, (g_mean, g_factor), (run.lr, run.lr),
-                                                  run.momentum if run.optimizer == "momentum" else None)
+            (mean, factor), velocities = sgd_step((mean, factor), velocities, (g_mean, g_factor),
+                                                  (options.lr, options.lr), options.heavy_ball)
             if next_record < grid.size and t == grid[next_record]:
                 recorder.check_finite(t, mean, factor)
                 record(t)
                 next_record += 1
-    recorder.check_finite(run.steps, mean, factor)
+    recorder.check_finite(options.steps, mean, factor)
     return Gaussian(mean, factor), recorder.trace()

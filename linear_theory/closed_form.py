@@ -22,10 +22,15 @@ __all__ = ["ibvi_limit", "w2_gvi", "gd_iterate", "bayes_posterior", "expected_lo
            "ibvi_limit_w2_squared"]
 
 
-def _setup(X, y, prior, solver, step_multipliers=None):
+def _check_prior_problem(X, y, prior) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(X, y)`` for a :class:`Gaussian` ``prior`` of dimension ``d``."""
     if not isinstance(prior, Gaussian):
         raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
+    return check_problem(X, y, prior.dim)
+
+
+def _setup(X, y, prior, solver, step_multipliers=None):
+    X, y = _check_prior_problem(X, y, prior)
     return X, y, geometry(X, step_multipliers=step_multipliers, solver=solver)
 
 
@@ -74,7 +79,7 @@ def expected_loss(X, y, q) -> float:
     return float(residual @ residual) + spread
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                step_multipliers=None) -> Gaussian:
     r"""The limit of (S)GD on the expected loss started at the prior (Theorem 1).
@@ -129,7 +134,7 @@ def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
     return Gaussian(prior.mean + metric.shift(y - X @ prior.mean), metric.project_null(prior.factor))
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
                           step_multipliers=None) -> float:
     r"""The value ``W₂²(q∞, p)`` of the W₂ projection that Theorem 1 predicts.
@@ -185,7 +190,7 @@ def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | Non
     return float(np.float64(mean_part + factor_part) / metric.scale)
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None = None,
            step_multipliers=None) -> Gaussian:
     r"""Minimizer of the W₂-regularized generalized VI objective.
@@ -264,7 +269,7 @@ def _gd_filter(lr: float, steps: int):
     return phi
 
 
-@float_guard("X", "y", "prior")
+@float_guard("X", "y", "prior", "step_multipliers")
 def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
                solver: RowSpaceSolver | None = None, step_multipliers=None) -> Gaussian:
     r"""The exact full-batch GD iterate ``q_t`` on ``ℓ̄`` after ``steps`` steps of size ``lr``.
@@ -386,9 +391,7 @@ def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
     Cost ``O(n·d·r + n·r·min(n, r))``; no ``d × d`` matrix.
     """
     noise_var = as_positive_float("noise_var", noise_var, allow_zero=True)
-    if not isinstance(prior, Gaussian):
-        raise TypeError(f"prior must be a linear_theory.Gaussian, got {type(prior).__name__}")
-    X, y = check_problem(X, y, prior.dim)
+    X, y = _check_prior_problem(X, y, prior)
     L0 = prior.factor
     basis = row_space_basis(X @ L0)  # A = XL₀ = Ũ diag(a) Ṽᵀ in latent coordinates
     a, V, U = basis.s, basis.V, basis.U

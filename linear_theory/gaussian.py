@@ -68,12 +68,13 @@ def _is_scalar(value) -> bool:
     return isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0)
 
 
-def _test_inputs(X_test, d: int) -> np.ndarray:
+def _test_inputs(X_test, d: int, what: str = "the Gaussian's dimension") -> np.ndarray:
+    """``X_test`` as an ``(m, d)`` float64 array (a vector is one row); ``what`` says what ``d`` is."""
     X_test = as_float_array("X_test", X_test, ndim=(1, 2))
     if X_test.ndim == 1:
         X_test = X_test[None, :]
     if X_test.shape[1] != d:
-        raise ValueError(f"X_test must have {d} columns (the Gaussian's dimension), got shape {X_test.shape}")
+        raise ValueError(f"X_test must have {d} columns ({what}), got shape {X_test.shape}")
     return X_test
 
 

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from ._validation import as_float_array, as_generator, as_matrix, as_positive_float, as_positive_int
-from .gaussian import Gaussian, Predictive, _frozen, _pad_columns
-from .simulate import DIVERGENCE_FACTOR, OPTIMIZERS, DivergenceError
-from .stability import _momentum
+from ._recorder import Recorder, as_optimizer, check_run_options, check_step, descend
+from ._validation import (as_generator, as_matrix, as_momentum, as_positive_float, as_positive_int,
+                          check_allocation, finite_result, float_guard)
+from .gaussian import Gaussian, Predictive, _frozen, _pad_columns, _test_inputs
 from .subspace import RowSpaceBasis, project_null, row_space_basis
 
 __all__ = ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "KroneckerTrace", "KroneckerSimulation",
@@ -97,14 +97,31 @@ class KroneckerGaussian:
         """Number of outputs ``k`` (columns of ``W``)."""
         return int(self.mean.shape[1])
 
+    @float_guard("the KroneckerGaussian's input_factor and output_factor")
     def factor(self) -> np.ndarray:
-        """The dense ``dk × ab`` factor ``A ⊗ B`` of ``vec_r(W)`` (``O(dk·ab)`` memory: small sizes only)."""
-        return np.kron(self.input_factor, self.output_factor)
+        """The dense ``dk × ab`` factor ``A ⊗ B`` of ``vec_r(W)`` (``O(dk·ab)`` memory: small sizes only).
+
+        Raises
+        ------
+        ValueError
+            When ``A ⊗ B`` overflows float64 or exceeds the machine's memory.
+        """
+        A, B = self.input_factor, self.output_factor
+        check_allocation("the factor A ⊗ B of this KroneckerGaussian", A.shape[0] * B.shape[0],
+                         A.shape[1] * B.shape[1])
+        return np.kron(A, B)
 
     def as_gaussian(self) -> Gaussian:
-        """The same law as a :class:`Gaussian` on ``vec_r(W)`` with factor ``A ⊗ B`` (small sizes only)."""
+        """The same law as a :class:`Gaussian` on ``vec_r(W)`` with factor ``A ⊗ B`` (small sizes only).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`factor`.
+        """
         return Gaussian(self.mean.ravel(), self.factor())
 
+    @float_guard("the KroneckerGaussian's mean, input_factor and output_factor")
     def sample(self, n: int, rng) -> np.ndarray:
         """Draws ``M + A Z Bᵀ``, ``Z`` iid standard normal.
 
@@ -123,13 +140,16 @@ class KroneckerGaussian:
         Raises
         ------
         ValueError
-            For a non-positive ``n`` or a missing ``rng``.
+            For a non-positive ``n``, a missing ``rng``, an ``n`` whose draws exceed the machine's
+            memory, or draws that overflow float64.
         """
         n = as_positive_int("n", n)
         A, B = self.input_factor, self.output_factor
+        check_allocation("n", n, self.dim, max(self.outputs, A.shape[1] * B.shape[1]))
         Z = as_generator(rng, "rng").standard_normal((n, A.shape[1], B.shape[1]))
         return self.mean + np.einsum("da,nab,kb->ndk", A, Z, B, optimize=True)
 
+    @float_guard("X_test and the KroneckerGaussian")
     def predictive(self, X_test) -> Predictive:
         """Predictive mean ``X_test M`` and variance ``‖Aᵀx‖² ‖B_j‖²`` per test row and output ``j``.
 
@@ -147,29 +167,29 @@ class KroneckerGaussian:
         Raises
         ------
         ValueError
-            When ``X_test`` does not have ``d`` columns or is not finite.
+            When ``X_test`` does not have ``d`` columns or is not finite, or the result overflows
+            float64.
         """
-        X_test = as_float_array("X_test", X_test, ndim=(1, 2))
-        if X_test.ndim == 1:
-            X_test = X_test[None, :]
-        if X_test.shape[1] != self.dim:
-            raise ValueError(f"X_test must have {self.dim} columns (the inputs of W), got shape {X_test.shape}")
+        X_test = _test_inputs(X_test, self.dim, "the inputs of W")
         spread = np.sum((X_test @ self.input_factor) ** 2, axis=1)
         return Predictive(mean=X_test @ self.mean,
                           variance=spread[:, None] * np.sum(self.output_factor ** 2, axis=1)[None, :])
 
     def replace(self, *, mean=None, input_factor=None, output_factor=None) -> "KroneckerGaussian":
+        """A copy with the given parts replaced (``None`` keeps a part), validated as in the constructor."""
         return KroneckerGaussian(self.mean if mean is None else mean,
                                  self.input_factor if input_factor is None else input_factor,
                                  self.output_factor if output_factor is None else output_factor)
 
 
+@float_guard("q")
 def balance(q: KroneckerGaussian) -> float:
     """The balance ``‖A‖²_F − ‖B‖²_F``, conserved by the gradient flow of ``ℓ̄``.
 
     Parameters
     ----------
     q : KroneckerGaussian
+        The distribution ``(M, A, B)``.
 
     Returns
     -------
@@ -180,6 +200,8 @@ def balance(q: KroneckerGaussian) -> float:
     ------
     TypeError
         For a ``q`` that is not a :class:`KroneckerGaussian`.
+    ValueError
+        When ``‖A‖²`` or ``‖B‖²`` overflows float64.
     """
     if not isinstance(q, KroneckerGaussian):
         raise TypeError(f"q must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
@@ -195,19 +217,21 @@ class KroneckerGradient:
     output_factor: np.ndarray
 
 
-def _check_problem(X, Y, q) -> tuple[np.ndarray, np.ndarray]:
+def _check_problem(X, Y, q, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(X, Y)`` for the distribution ``q``, passed as the argument ``name``."""
     if not isinstance(q, KroneckerGaussian):
-        raise TypeError(f"the distribution must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
+        raise TypeError(f"{name} must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
     X = as_matrix("X", X)
     Y = as_matrix("Y", Y)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"Y must have one row per row of X: X is {X.shape}, Y is {Y.shape}")
     if X.shape[1] != q.dim or Y.shape[1] != q.outputs:
-        raise ValueError(f"the distribution's mean is {q.mean.shape} but X is {X.shape} and Y is {Y.shape} "
+        raise ValueError(f"{name}.mean is {q.mean.shape} but X is {X.shape} and Y is {Y.shape} "
                          "(mean must be (d, k) with d = columns of X, k = columns of Y)")
     return X, Y
 
 
+@float_guard("X", "Y", "q")
 def kronecker_expected_loss(X, Y, q: KroneckerGaussian) -> float:
     """The expected loss ``E‖Y − XW‖²_F = ‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F`` for ``W = M + AZBᵀ``.
 
@@ -232,7 +256,7 @@ def kronecker_expected_loss(X, Y, q: KroneckerGaussian) -> float:
     ValueError
         For shapes that do not match or non-finite input.
     """
-    X, Y = _check_problem(X, Y, q)
+    X, Y = _check_problem(X, Y, q, "q")
     return _loss(X, Y, q.mean, q.input_factor, q.output_factor)
 
 
@@ -240,6 +264,7 @@ def _loss(X, Y, M, A, B) -> float:
     return float(np.sum((Y - X @ M) ** 2) + np.sum((X @ A) ** 2) * np.sum(B ** 2))
 
 
+@float_guard("X", "Y", "q")
 def kronecker_gradients(X, Y, q: KroneckerGaussian) -> KroneckerGradient:
     r"""Exact gradients of the expected loss.
 
@@ -264,7 +289,7 @@ def kronecker_gradients(X, Y, q: KroneckerGaussian) -> KroneckerGradient:
     TypeError, ValueError
         As :func:`kronecker_expected_loss`.
     """
-    X, Y = _check_problem(X, Y, q)
+    X, Y = _check_problem(X, Y, q, "q")
     g_mean, g_A, g_B = _exact_gradients(X, Y, q.mean, q.input_factor, q.output_factor, 1.0)
     return KroneckerGradient(mean=g_mean, input_factor=g_A, output_factor=g_B)
 
@@ -272,8 +297,8 @@ def kronecker_gradients(X, Y, q: KroneckerGaussian) -> KroneckerGradient:
 def _exact_gradients(X, Y, M, A, B, scale):
     XA = X @ A
     g_mean = -2.0 * scale * (X.T @ (Y - X @ M))
-    g_A = 2.0 * scale * float(np.sum(B ** 2)) * (X.T @ XA)
-    g_B = 2.0 * scale * float(np.sum(XA ** 2)) * B
+    g_A = 2.0 * scale * np.sum(B ** 2) * (X.T @ XA)  # numpy scalars: an overflow is seen by float_guard
+    g_B = 2.0 * scale * np.sum(XA ** 2) * B
     return g_mean, g_A, g_B
 
 
@@ -319,14 +344,43 @@ class KroneckerLimit:
         return math.sqrt(self.kept_variance)
 
 
+#: Constant of the SVD's backward error ``‖X − U diag(s) Vᵀ‖₂ ≤ c·max(n, d)·eps·s_max`` (LAPACK's
+#: bound is a modest multiple of ``max(n, d)·eps``; 16 leaves room for the orthogonality of ``U``, ``V``).
+_SVD_BACKWARD_CONSTANT = 16.0
+
+
 def _basis(X, basis):
+    """``basis`` (or a new one for ``basis=None``) after checking it is a thin SVD of this ``X``.
+
+    A basis of another matrix would give wrong projections without an error, so it is compared
+    entrywise with ``X``: ``max|X − U diag(s) Vᵀ| ≤ (c·max(n, d)·eps + rtol)·√(nd)·max|X|``,
+    the SVD's backward error plus the singular values below ``rtol·s_max`` that the basis dropped
+    (both bounded in the spectral norm, which is at most ``√(nd)·max|X|``). Cost ``O(n·d·k)``.
+    """
     if basis is None:
         return row_space_basis(X)
-    if not isinstance(basis, RowSpaceBasis) or basis.V.shape[0] != X.shape[1]:
-        raise ValueError("basis must be a RowSpaceBasis built from this X")
+    n, d = X.shape
+    if not isinstance(basis, RowSpaceBasis):
+        raise TypeError(f"basis must be a RowSpaceBasis built from this X (row_space_basis(X)), "
+                        f"got {type(basis).__name__}")
+    V, s, U = basis.V, basis.s, basis.U
+    if not (all(isinstance(part, np.ndarray) and part.dtype == np.float64 for part in (V, s, U))
+            and s.ndim == 1 and V.shape == (d, s.size) and U.shape == (n, s.size)):
+        raise ValueError(f"basis must be a RowSpaceBasis built from this X: V of shape (d, k) = ({d}, k), s of "
+                         f"shape (k,) and U of shape (n, k) = ({n}, k) in float64, got shapes "
+                         f"{np.shape(V)}, {np.shape(s)}, {np.shape(U)}")
+    rtol = as_positive_float("basis.rtol", basis.rtol, allow_zero=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing product is a mismatch, refused below
+        mismatch = float(np.max(np.abs(X - (U * s) @ V.T)))
+    tolerance = (_SVD_BACKWARD_CONSTANT * max(n, d) * np.finfo(float).eps + rtol) * math.sqrt(n * d) * float(
+        np.max(np.abs(X)))
+    if not mismatch <= tolerance:
+        raise ValueError(f"basis must be a RowSpaceBasis built from this X: max|X − U diag(s) Vᵀ| = {mismatch:.3g} "
+                         f"exceeds {tolerance:.3g} (rounding of an SVD of X and its rank tolerance)")
     return basis
 
 
+@float_guard("X", "Y", "prior")
 def kronecker_w2_projection(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | None = None) -> KroneckerGaussian:
     r"""Theorem 1's limit ``q∞`` for a Kronecker prior: ``(M₀ + X⁺(Y − XM₀), P_null A₀, B₀)``.
 
@@ -355,7 +409,7 @@ def kronecker_w2_projection(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBa
     TypeError, ValueError
         As :func:`kronecker_expected_loss`; ``ValueError`` for a ``basis`` of another ``X``.
     """
-    X, Y = _check_problem(X, Y, prior)
+    X, Y = _check_problem(X, Y, prior, "prior")
     basis = _basis(X, basis)
     return KroneckerGaussian(prior.mean + _pinv(basis, Y - X @ prior.mean),
                              project_null(basis, prior.input_factor), prior.output_factor)
@@ -365,6 +419,7 @@ def _pinv(basis: RowSpaceBasis, b):
     return basis.V @ ((basis.U.T @ b) / basis.s[:, None])
 
 
+@float_guard("X", "Y", "prior")
 def kronecker_limit(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | None = None) -> KroneckerLimit:
     r"""Closed-form limit of the gradient flow of ``ℓ̄`` from a Kronecker prior.
 
@@ -410,27 +465,40 @@ def kronecker_limit(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | No
     TypeError
         As :func:`kronecker_expected_loss`.
     """
-    X, Y = _check_problem(X, Y, prior)
+    X, Y = _check_problem(X, Y, prior, "prior")
     basis = _basis(X, basis)
     A0, B0 = prior.input_factor, prior.output_factor
-    beta0 = float(np.sum(B0 ** 2))
-    if beta0 == 0.0:
+    if not np.any(B0):
         raise ValueError("prior.output_factor must not be all zeros (the prior has no variance to keep)")
+    # In A₀/σ, B₀/σ and s/ς (powers of two: exact) the squares neither over- nor underflow;
+    # kept_variance does not depend on σ or ς, the flow time scales by 1/ς², gd_slope by σ²ς² and
+    # the W₂ gap by σ².
+    sigma, varsigma = _common_scale(A0, B0), _common_scale(basis.s)
+    beta0 = float(np.sum((B0 / sigma) ** 2))
+    if beta0 == 0.0:
+        raise ValueError("prior.output_factor is too small beside prior.input_factor (its squares vanish in "
+                         "float64 beside theirs); rescale it")
     C0 = basis.V.T @ A0                                      # row-space coordinates of A₀
-    w = np.sum(C0 ** 2, axis=1)
-    s2 = basis.s ** 2
+    w = np.sum((C0 / sigma) ** 2, axis=1)
+    s2 = (basis.s / varsigma) ** 2
     row_part = float(np.sum(w))
     null_A = project_null(basis, A0)
     collapsed = beta0 <= row_part
     kept = 0.0 if collapsed else 1.0 - row_part / beta0
     if collapsed and beta0 < row_part:
+        # remaining is taken in units of β̂₀ (a power of two near it: exact), so that Brent's method,
+        # which multiplies values of it, sees no underflow when B₀ is far smaller than A₀.
+        unit = _common_scale(np.array([beta0]))
+        beta_unit, w_unit = beta0 / unit, w / unit
+
         def remaining(tau):
-            return beta0 + float(np.sum(w * np.expm1(-4.0 * s2 * tau)))
+            return beta_unit + float(np.sum(w_unit * np.expm1(-4.0 * s2 * tau)))
         hi = 1.0 / (4.0 * s2[-1])
         while remaining(hi) > 0:
             hi *= 2.0
         tau = scipy.optimize.brentq(remaining, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
         A_inf = null_A + basis.V @ (np.exp(-2.0 * s2 * tau)[:, None] * C0)
+        tau = _times_square("X", tau, 1.0 / varsigma)
     else:
         tau = math.inf
         A_inf = null_A
@@ -443,11 +511,34 @@ def kronecker_limit(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | No
     c = math.sqrt(kept)
     M_inf = prior.mean + _pinv(basis, Y - X @ prior.mean)
     limit = KroneckerGaussian(M_inf, A_inf, c * B0)
-    gap_w2 = (1.0 - c) * float(np.linalg.norm(null_A)) * math.sqrt(beta0)
+    gap_w2 = (1.0 - c) * float(np.linalg.norm(null_A / sigma)) * math.sqrt(beta0)
     return KroneckerLimit(limit=limit, kept_variance=kept, collapsed=bool(collapsed), flow_time=float(tau),
-                          gd_slope=slope, w2_to_projection=gap_w2)
+                          gd_slope=_times_square("X and prior", slope, sigma, varsigma),
+                          w2_to_projection=_times_square("prior", gap_w2, sigma))
 
 
+def _common_scale(*arrays: np.ndarray) -> float:
+    """The power of two ``σ`` with ``σ ≤ max|entry| < 2σ`` over ``arrays`` (1 for all zeros).
+
+    Dividing by ``σ`` is exact (only entries ``1e308`` times below the largest lose digits), and the
+    squares of the scaled entries neither overflow nor, for entries within ``1e150`` of the
+    largest, underflow.
+    """
+    top = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+    return math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
+
+
+def _times_square(names: str, value: float, *scales: float) -> float:
+    """``value·∏σᵢ²`` for powers of two ``σᵢ`` (exact, or rounded once where it underflows); an error naming
+    ``names`` where it exceeds the float64 range."""
+    exponent = sum(2 * (math.frexp(scale)[1] - 1) for scale in scales)
+    try:
+        return finite_result(names, math.ldexp(value, exponent))
+    except OverflowError:
+        return finite_result(names, math.inf)
+
+
+@float_guard("X", "Y", "q")
 def expected_balance_drift(X, Y, q: KroneckerGaussian, mc_samples: int = 0) -> float:
     r"""``E[‖ĝ_A‖²_F − ‖ĝ_B‖²_F]``: a plain step ``θ ← θ − ηĝ`` changes the balance by ``η²`` times this.
 
@@ -487,13 +578,13 @@ def expected_balance_drift(X, Y, q: KroneckerGaussian, mc_samples: int = 0) -> f
     TypeError
         As :func:`kronecker_expected_loss`.
     """
-    X, Y = _check_problem(X, Y, q)
+    X, Y = _check_problem(X, Y, q, "q")
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
     M, A, B = q.mean, q.input_factor, q.output_factor
     XA = X @ A
     XtXA = X.T @ XA
     alpha, beta = float(np.sum(XA ** 2)), float(np.sum(B ** 2))
-    drift = 4.0 * (beta ** 2 * float(np.sum(XtXA ** 2)) - alpha ** 2 * beta)
+    drift = 4.0 * (beta * beta * float(np.sum(XtXA ** 2)) - alpha * alpha * beta)
     if mc_samples:
         E = Y - X @ M
         noise = (A.shape[1] * float(np.sum((X.T @ (E @ B)) ** 2))
@@ -501,9 +592,10 @@ def expected_balance_drift(X, Y, q: KroneckerGaussian, mc_samples: int = 0) -> f
                  - B.shape[1] * float(np.sum((E.T @ XA) ** 2))
                  - (B.shape[1] + 1.0) * beta * float(np.sum((XA.T @ XA) ** 2)))
         drift += 4.0 * noise / mc_samples
-    return drift
+    return finite_result("X, Y and q", drift)
 
 
+@float_guard("X", "Y", "prior")
 def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0, momentum: float = 0.0,
                           basis: RowSpaceBasis | None = None) -> float:
     r"""``e₁`` in ``E[c²(η)] = c² − e₁η + O(η²)`` for full-batch steps of size ``η`` from ``prior``.
@@ -554,56 +646,90 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
     RuntimeError
         If the ODE solver fails.
     """
-    import scipy.integrate
-
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = _momentum(momentum)
+    momentum = as_momentum(momentum)
     if momentum > 0 and mc_samples > 0:
         raise ValueError("the heavy-ball first-order term is derived for exact gradients only; "
                          "use mc_samples=0 with momentum > 0")
-    X, Y = _check_problem(X, Y, prior)
+    X, Y = _check_problem(X, Y, prior, "prior")
     basis = _basis(X, basis)
     limit = kronecker_limit(X, Y, prior, basis=basis)
-    if limit.collapsed:
+    if limit.collapsed or basis.rank == 0:  # no drift of the balance: a flat loss, or nothing kept
         return 0.0
+    # Every quantity of order one (hats): factors over σ, singular values over ς, the residual's
+    # row coordinates over φ (powers of two, so exact), flow time τ̂ = ς²τ. The drift is
+    # σ⁶ς⁴ĥ₁(τ̂) + σ²ς²φ²ĥ₂(t, τ̂): ĥ₁ (the exact part and the MC terms in A, B alone) moves on the
+    # factors' time t̂ = σ²ς²t, ĥ₂ (the MC terms with the residual E) on the residual's time t̃ = ς²t,
+    # and e₁ = σ²ς²∫ĥ₁dt̂/β̂₀ + φ²∫ĥ₂dt̃/β̂₀. Each integral is solved on its own time scale.
     A0, B0 = prior.input_factor, prior.output_factor
     a, b = A0.shape[1], B0.shape[1]
-    beta0 = float(np.sum(B0 ** 2))
-    s, s2 = basis.s, basis.s ** 2
-    C0 = basis.V.T @ A0
-    w = np.sum(C0 ** 2, axis=1)
+    sigma, varsigma = _common_scale(A0, B0), _common_scale(basis.s)
+    s = basis.s / varsigma
+    s2 = s ** 2
+    B_hat = B0 / sigma
+    C0 = (basis.V.T @ A0) / sigma
     F0 = basis.U.T @ (Y - X @ prior.mean)
-    G0 = float(np.sum((B0.T @ B0) ** 2))
+    phi = _common_scale(F0)
+    F0 = F0 / phi
+    beta0 = float(np.sum(B_hat ** 2))
+    w = np.sum(C0 ** 2, axis=1)
+    G0 = float(np.sum((B_hat.T @ B_hat) ** 2))
 
-    def rate(t, tau):
-        C = np.exp(-2.0 * s2 * tau)[:, None] * C0
-        F = np.exp(-2.0 * s2 * t)[:, None] * F0
-        beta = beta0 + float(np.sum(w * np.expm1(-4.0 * s2 * tau)))
+    def factors(tau):
+        """``(Ĉ, β̂)`` at flow time ``τ̂``."""
+        return np.exp(-2.0 * s2 * tau)[:, None] * C0, beta0 + float(np.sum(w * np.expm1(-4.0 * s2 * tau)))
+
+    def own_drift(_, state):
+        C, beta = factors(state[0])
         XtXA = float(np.sum((s2[:, None] * C) ** 2))
         alpha = float(np.sum(s2[:, None] * C ** 2))
-        drift = 4.0 * (beta ** 2 * XtXA - alpha ** 2 * beta)
+        drift = 4.0 * (beta * beta * XtXA - alpha * alpha * beta)
         if mc_samples:
             ratio = beta / beta0
             H = C.T @ (s2[:, None] * C)
-            noise = (a * ratio * float(np.sum((s[:, None] * F @ B0) ** 2)) + (a + 1.0) * ratio ** 2 * G0 * XtXA
-                     - b * float(np.sum((F.T @ (s[:, None] * C)) ** 2)) - (b + 1.0) * beta * float(np.sum(H ** 2)))
+            noise = (a + 1.0) * ratio * ratio * G0 * XtXA - (b + 1.0) * beta * float(np.sum(H ** 2))
             drift += 4.0 * noise / mc_samples
-        return drift, beta
-
-    def field(t, state):
-        drift, beta = rate(t, state[0])
         return [beta, drift]
 
-    floor = min(1.0, limit.kept_variance * beta0)
-    horizon = 40.0 / (4.0 * float(s2[-1]) * floor)
-    solution = scipy.integrate.solve_ivp(field, (0.0, horizon), [0.0, 0.0], method="DOP853",
-                                         rtol=1e-11, atol=1e-14)
+    def residual_drift(t, state):
+        C, beta = factors(state[0])
+        F = np.exp(-2.0 * s2 * t)[:, None] * F0
+        noise = (a * (beta / beta0) * float(np.sum((s[:, None] * F @ B_hat) ** 2))
+                 - b * float(np.sum((F.T @ (s[:, None] * C)) ** 2)))
+        return [speed * beta, 4.0 * noise / mc_samples]
+
+    # τ̂ reaches 10/ŝ²_min (the row part of A decayed by e^{−20}) at the final speed β̂∞ = c²β̂₀; the
+    # residual decays by e^{−20} at t̃ = 10/ŝ²_min.
+    # Absolute tolerances from the size of each integral: for exact gradients ∫ĥ₁ = ê₁β̂₀ ≥ c²α̂₀β̂₀;
+    # ∫ĥ₂ is at most about (a·β̂₀ + b·‖Ĉ₀‖²)‖F̂₀‖²/M.
+    decay = 40.0 / (4.0 * float(s2[-1]))
+    own_size = limit.kept_variance * float(s2 @ w) * beta0
+    slope = _times_square("X, Y and prior", _flow_integral(own_drift, decay / (limit.kept_variance * beta0),
+                                                           own_size) / beta0, sigma, varsigma)
+    if mc_samples and np.any(F0):
+        speed = _times_square("prior", 1.0, sigma)  # dτ̂/dt̃ = σ²β̂: the factors' pace on the residual's time
+        residual_size = (a * beta0 + b * float(np.sum(w))) * float(np.sum(F0 ** 2)) / mc_samples
+        slope += _times_square("X, Y and prior", _flow_integral(residual_drift, decay, residual_size) / beta0, phi)
+    return finite_result("X, Y and prior", slope * (1.0 + momentum) / (1.0 - momentum) ** 2)
+
+
+def _flow_integral(field, horizon: float, size: float) -> float:
+    """``∫₀^horizon`` of the second component of ``field`` along the flow, for an integral of about ``size``.
+
+    DOP853 with relative tolerance ``1e-11``; the absolute tolerances are ``1e-14`` for the flow
+    time (of order ``1/ŝ²_min ≥ 1``) and ``1e-14·size`` for the integral, so that small integrals keep
+    their relative accuracy.
+    """
+    import scipy.integrate
+
+    solution = scipy.integrate.solve_ivp(field, (0.0, horizon), [0.0, 0.0], method="DOP853", rtol=1e-11,
+                                         atol=[1e-14, 1e-14 * size if size > 0 else 1e-300])
     if not solution.success:
         raise RuntimeError(f"the flow integration failed: {solution.message}")
-    slope = float(solution.y[1, -1]) / beta0
-    return slope * (1.0 + momentum) / (1.0 - momentum) ** 2
+    return float(solution.y[1, -1])
 
 
+@float_guard("p", "q")
 def kronecker_w2_squared(p: KroneckerGaussian, q: KroneckerGaussian) -> float:
     r"""Squared 2-Wasserstein distance between two Kronecker Gaussians, without forming ``A ⊗ B``.
 
@@ -681,6 +807,7 @@ def _factor_curvature(s2, C, beta, alpha) -> float:
     return float(scipy.optimize.brentq(secular, lo, ceiling, xtol=1e-300, rtol=4 * np.finfo(float).eps))
 
 
+@float_guard("X", "q")
 def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentum: float = 0.9,
                          *, basis: RowSpaceBasis | None = None) -> float:
     r"""Largest stable full-batch step at ``q``: ``2/λ_max`` of the Hessian of ``ℓ̄`` (times ``1 + m``).
@@ -714,8 +841,8 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
     Returns
     -------
     float
-        The bound (``inf`` for an all-zero ``X``); cost a thin SVD of ``X`` (unless ``basis`` is
-        given) and ``O(n·d·a)``.
+        The bound (``inf`` for an all-zero ``X`` and where it exceeds the float64 range); cost a
+        thin SVD of ``X`` (unless ``basis`` is given) and ``O(n·d·a)``.
 
     Raises
     ------
@@ -725,9 +852,8 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
     TypeError
         For a ``q`` that is not a :class:`KroneckerGaussian`.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    momentum = _momentum(momentum)
+    as_optimizer(optimizer)
+    momentum = as_momentum(momentum)
     if not isinstance(q, KroneckerGaussian):
         raise TypeError(f"q must be a linear_theory.KroneckerGaussian, got {type(q).__name__}")
     X = as_matrix("X", X)
@@ -736,10 +862,23 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
     basis = _basis(X, basis)
     if basis.rank == 0:
         return math.inf
-    s2 = basis.s ** 2
-    A, B = q.input_factor, q.output_factor
-    curvature = _factor_curvature(s2, basis.V.T @ A, float(np.sum(B ** 2)), float(np.sum((X @ A) ** 2)))
-    bound = 2.0 / max(2.0 * float(s2[0]), curvature)
+    # The Hessian is homogeneous: of degree 2 in s and, for the (A, B) block, in the pair (A, B).
+    # Its eigenvalues for s/ς, A/σ and B/σ (powers of two: exact) are of order one, free of
+    # under- and overflow; the bound is 2/(ς²·max(2ŝ²_max, σ²λ̂)).
+    sigma, varsigma = _common_scale(q.input_factor, q.output_factor), _common_scale(basis.s)
+    s2 = (basis.s / varsigma) ** 2
+    A, B = q.input_factor / sigma, q.output_factor / sigma
+    curvature = _factor_curvature(s2, basis.V.T @ A, float(np.sum(B ** 2)), float(np.sum(((X / varsigma) @ A) ** 2)))
+    mean_block = 2.0 * float(s2[0])
+    try:
+        factor_block = math.ldexp(curvature, 2 * (math.frexp(sigma)[1] - 1))
+    except OverflowError:
+        factor_block = math.inf
+    top, scales = (curvature, (sigma, varsigma)) if factor_block > mean_block else (mean_block, (varsigma,))
+    try:
+        bound = _times_square("X and q", 2.0 / top, *(1.0 / scale for scale in scales))
+    except ValueError:  # beyond the float64 range: the documented inf
+        return math.inf
     return (1.0 + momentum) * bound if optimizer == "momentum" else bound
 
 
@@ -776,6 +915,7 @@ class KroneckerSimulation:
     optimizer: str
 
 
+@float_guard("X", "Y", "prior")
 def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd", lr: float, steps: int,
                        batch_size: int | None = None, mc_samples: int = 0, momentum: float = 0.9, seed=0,
                        record_every: int | None = None, check_stability: bool = True) -> KroneckerSimulation:
@@ -829,83 +969,47 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
     DivergenceError
         When the parameters become non-finite or the expected loss exceeds ``1e8`` times its start.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    X, Y = _check_problem(X, Y, prior)
-    n = X.shape[0]
-    lr = as_positive_float("lr", lr)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum = _momentum(momentum)
-    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
-    if batch_size is not None:
-        batch_size = as_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-    rng = as_generator(seed)
-
+    X, Y = _check_problem(X, Y, prior, "prior")
+    n, k = Y.shape
+    a, b = prior.input_factor.shape[1], prior.output_factor.shape[1]
+    # per step and draw: Z (a·b floats) and the residuals and their products (b ≤ n rows of k or b)
+    options = check_run_options(n, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
+                                mc_samples=mc_samples, momentum=momentum, seed=seed, record_every=record_every,
+                                draw_size=a * b + n * max(k, b))
     basis = row_space_basis(X)
-    bound = kronecker_step_bound(X, prior, optimizer, momentum, basis=basis)
-    if check_stability and lr >= bound:
-        raise ValueError(f"lr={lr:.4g} is at or above the stability bound {bound:.4g} of optimizer={optimizer!r} "
-                         "at the prior (2/λ_max of the Hessian of the expected loss, times 1 + m for momentum); "
-                         "pass check_stability=False to run it anyway")
+    bound = kronecker_step_bound(X, prior, optimizer, options.momentum, basis=basis)
+    if check_stability:
+        check_step("lr", options.lr, bound, f"stability bound {bound:.4g} of optimizer={optimizer!r} on this X at "
+                                            "the prior (2/λ_max of the Hessian of the expected loss, times 1 + m "
+                                            "for momentum)")
     limit = kronecker_limit(X, Y, prior, basis=basis)
     projection = kronecker_w2_projection(X, Y, prior, basis=basis)
 
     M0, A0, B0 = prior.mean, prior.input_factor, prior.output_factor
-    M, A, B = M0.copy(), A0.copy(), B0.copy()
-    vel = [np.zeros_like(M), np.zeros_like(A), np.zeros_like(B)]
     beta0 = float(np.sum(B0 ** 2))
-    records = {key: [] for key in KroneckerTrace.__dataclass_fields__}
-    loss0 = _loss(X, Y, M, A, B)
-    ceiling = DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)
+    recorder = Recorder(KroneckerTrace, loss0=_loss(X, Y, M0, A0, B0), lr=options.lr, bound=bound)
 
-    def record(t):
+    def record(t, params):
+        M, A, B = params
         loss = _loss(X, Y, M, A, B)
-        if not np.isfinite(loss) or loss > ceiling:
-            raise DivergenceError(t, lr, bound,
-                                  f"expected loss {loss:.3g} > {DIVERGENCE_FACTOR:.0e} × start {loss0:.3g}")
-        q = KroneckerGaussian(M, A, B)
+        recorder.check_loss(t, loss)
         beta = float(np.sum(B ** 2))
         along = float(np.sum(B * B0)) / beta0 if beta0 > 0 else 0.0
-        records["steps"].append(t)
-        records["expected_loss"].append(loss)
-        records["kept_variance"].append(beta / beta0 if beta0 > 0 else math.nan)
-        records["balance"].append(float(np.sum(A ** 2)) - beta)
-        records["null_mean_drift"].append(float(np.linalg.norm(project_null(basis, M - M0))))
-        records["null_factor_drift"].append(float(np.linalg.norm(project_null(basis, A - A0))))
-        records["output_off_line"].append(float(np.linalg.norm(B - along * B0)))
-        records["w2_to_projection"].append(math.sqrt(kronecker_w2_squared(q, projection)))
+        recorder.add(KroneckerTrace(
+            steps=t, expected_loss=loss, kept_variance=beta / beta0 if beta0 > 0 else math.nan,
+            balance=float(np.sum(A ** 2)) - beta,
+            null_mean_drift=float(np.linalg.norm(project_null(basis, M - M0))),
+            null_factor_drift=float(np.linalg.norm(project_null(basis, A - A0))),
+            output_off_line=float(np.linalg.norm(B - along * B0)),
+            w2_to_projection=math.sqrt(kronecker_w2_squared(KroneckerGaussian(M, A, B), projection))))
 
-    full_batch = batch_size is None or batch_size == n
-    record(0)
-    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, steps + 1):
-            if full_batch:
-                XB, YB, scale = X, Y, 1.0
-            else:
-                rows = rng.choice(n, size=batch_size, replace=False)
-                XB, YB, scale = X[rows], Y[rows], n / batch_size
-            if mc_samples == 0:
-                grads = _exact_gradients(XB, YB, M, A, B, scale)
-            else:
-                Z = rng.standard_normal((mc_samples, A.shape[1], B.shape[1]))
-                grads = _mc_gradients(XB, YB, M, A, B, scale, Z)
-            if optimizer == "momentum":
-                vel = [momentum * v + g for v, g in zip(vel, grads)]
-                grads = vel
-            M, A, B = M - lr * grads[0], A - lr * grads[1], B - lr * grads[2]
-            if not (np.isfinite(M).all() and np.isfinite(A).all() and np.isfinite(B).all()):
-                raise DivergenceError(t, lr, bound, "non-finite parameters")
-            if t % record_every == 0 or t == steps:
-                record(t)
+    def step_gradients(params):
+        XB, YB, scale = options.batch(X, Y)
+        if options.mc_samples == 0:
+            return _exact_gradients(XB, YB, *params, scale)
+        Z = options.rng.standard_normal((options.mc_samples, a, b))
+        return _mc_gradients(XB, YB, *params, scale, Z)
 
-    trace = KroneckerTrace(**{key: np.asarray(value) for key, value in records.items()})
-    return KroneckerSimulation(final=KroneckerGaussian(M, A, B), trace=trace, limit=limit, projection=projection,
-                               stability_bound=bound, optimizer=optimizer)
+    final = descend(options, (M0.copy(), A0.copy(), B0.copy()), (options.lr,) * 3, step_gradients, recorder, record)
+    return KroneckerSimulation(final=KroneckerGaussian(*final), trace=recorder.trace(), limit=limit,
+                               projection=projection, stability_bound=bound, optimizer=optimizer)

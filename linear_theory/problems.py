@@ -50,7 +50,7 @@ def _orthonormal_columns(rng, rows: int, cols: int) -> np.ndarray:
     return Q * np.sign(np.diag(R))  # Haar-distributed: fix the signs of QR
 
 
-@float_guard("scale", "spectrum")
+@float_guard("scale", "spectrum", "condition_number", "noise")
 def random_regression(n: int, d: int, *, rank: int | None = None, condition_number: float = 10.0,
                       spectrum=None, scale: float = 1.0, noise: float = 0.0, seed=0) -> RegressionProblem:
     """A random ``X = U diag(s) Vᵀ`` (Haar ``U``, ``V``) with prescribed singular values and targets.

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._metric import Geometry, geometry, scaled_data
-from ._recorder import DIVERGENCE_FACTOR, DivergenceError, Recorder, sgd_step  # noqa: F401  (re-exported)
-from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int, check_problem, float_guard
+from ._recorder import (DIVERGENCE_FACTOR, OPTIMIZERS, DivergenceError, Recorder, RunOptions,  # noqa: F401
+                        as_optimizer, check_run_options, check_step, descend)  # (re-exported: the constants)
+from ._validation import as_matrix, as_momentum, as_positive_float, as_positive_int, check_problem, float_guard
 from .closed_form import expected_loss
 from .gaussian import Gaussian, MeanFieldGaussian, w2
 
 __all__ = ["simulate", "stability_bound", "gd_ensemble", "DivergenceError", "SimulationResult", "Trace"]
 
 FAMILIES = ("full", "lowrank", "meanfield")
-OPTIMIZERS = ("gd", "sgd", "momentum")
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,9 @@ def stability_bound(X, optimizer: str = "gd", momentum: float = 0.9, prior: Gaus
     -----
     Cost: one largest singular value, ``O(n·d·min(n, d))`` (plus ``O(n·d·r)`` for ``XL₀``).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    as_optimizer(optimizer)
     X = as_matrix("X", X)
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    momentum = as_momentum(momentum)
     if preconditioned:
         if not isinstance(prior, Gaussian):
             raise TypeError("preconditioned=True needs prior, a linear_theory.Gaussian whose factor L₀ "
@@ -184,39 +181,14 @@ class _Settings:
     y: np.ndarray
     prior: Gaussian | MeanFieldGaussian
     family: str
-    optimizer: str
-    lr: float
+    options: RunOptions
     lr_factor: float
-    steps: int
-    batch_size: int | None
-    mc_samples: int
-    momentum: float
-    record_every: int
-    rng: np.random.Generator
     metric: Geometry
     bound: float
 
     @property
     def meanfield(self) -> bool:
         return self.family == "meanfield"
-
-
-def check_optimizer(optimizer: str, momentum, batch_size, n: int) -> tuple[float, int | None]:
-    """Validated ``(momentum, batch_size)`` for ``optimizer`` on ``n`` rows (shared by both simulators)."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
-    if batch_size is not None:
-        batch_size = as_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-    return momentum, batch_size
 
 
 def _check_family(family: str, prior, d: int, preconditioned: bool):
@@ -244,27 +216,22 @@ def _check_arguments(X, y, prior, *, family, optimizer, lr, steps, lr_factor, ba
         raise TypeError(f"prior must be a Gaussian or MeanFieldGaussian, got {type(prior).__name__}")
     X, y = check_problem(X, y, prior.dim)
     n, d = X.shape
-    lr = as_positive_float("lr", lr)
-    lr_factor = lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
-    steps = as_positive_int("steps", steps, allow_zero=True)
-    mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
-    momentum, batch_size = check_optimizer(optimizer, momentum, batch_size, n)
-    record_every = max(1, steps // 100) if record_every is None else as_positive_int("record_every", record_every)
-    rng = as_generator(seed)
+    # per step and draw: the draw (r ≤ d floats), the residuals (b ≤ n) and their products (d)
+    options = check_run_options(n, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
+                                mc_samples=mc_samples, momentum=momentum, seed=seed, record_every=record_every,
+                                draw_size=max(n, d))
+    lr_factor = options.lr if lr_factor is None else as_positive_float("lr_factor", lr_factor)
     prior = _check_family(family, prior, d, preconditioned)
     metric = geometry(X, step_multipliers=step_multipliers, factor_root=prior.factor if preconditioned else None)
-    bound = stability_bound(X, optimizer, momentum, prior if preconditioned else None, preconditioned,
+    bound = stability_bound(X, optimizer, options.momentum, prior if preconditioned else None, preconditioned,
                             step_multipliers=step_multipliers)
     if check_stability:
-        for name, value in (("lr", lr), ("lr_factor", lr_factor)):
-            if value >= bound:
-                of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
-                raise ValueError(f"{name}={value:.4g} is at or above the stability bound {bound:.4g} of "
-                                 f"optimizer={optimizer!r} (1/s_max² of {of} for GD, (1+m)/s_max² for "
-                                 "momentum); pass check_stability=False to run it anyway")
-    return _Settings(X=X, y=y, prior=prior, family=family, optimizer=optimizer, lr=lr, lr_factor=lr_factor,
-                     steps=steps, batch_size=None if batch_size == n else batch_size, mc_samples=mc_samples,
-                     momentum=momentum, record_every=record_every, rng=rng, metric=metric, bound=bound)
+        of = "X" if step_multipliers is None else "X D^(1/2), D = step_multipliers"
+        for name, value in (("lr", options.lr), ("lr_factor", lr_factor)):
+            check_step(name, value, bound, f"stability bound {bound:.4g} of optimizer={optimizer!r} (1/s_max² of "
+                                           f"{of} for GD, (1+m)/s_max² for momentum)")
+    return _Settings(X=X, y=y, prior=prior, family=family, options=options, lr_factor=lr_factor, metric=metric,
+                     bound=bound)
 
 
 # -- per-family gradients ----------------------------------------------------------------------
@@ -289,17 +256,15 @@ def _meanfield_gradients(XB, yB, mu, s, scale, mc_samples, rng):
 
 # -- the loop ------------------------------------------------------------------------------------
 def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
-    X, y, prior, metric = run.X, run.y, run.prior, run.metric
-    n = X.shape[0]
+    X, y, prior, metric, options = run.X, run.y, run.prior, run.metric, run.options
     law = MeanFieldGaussian if run.meanfield else Gaussian
     gradients = _meanfield_gradients if run.meanfield else _factor_gradients
     mu0 = prior.mean
     spread0 = prior.scale if run.meanfield else prior.factor
-    mu, spread = mu0.copy(), spread0.copy()
-    velocities = (np.zeros_like(mu), np.zeros_like(spread))
-    recorder = Recorder(Trace, loss0=expected_loss(X, y, prior), lr=max(run.lr, run.lr_factor), bound=run.bound)
+    recorder = Recorder(Trace, loss0=expected_loss(X, y, prior), lr=max(options.lr, run.lr_factor), bound=run.bound)
 
-    def record(t):
+    def record(t, params):
+        mu, spread = params
         q = law(mu, spread)
         loss = expected_loss(X, y, q)
         recorder.check_loss(t, loss)
@@ -308,23 +273,15 @@ def _run(run: _Settings, limit) -> tuple[Gaussian | MeanFieldGaussian, Trace]:
                            null_mean_drift=float(np.linalg.norm(metric.project_null(mu - mu0))),
                            null_factor_drift=factor_drift))
 
-    record(0)
-    # Overflow is how divergence shows up; it is detected below and raised as DivergenceError.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(1, run.steps + 1):
-            if run.batch_size is None:
-                XB, yB, scale = X, y, 1.0
-            else:
-                rows = run.rng.choice(n, size=run.batch_size, replace=False)
-                XB, yB, scale = X[rows], y[rows], n / run.batch_size
-            g_mu, g_spread = gradients(XB, yB, mu, spread, scale, run.mc_samples, run.rng)
-            if not metric.identity:
-                g_mu, g_spread = metric.precondition(g_mu), metric.precondition(g_spread)
-            (mu, spread), velocities = sgd_step((mu, spread), velocities, (g_mu, g_spread), (run.lr, run.lr_factor),
-                                                run.momentum if run.optimizer == "momentum" else None)
-            recorder.check_finite(t, mu, spread)
-            if t % run.record_every == 0 or t == run.steps:
-                record(t)
+    def step_gradients(params):
+        XB, yB, scale = options.batch(X, y)
+        g_mu, g_spread = gradients(XB, yB, *params, scale, options.mc_samples, options.rng)
+        if not metric.identity:
+            g_mu, g_spread = metric.precondition(g_mu), metric.precondition(g_spread)
+        return g_mu, g_spread
+
+    mu, spread = descend(options, (mu0.copy(), spread0.copy()), (options.lr, run.lr_factor), step_gradients,
+                         recorder, record)
     return law(mu, spread), recorder.trace()
 
 

@@ -35,11 +35,12 @@ it as ``r`` grows (``‖z‖²/r`` concentrates).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_matrix, as_positive_float, as_positive_int
+from ._validation import as_matrix, as_momentum, as_positive_float, as_positive_int, finite_result, float_guard
 from .gaussian import Gaussian
 from .simulate import DivergenceError, simulate
 
@@ -80,32 +81,39 @@ def predicted_mc_threshold(s_max: float, rank: int, mc_samples: int = 1, momentu
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
     mc_samples = as_positive_int("mc_samples", mc_samples)
-    beta = _momentum(momentum)
+    beta = as_momentum(momentum)
     kappa = 1.0 + (rank + 1.0) / mc_samples
-    with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        value = float((1.0 - beta ** 2) / (np.float64(s_max) ** 2 * ((1.0 + beta) * kappa - 2.0 * beta)))
-    return _finite("s_max", value)
+    spread = (1.0 + beta) * kappa - 2.0 * beta  # > 1 − β > 0
+    return _beyond_rounding(
+        "s_max", lambda: (1.0 - beta ** 2) / (np.float64(s_max) ** 2 * spread),
+        lambda: math.log1p(-beta * beta) - 2.0 * math.log(s_max) - math.log(spread))
+
+
+def _beyond_rounding(names: str, direct, logarithm) -> float:
+    """``direct()``, or ``exp(logarithm())`` where ``direct`` over- or underflows; an error naming ``names`` if
+    the value itself is beyond the float64 range.
+
+    ``direct`` computes in ``numpy.float64``, so float64 overflow and underflow (a subnormal or
+    zero intermediate loses digits) are detected. The logarithm route is free of both; it is
+    accurate to about ``|ln value|·eps`` relative, at most ``2e-13``. A value that underflows is
+    returned as its rounding (a subnormal or 0).
+    """
+    try:
+        with np.errstate(over="raise", under="raise", divide="raise", invalid="raise"):
+            return float(direct())
+    except FloatingPointError:
+        pass
+    try:
+        value = math.exp(logarithm())
+    except OverflowError:
+        value = math.inf
+    return finite_result(names, value)
 
 
 def _inverse_square(s_max: float) -> float:
-    """``1/s_max²`` in float64 without an ``OverflowError`` (it may be 0 or inf; see :func:`_finite`)."""
+    """``1/s_max²`` in float64 without an ``OverflowError`` (it may be 0 or inf; see :func:`finite_result`)."""
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         return float(np.float64(1.0) / np.float64(s_max) ** 2)
-
-
-def _finite(name: str, value: float) -> float:
-    """``value`` if finite, else a ``ValueError`` naming the argument whose scale left float64."""
-    if not math.isfinite(value):
-        raise ValueError(f"{name} is outside the range where the threshold is a float64 number "
-                         f"(the result would be {value})")
-    return value
-
-
-def _momentum(momentum) -> float:
-    momentum = as_positive_float("momentum", momentum, allow_zero=True)
-    if momentum >= 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    return momentum
 
 
 def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
@@ -137,10 +145,10 @@ def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
     """
     a = as_positive_float("sharpness", sharpness)
     z = as_positive_float("signal_to_noise", signal_to_noise)
-    with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        a64 = np.float64(a)
-        value = float(2.0 / (a64 * (1.0 + a64 * (a64 / z))))
-    return _finite("sharpness", value)
+    a64 = np.float64(a)
+    return _beyond_rounding(
+        "sharpness and signal_to_noise", lambda: 2.0 / (a64 * (1.0 + a64 * (a64 / z))),
+        lambda: math.log(2.0) - math.log(a) - float(np.logaddexp(0.0, 2.0 * math.log(a) - math.log(z))))
 
 
 def critical_sharpness(lr: float, signal_to_noise: float) -> float:
@@ -172,10 +180,29 @@ def critical_sharpness(lr: float, signal_to_noise: float) -> float:
     """
     rho = as_positive_float("lr", lr)
     z = as_positive_float("signal_to_noise", signal_to_noise)
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+
+    def direct():
         argument = (np.float64(3.0) / rho) * np.sqrt(np.float64(3.0) / z)
-        value = float(2.0 * np.sqrt(np.float64(z) / 3.0) * np.sinh(np.arcsinh(argument) / 3.0))
-    return _finite("lr", value)
+        return 2.0 * np.sqrt(np.float64(z) / 3.0) * np.sinh(np.arcsinh(argument) / 3.0)
+
+    return _beyond_rounding("lr and signal_to_noise", direct, lambda: _log_critical_sharpness(rho, z))
+
+
+#: ``|ln ζ|`` beyond which ``h(ζ)`` takes its asymptotic form to rounding (``h³ ≈ 2ζ``, or ``h ≈ 2``):
+#: the neglected relative terms are about ``ζ^{1/3}`` and ``4/ζ``, below ``1e-96`` there.
+_LOG_ZETA_ASYMPTOTIC = 667.0
+
+
+def _log_critical_sharpness(rho: float, z: float) -> float:
+    """``ln H_crit`` free of overflow: ``H_crit = h(ζ)/ρ`` with ``ζ = zρ²`` and ``h(1 + h²/ζ) = 2``."""
+    log_zeta = math.log(z) + 2.0 * math.log(rho)
+    if log_zeta < -_LOG_ZETA_ASYMPTOTIC:
+        return (math.log(2.0) + math.log(z) - math.log(rho)) / 3.0
+    if log_zeta > _LOG_ZETA_ASYMPTOTIC:
+        return math.log(2.0) - math.log(rho)
+    zeta = math.exp(log_zeta)
+    h = 2.0 * math.sqrt(zeta / 3.0) * math.sinh(math.asinh(3.0 * math.sqrt(3.0 / zeta)) / 3.0)
+    return math.log(h) - math.log(rho)
 
 
 def factor_signal_to_noise(s_max: float, rank: int, mc_samples: int = 1) -> float:
@@ -209,9 +236,9 @@ def factor_signal_to_noise(s_max: float, rank: int, mc_samples: int = 1) -> floa
     s_max = as_positive_float("s_max", s_max)
     rank = as_positive_int("rank", rank)
     mc_samples = as_positive_int("mc_samples", mc_samples)
-    with np.errstate(over="ignore", under="ignore"):
-        value = float((2.0 * np.float64(s_max) ** 2) ** 2 * mc_samples / (rank + 1.0))
-    return _finite("s_max", value)
+    return _beyond_rounding(
+        "s_max", lambda: (2.0 * np.float64(s_max) ** 2) ** 2 * mc_samples / (rank + 1.0),
+        lambda: 2.0 * math.log(2.0) + 4.0 * math.log(s_max) + math.log(mc_samples) - math.log(rank + 1.0))
 
 
 @dataclass(frozen=True)
@@ -261,6 +288,24 @@ def _stable(X, prior, lr_factor, steps, mc_samples, seed, momentum) -> bool:
     return bool(np.linalg.norm(X @ result.final.factor) < np.linalg.norm(X @ prior.factor))
 
 
+def _seeds(seeds) -> tuple[int, ...]:
+    """``seeds`` as a non-empty tuple of non-negative ints, each checked under its index."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be a sequence of non-negative integers, got {type(seeds).__name__}")
+    seeds = tuple(as_positive_int(f"seeds[{i}]", seed, allow_zero=True) for i, seed in enumerate(seeds))
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    return seeds
+
+
+def _geometric_mean(lo: float, hi: float) -> float:
+    """``√(lo·hi)``, from the two roots where the product leaves the normal float64 range."""
+    product = lo * hi
+    if np.finfo(float).tiny <= product < math.inf:
+        return float(np.sqrt(product))
+    return math.sqrt(lo) * math.sqrt(hi)
+
+
 #: Smallest relative width of the bisection: a few hundred ulps, where ``hi/lo`` can still shrink.
 MIN_REL_TOL = 1e-12
 
@@ -270,6 +315,7 @@ MIN_REL_TOL = 1e-12
 MEAN_STEP_FRACTION = 1e-3
 
 
+@float_guard("X", "prior_scale")
 def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, seeds=(0, 1, 2),
                         rel_tol: float = 0.03, momentum: float = 0.0, prior_scale: float = 1.0) -> ThresholdResult:
     """Bisect the largest factor step for which MC-gradient IBVI contracts ``‖XL‖`` over ``steps``.
@@ -309,10 +355,12 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     ------
     ValueError
         Unless ``rank < d`` (a low-rank factor); for an all-zero ``X`` or one whose scale
-        leaves float64, empty ``seeds``, a ``rel_tol`` outside ``[1e-12, 1]``, a non-positive
-        ``prior_scale`` and a ``momentum`` outside ``[0, 1)``.
+        leaves float64, empty ``seeds`` or a negative seed, a ``rel_tol`` outside ``[1e-12, 1]``,
+        a non-positive ``prior_scale`` or one whose prior overflows float64, and a ``momentum``
+        outside ``[0, 1)``.
     TypeError
-        For non-integer ``rank``, ``mc_samples`` or ``steps``.
+        For non-integer ``rank``, ``mc_samples``, ``steps`` or seeds, and ``seeds`` that are not a
+        sequence.
 
     Notes
     -----
@@ -329,17 +377,15 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
     if not MIN_REL_TOL <= rel_tol <= 1.0:
         raise ValueError(f"rel_tol must be in [{MIN_REL_TOL:g}, 1] (the bisection's relative width; below "
                          f"{MIN_REL_TOL:g} float64 steps cannot narrow it), got {rel_tol}")
-    momentum = _momentum(momentum)
+    momentum = as_momentum(momentum)
     prior_scale = as_positive_float("prior_scale", prior_scale)
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
+    seeds = _seeds(seeds)
     s_max = float(np.linalg.norm(X, 2))
     if s_max == 0.0:
         raise ValueError("X must not be all zeros (its loss is flat: there is no threshold to measure)")
-    exact = _finite("X", _inverse_square(s_max))
-    if exact == 0.0:
-        raise ValueError("X is too large: 1/s_max(X)^2 underflows float64")
+    exact = finite_result("X", _inverse_square(s_max))
+    if exact * 1e-3 < np.finfo(float).tiny:  # the bisection starts at 1e-3/s_max²: a normal float
+        raise ValueError("X is too large: 1e-3/s_max(X)^2, where the bisection starts, underflows float64")
     per_seed = []
     for seed in seeds:
         rng = np.random.default_rng([int(seed), rank, mc_samples])
@@ -349,12 +395,12 @@ def mc_factor_threshold(X, rank: int, *, mc_samples: int = 1, steps: int = 400, 
             per_seed.append(hi)
             continue
         while hi / lo > 1.0 + rel_tol:
-            mid = np.sqrt(lo * hi)
+            mid = _geometric_mean(lo, hi)
             if _stable(X, prior, mid, steps, mc_samples, seed, momentum):
                 lo = mid
             else:
                 hi = mid
-        per_seed.append(float(np.sqrt(lo * hi)))
+        per_seed.append(_geometric_mean(lo, hi))
     return ThresholdResult(rank=rank, mc_samples=mc_samples, threshold=float(np.median(per_seed)),
                            per_seed=tuple(per_seed),
                            predicted=predicted_mc_threshold(s_max, rank, mc_samples, momentum),

@@ -32,10 +32,11 @@ import numbers
 
 import numpy as np
 
+from ._recorder import as_optimizer, check_batch_size
 from ._validation import as_generator, as_matrix, as_positive_float, as_positive_int, as_vector
 from .gaussian import Gaussian
 from .problems import RegressionProblem, random_regression
-from .simulate import OPTIMIZERS, stability_bound
+from .simulate import stability_bound
 from .stability import predicted_mc_threshold
 
 __all__ = ["PRIOR_KINDS", "random_prior", "random_step_multipliers", "stable_step_bound",
@@ -183,20 +184,11 @@ def stable_step_bound(X, optimizer: str = "gd", *, momentum: float = 0.9, batch_
         size outside ``1..n``, ``mc_samples > 0`` without ``rank``, and the errors of
         :func:`linear_theory.stability_bound`.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    as_optimizer(optimizer)
     X = as_matrix("X", X)
     n = X.shape[0]
-    if optimizer == "sgd" and batch_size is None:
-        raise ValueError("optimizer='sgd' needs batch_size (rows per step)")
-    if optimizer == "gd" and batch_size is not None:
-        raise ValueError("optimizer='gd' is full batch; use optimizer='sgd' with batch_size")
-    fraction = 1.0
-    if batch_size is not None:
-        batch_size = as_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be at most n = {n}, got {batch_size}")
-        fraction = batch_size / n
+    batch_size = check_batch_size(optimizer, batch_size, n)
+    fraction = 1.0 if batch_size is None else batch_size / n
     mc_samples = as_positive_int("mc_samples", mc_samples, allow_zero=True)
     if mc_samples and rank is None:
         raise ValueError("mc_samples > 0 needs rank, the width of the covariance factor")

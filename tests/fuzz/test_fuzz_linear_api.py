@@ -38,6 +38,11 @@ MEANFIELD = lt.MeanFieldGaussian(PRIOR.mean, np.abs(_rng.standard_normal(D)) + 0
 _SEPARABLE = lt.separable_classification(6, D, margin=0.2, seed=2)
 CX, CY = _SEPARABLE.X, _SEPARABLE.y
 BOUND = lt.stability_bound(X0)
+K = 3  # outputs of the multi-output (Kronecker) problems
+Y0K = X0 @ _rng.standard_normal((D, K)) + 0.1 * _rng.standard_normal((N, K))
+KPRIOR = lt.KroneckerGaussian(_rng.standard_normal((D, K)), _rng.standard_normal((D, 2)) / np.sqrt(D),
+                              _rng.standard_normal((K, 2)))
+KBOUND = lt.kronecker_step_bound(X0, KPRIOR)
 
 
 # -- strategies of bad and extreme values -----------------------------------------------------------
@@ -119,6 +124,37 @@ def extreme_gaussians(draw, d=D, kinds=("gaussian", "meanfield")):
     return lt.Gaussian(mean, _finite(draw(extreme_arrays((d, width)))))
 
 
+@st.composite
+def extreme_kroneckers(draw, d=D, k=K):
+    """Valid Kronecker Gaussians with extreme means or factors, both factors scaled alike, zero output
+    factors, or a non-Kronecker."""
+    kind = draw(st.sampled_from(["kronecker", "kronecker", "scaled factors", "zero output", "other"]))
+    if kind == "other":
+        return draw(st.one_of(malformed_arrays((d, k)), st.just(PRIOR), st.just(KPRIOR.mean)))
+    if kind == "scaled factors":  # the same shape of prior at any scale: (A, B) → (tA, tB)
+        scale = draw(st.sampled_from(EXTREMES))
+        with np.errstate(over="ignore", under="ignore"):  # the overflow is clipped to ±1.7e308 by _finite
+            return KPRIOR.replace(input_factor=_finite(KPRIOR.input_factor * scale),
+                                  output_factor=_finite(KPRIOR.output_factor * scale))
+    parts = {"mean": (d, k), "input_factor": (d, draw(st.sampled_from([1, 2, d, d + 2]))),
+             "output_factor": (k, draw(st.sampled_from([1, 2, k + 1])))}
+    extreme = draw(st.lists(st.sampled_from(sorted(parts)), min_size=1, max_size=3, unique=True))
+    values = {name: _finite(draw(extreme_arrays(shape))) if name in extreme
+              else np.random.default_rng(draw(st.integers(0, 99))).standard_normal(shape)
+              for name, shape in parts.items()}
+    if kind == "zero output":
+        values["output_factor"] = np.zeros(parts["output_factor"])
+    return lt.KroneckerGaussian(values["mean"], values["input_factor"], values["output_factor"])
+
+
+def bad_bases(X=X0):
+    """Row-space bases of another matrix (other rows, columns or values) and things that are no basis."""
+    other = lt.random_regression(X.shape[0], X.shape[1], seed=5).X
+    return st.one_of(st.sampled_from([lt.row_space_basis(other), lt.row_space_basis(X[:-1]),
+                                      lt.row_space_basis(np.hstack([X, X[:, :1]])), lt.row_space_basis(X.T)]),
+                     st.just(lt.row_space_solver(X)), malformed_arrays((D, N)))
+
+
 def options(*values):
     return st.sampled_from(values)
 
@@ -142,6 +178,9 @@ class Spec:
 #: Trace fields documented as NaN in some cases: the cosine while the row-space mean is zero, the
 #: factor's drift of the mean-field family (which has no factor).
 DOCUMENTED_NAN = {"direction_cosine", "null_factor_drift"}
+#: Fields documented as possibly infinite: the flow time of a Kronecker limit that keeps variance
+#: (the flow never stops), the step bound of a flat loss.
+DOCUMENTED_INF = {"flow_time", "stability_bound"}
 
 
 def _is_finite(value) -> bool:
@@ -154,8 +193,9 @@ def _is_finite(value) -> bool:
     if isinstance(value, (tuple, list)):
         return all(_is_finite(v) for v in value)
     if is_dataclass(value):
-        return all(_is_finite(getattr(value, f.name)) if f.name not in DOCUMENTED_NAN
-                   else not np.any(np.isinf(getattr(value, f.name))) for f in fields(value))
+        return all(not np.any(np.isnan(getattr(value, f.name))) if f.name in DOCUMENTED_INF
+                   else not np.any(np.isinf(getattr(value, f.name))) if f.name in DOCUMENTED_NAN
+                   else _is_finite(getattr(value, f.name)) for f in fields(value))
     return True
 
 
@@ -192,6 +232,41 @@ def scalar(allow_inf=False):
     return check
 
 
+def kronecker_like_prior(result, args):
+    """A Kronecker Gaussian of the prior's shapes (the W₂ projection keeps both factors' widths)."""
+    assert isinstance(result, lt.KroneckerGaussian)
+    prior = args["prior"]
+    assert (result.mean.shape, result.input_factor.shape, result.output_factor.shape) == (
+        prior.mean.shape, prior.input_factor.shape, prior.output_factor.shape)
+
+
+def kronecker_limit_like(result, args):
+    assert isinstance(result, lt.KroneckerLimit)
+    assert 0.0 <= result.kept_variance <= 1.0 and result.collapsed == (result.kept_variance == 0.0)
+    assert result.limit.input_factor.shape == args["prior"].input_factor.shape
+    assert result.w2_to_projection >= 0.0 and result.gd_slope >= 0.0
+
+
+def kronecker_gradient_like(result, args):
+    q = args["q"]
+    assert isinstance(result, lt.KroneckerGradient)
+    assert (result.mean.shape, result.input_factor.shape, result.output_factor.shape) == (
+        q.mean.shape, q.input_factor.shape, q.output_factor.shape)
+
+
+def kronecker_run_like(result, args):
+    assert isinstance(result, lt.KroneckerSimulation)
+    assert result.final.mean.shape == args["prior"].mean.shape
+    steps = result.trace.steps
+    assert steps[0] == 0 and steps[-1] == args["steps"] and np.all(np.diff(steps) > 0)
+    assert all(np.shape(getattr(result.trace, f.name)) == steps.shape for f in fields(result.trace))
+
+
+def real_number(result, args):
+    """A finite float of either sign (a drift of the balance)."""
+    assert isinstance(result, float)
+
+
 def ok(result, args):
     return None
 
@@ -203,6 +278,11 @@ CLASSIFICATION = {"X": Slot(CX, bad_arrays((6, D))), "y": Slot(CY, st.one_of(bad
                   "prior": Slot(PRIOR, extreme_gaussians(kinds=("gaussian",)))}
 LOSS = Slot("exponential", st.one_of(options("exponential", "logistic", "hinge", "", None, 3)))
 GAUSSIAN_WORDS = ("mean", "factor", "scale", "Gaussian", "MeanFieldGaussian")
+KRONECKER_WORDS = ("mean", "input_factor", "output_factor", "KroneckerGaussian")  # for ``self`` only
+KRONECKER = {"X": Slot(X0, bad_arrays((N, D))), "Y": Slot(Y0K, bad_arrays((N, K))),
+             "prior": Slot(KPRIOR, extreme_kroneckers())}
+BASIS = Slot(None, bad_bases())
+MOMENTA = st.one_of(bad_scalars(), st.sampled_from([0.0, 0.5, 1.0 - 1e-16, 1.0, 1.5]))
 
 SPECS = {
     "Gaussian": Spec(lambda a: lt.Gaussian(a["mean"], a["factor"]),
@@ -345,16 +425,92 @@ SPECS = {
                  ("X", ("data",)), ("y", ("data",)), ("momentum", ("lr", "step bound")))),
     "default_record_steps": Spec(lambda a: lt.default_record_steps(a["steps"], a["points"]),
                                  {"steps": Slot(10, bad_counts()), "points": Slot(40, bad_counts())}, ok),
-    "predicted_mc_threshold": Spec(lambda a: lt.predicted_mc_threshold(a["s_max"], a["rank"], a["mc_samples"]),
+    "predicted_mc_threshold": Spec(lambda a: lt.predicted_mc_threshold(a["s_max"], a["rank"], a["mc_samples"],
+                                                                       momentum=a["momentum"]),
                                    {"s_max": Slot(1.0, bad_scalars()), "rank": Slot(2, bad_counts()),
-                                    "mc_samples": Slot(1, bad_counts())}, scalar()),
+                                    "mc_samples": Slot(1, bad_counts()), "momentum": Slot(0.0, MOMENTA)}, scalar()),
     "mc_factor_threshold": Spec(lambda a: lt.mc_factor_threshold(a["X"], a["rank"], mc_samples=a["mc_samples"], steps=a["steps"],
-                                                                 seeds=(0,), rel_tol=a["rel_tol"]),
+                                                                 seeds=a["seeds"], rel_tol=a["rel_tol"],
+                                                                 momentum=a["momentum"], prior_scale=a["prior_scale"]),
                                 {"X": Slot(X0, bad_arrays((N, D))), "rank": Slot(2, bad_counts()),
                                  "mc_samples": Slot(1, bad_counts()), "steps": Slot(10, st.sampled_from([-1, 0, 2.5, None])),
+                                 "seeds": Slot((0,), st.sampled_from([(), None, 3, "ab", (-1,), (0.5,), [0, 1]])),
                                  "rel_tol": Slot(0.3, st.sampled_from([-1.0, 0.0, 1e-300, 1e-17, 2.0, np.nan,
-                                                                       np.inf, "x", None]))}, ok),
+                                                                       np.inf, "x", None])),
+                                 "momentum": Slot(0.0, MOMENTA), "prior_scale": Slot(1.0, bad_scalars())}, ok),
+    "descent_step_threshold": Spec(lambda a: lt.descent_step_threshold(a["sharpness"], a["signal_to_noise"]),
+                                   {"sharpness": Slot(2.0, bad_scalars()), "signal_to_noise": Slot(10.0, bad_scalars())},
+                                   scalar()),
+    "critical_sharpness": Spec(lambda a: lt.critical_sharpness(a["lr"], a["signal_to_noise"]),
+                               {"lr": Slot(0.1, bad_scalars()), "signal_to_noise": Slot(10.0, bad_scalars())}, scalar()),
+    "factor_signal_to_noise": Spec(lambda a: lt.factor_signal_to_noise(a["s_max"], a["rank"], a["mc_samples"]),
+                                   {"s_max": Slot(1.0, bad_scalars()), "rank": Slot(2, bad_counts()),
+                                    "mc_samples": Slot(1, bad_counts())}, scalar()),
+    # -- Kronecker-factored Gaussians (multi-output regression) --
+    "KroneckerGaussian": Spec(lambda a: lt.KroneckerGaussian(a["mean"], a["input_factor"], a["output_factor"]),
+                              {"mean": Slot(KPRIOR.mean, bad_arrays((D, K))),
+                               "input_factor": Slot(KPRIOR.input_factor, bad_arrays((D, 2))),
+                               "output_factor": Slot(KPRIOR.output_factor, bad_arrays((K, 2)))},
+                              lambda r, a: (isinstance(r, lt.KroneckerGaussian) and r.mean.shape == _shape(a["mean"]))
+                              or pytest.fail("not a KroneckerGaussian of the mean's shape")),
+    "KroneckerGaussian.sample": Spec(lambda a: a["self"].sample(a["n"], a["rng"]),
+                                     {"self": Slot(KPRIOR, extreme_kroneckers().filter(lambda g: hasattr(g, "sample"))),
+                                      "n": Slot(3, bad_counts()), "rng": Slot(0, bad_scalars())},
+                                     array_shaped(lambda a: (a["n"],) + a["self"].mean.shape),
+                                     aliases=(("self", KRONECKER_WORDS), ("rng", ("seed",)))),
+    "KroneckerGaussian.predictive": Spec(lambda a: a["self"].predictive(a["X_test"]),
+                                         {"self": Slot(KPRIOR, extreme_kroneckers().filter(
+                                             lambda g: isinstance(g, lt.KroneckerGaussian))),
+                                          "X_test": Slot(X0, bad_arrays((3, D)))}, ok,
+                                         aliases=(("self", KRONECKER_WORDS),)),
+    "KroneckerGaussian.as_gaussian": Spec(lambda a: a["self"].as_gaussian(),
+                                          {"self": Slot(KPRIOR, extreme_kroneckers().filter(
+                                              lambda g: isinstance(g, lt.KroneckerGaussian)))},
+                                          lambda r, a: (isinstance(r, lt.Gaussian) and r.dim == D * K)
+                                          or pytest.fail("not a Gaussian on vec(W)"),
+                                          aliases=(("self", KRONECKER_WORDS),)),
+    "KroneckerGaussian.replace": Spec(lambda a: KPRIOR.replace(mean=a["mean"], input_factor=a["input_factor"],
+                                                               output_factor=a["output_factor"]),
+                                      {"mean": Slot(None, bad_arrays((D, K))),
+                                       "input_factor": Slot(None, bad_arrays((D, 3))),
+                                       "output_factor": Slot(None, bad_arrays((K, 1)))}, ok),
+    "balance": Spec(lambda a: lt.kronecker.balance(a["q"]), {"q": Slot(KPRIOR, extreme_kroneckers())}, real_number),
+    "kronecker_expected_loss": Spec(lambda a: lt.kronecker_expected_loss(a["X"], a["Y"], a["q"]),
+                                    dict(KRONECKER, q=KRONECKER["prior"]), scalar()),
+    "kronecker_gradients": Spec(lambda a: lt.kronecker_gradients(a["X"], a["Y"], a["q"]),
+                                dict(KRONECKER, q=KRONECKER["prior"]), kronecker_gradient_like),
+    "expected_balance_drift": Spec(lambda a: lt.expected_balance_drift(a["X"], a["Y"], a["q"], a["mc_samples"]),
+                                   dict(KRONECKER, q=KRONECKER["prior"], mc_samples=Slot(0, bad_counts())), real_number),
+    "kronecker_limit": Spec(lambda a: lt.kronecker_limit(a["X"], a["Y"], a["prior"], basis=a["basis"]),
+                            dict(KRONECKER, basis=BASIS), kronecker_limit_like),
+    "kronecker_w2_projection": Spec(lambda a: lt.kronecker_w2_projection(a["X"], a["Y"], a["prior"], basis=a["basis"]),
+                                    dict(KRONECKER, basis=BASIS), kronecker_like_prior),
+    "kronecker_first_order": Spec(lambda a: lt.kronecker_first_order(a["X"], a["Y"], a["prior"], mc_samples=a["mc_samples"],
+                                                                     momentum=a["momentum"], basis=a["basis"]),
+                                  dict(KRONECKER, mc_samples=Slot(0, bad_counts()), momentum=Slot(0.0, MOMENTA),
+                                       basis=BASIS), scalar(),
+                                  aliases=(("momentum", ("mc_samples",)), ("mc_samples", ("momentum",)))),
+    "kronecker_w2_squared": Spec(lambda a: lt.kronecker_w2_squared(a["p"], a["q"]),
+                                 {"p": Slot(KPRIOR, extreme_kroneckers()),
+                                  "q": Slot(lt.kronecker_limit(X0, Y0K, KPRIOR).limit, extreme_kroneckers())}, scalar()),
+    "kronecker_step_bound": Spec(lambda a: lt.kronecker_step_bound(a["X"], a["q"], a["optimizer"], a["momentum"],
+                                                                   basis=a["basis"]),
+                                 {"X": KRONECKER["X"], "q": KRONECKER["prior"],
+                                  "optimizer": Slot("gd", options("gd", "sgd", "momentum", "adam", None, 1)),
+                                  "momentum": Slot(0.9, MOMENTA), "basis": BASIS}, scalar(allow_inf=True),
+                                 allow_inf=True),
+    "simulate_kronecker": Spec(lambda a: lt.simulate_kronecker(
+        a["X"], a["Y"], a["prior"], optimizer=a["optimizer"], lr=a["lr"], steps=a["steps"], batch_size=a["batch_size"],
+        mc_samples=a["mc_samples"], momentum=a["momentum"], seed=a["seed"], record_every=a["record_every"],
+        check_stability=a["check_stability"]),
+        dict(KRONECKER, optimizer=Slot("gd", options("gd", "sgd", "momentum", "adam", None)),
+             lr=Slot(0.1 * KBOUND, bad_scalars()), steps=Slot(4, bad_counts()), batch_size=Slot(None, bad_counts()),
+             mc_samples=Slot(0, bad_counts()), momentum=Slot(0.9, MOMENTA), seed=Slot(0, bad_scalars()),
+             record_every=Slot(None, bad_counts()), check_stability=Slot(True, st.booleans())), kronecker_run_like,
+        aliases=(("optimizer", ("batch_size",)), ("batch_size", ("optimizer",)), ("check_stability", ("lr",))),
+        allow_inf=True),  # the step bound is inf for a flat loss
 }
+
 
 def _names_an_argument(message: str, replaced: list[str], aliases: dict) -> bool:
     words = [w for name in replaced for w in (name, *aliases.get(name, ()))]
@@ -409,7 +565,8 @@ def test_every_public_callable_is_fuzzed():
     """Functions and classes in __all__ that take user input each have at least one spec."""
     results = {"Predictive", "RowSpaceBasis", "RowSpaceSolver", "DivergenceError", "SimulationResult", "Trace",
                "RegressionProblem", "FeatureRegression1D", "ClassificationProblem", "ThresholdResult",
-               "ClassificationLoss", "SVMSolution", "ClassificationTrace", "ClassificationResult"}
+               "ClassificationLoss", "SVMSolution", "ClassificationTrace", "ClassificationResult",
+               "KroneckerGradient", "KroneckerLimit", "KroneckerTrace", "KroneckerSimulation"}
     constants = {"LOSSES", "DEFAULT_QUADRATURE_NODES"}
     covered = {name.split(".")[0] for name in SPECS} | {"RowSpaceSolver", "FeatureRegression1D"}
     missing = set(lt.__all__) - results - constants - covered

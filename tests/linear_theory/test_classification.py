@@ -135,7 +135,7 @@ def test_svm_rejects_non_separable_data():
 
 
 @pytest.mark.parametrize("labels, match", [([1.0, 0.0], "labels -1 or \\+1"), ([1.0, 2.0], "labels"),
-                                           ([1.0], "one label per row")])
+                                           ([1.0], "one entry per row of X")])
 def test_bad_labels_raise(labels, match):
     with pytest.raises(ValueError, match=match):
         hard_margin_svm(np.eye(2), np.array(labels))
@@ -343,3 +343,18 @@ def test_step_bound_at_float_extremes_is_a_number_without_warnings():
         assert classification_step_bound(X, y, Gaussian(prior.mean, 1e3 * prior.factor)) == 0.0  # β overflows
     with pytest.raises(TypeError, match="prior must be a linear_theory.Gaussian"):
         classification_step_bound(X, y, prior.factor)
+
+
+@pytest.mark.parametrize("failure", ["no convergence", "non-finite"])
+def test_svm_solver_failure_is_a_clear_error_naming_x(monkeypatch, failure):
+    """Columns of wildly different scales (1e-300 beside 1e308) can stop SciPy's NNLS or make it return
+    NaN without a floating-point flag; either is reported as X being too badly scaled."""
+    def broken(E, f, maxiter=None):
+        if failure == "no convergence":
+            raise RuntimeError("Maximum number of iterations reached.")
+        return np.full(E.shape[1], np.nan), np.nan
+
+    monkeypatch.setattr(scipy.optimize, "nnls", broken)
+    problem = separable_classification(5, 3, margin=0.2, seed=0)
+    with pytest.raises(ValueError, match=r"^X is too badly scaled for the hard-margin SVM"):
+        hard_margin_svm(problem.X, problem.y)

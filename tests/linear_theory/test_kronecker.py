@@ -378,3 +378,105 @@ def test_bad_input_names_the_argument():
         kronecker_w2_squared(q.as_gaussian(), q)
     with pytest.raises(ValueError, match="basis must be a RowSpaceBasis built from this X"):
         kronecker_limit(X, Y, q, basis=lt.row_space_basis(X[:, :5]))
+    with pytest.raises(TypeError, match="q must be a linear_theory.KroneckerGaussian"):
+        kronecker_expected_loss(X, Y, q.mean)
+    with pytest.raises(ValueError, match=r"prior.mean is \(9, 3\)"):
+        kronecker_w2_projection(X[:, :5], Y, q)
+
+
+def test_a_basis_of_another_matrix_is_refused_and_a_truncated_one_of_this_x_accepted():
+    X, Y, q = random_problem(20)
+    other = lt.random_regression(*X.shape, seed=99).X
+    for basis, error in ((lt.row_space_basis(other), ValueError), (lt.row_space_basis(X[:-1]), ValueError),
+                         (lt.row_space_solver(X), TypeError)):
+        with pytest.raises(error, match="basis must be a RowSpaceBasis built from this X"):
+            kronecker_w2_projection(X, Y, q, basis=basis)
+    # a basis that dropped singular values below its own rtol is still a basis of this X
+    coarse = lt.row_space_basis(X, rtol=0.6)
+    assert coarse.rank < lt.row_space_basis(X).rank
+    kronecker_w2_projection(X, Y, q, basis=coarse)
+
+
+# ---- float extremes: the closed forms are homogeneous in the factors and in X -----------------
+
+#: Powers of two from the subnormal side to the overflow side of the squares: dividing by them is
+#: exact, so every closed form must scale exactly (or to one rounding where a result is subnormal).
+EXTREME_SCALES = [2.0 ** k for k in (-900, -540, -300, -60, 60, 300, 500)]
+
+
+@pytest.mark.parametrize("scale", EXTREME_SCALES)
+def test_limit_bound_and_first_order_scale_with_the_factors(scale):
+    """(A, B) → (tA, tB): kept variance and flow time unchanged, e₁ and the W₂ gap times t², the
+    factor block of the Hessian times t² (the mean block unchanged)."""
+    X, Y, q = random_problem(21)
+    prior = split(q, 2.0 * boundary(X, q))
+    scaled = prior.replace(input_factor=scale * prior.input_factor, output_factor=scale * prior.output_factor)
+    base, limit = kronecker_limit(X, Y, prior), kronecker_limit(X, Y, scaled)
+    assert limit.kept_variance == base.kept_variance and limit.flow_time == base.flow_time
+    assert limit.gd_slope == pytest.approx(base.gd_slope * scale ** 2, rel=1e-15)
+    assert limit.w2_to_projection == pytest.approx(base.w2_to_projection * scale ** 2, rel=1e-15)
+    # quadrature against the closed form at every scale (DOP853 at rtol 1e-11, relative absolute tolerances)
+    assert kronecker_first_order(X, Y, scaled) == pytest.approx(limit.gd_slope, rel=1e-9)
+    # the bound is 2/max(2s²_max, t²λ) with λ the top eigenvalue of the (A, B) block at t = 1
+    s2_max = lt.row_space_basis(X).s[0] ** 2
+    big = prior.replace(input_factor=8.0 * prior.input_factor, output_factor=8.0 * prior.output_factor)
+    lam = 2.0 / kronecker_step_bound(X, big) / 64.0  # 64·λ dominates the mean block (checked below)
+    assert 64.0 * lam > 2.0 * s2_max
+    k = round(math.log2(scale))
+    expected = math.ldexp(2.0 / lam, -2 * k) if 2 * k + math.log2(lam) > math.log2(2.0 * s2_max) else 1.0 / s2_max
+    assert kronecker_step_bound(X, scaled) == pytest.approx(expected, rel=1e-14)
+
+
+def test_collapsed_limit_keeps_its_flow_time_at_every_scale():
+    X, Y, q = random_problem(22)
+    prior = split(q, 0.5 * boundary(X, q))
+    base = kronecker_limit(X, Y, prior)
+    assert base.collapsed and math.isfinite(base.flow_time)
+    for scale in EXTREME_SCALES:
+        scaled = prior.replace(input_factor=scale * prior.input_factor, output_factor=scale * prior.output_factor)
+        limit = kronecker_limit(X, Y, scaled)
+        assert limit.flow_time == base.flow_time
+        np.testing.assert_array_equal(limit.limit.input_factor, scale * base.limit.input_factor)
+    # B₀ 1e100 times smaller than A₀: the collapse is almost instant (1 − e^{−x} ≈ x gives τ∞ ≈
+    # ‖B₀‖²/(4‖XA₀‖²) to a relative 1e-100), and still found
+    tiny = prior.replace(output_factor=1e-100 * prior.output_factor)
+    first = np.sum(tiny.output_factor ** 2) / (4.0 * np.sum((X @ tiny.input_factor) ** 2))
+    assert kronecker_limit(X, Y, tiny).flow_time == pytest.approx(first, rel=1e-13)
+
+
+@pytest.mark.parametrize("scale", [2.0 ** k for k in (-260, -60, 60, 240)])
+def test_closed_forms_scale_with_x(scale):
+    """X → tX: the kept variance is unchanged, e₁ scales by t², the flow time and the step bound by 1/t²."""
+    X, Y, q = random_problem(23)
+    prior = split(q, 2.0 * boundary(X, q))
+    base, limit = kronecker_limit(X, Y, prior), kronecker_limit(scale * X, Y, prior)
+    assert limit.kept_variance == pytest.approx(base.kept_variance, rel=1e-14)
+    assert limit.gd_slope == pytest.approx(base.gd_slope * scale ** 2, rel=1e-13)
+    assert kronecker_first_order(scale * X, Y, prior) == pytest.approx(limit.gd_slope, rel=1e-9)
+    assert kronecker_step_bound(scale * X, prior) == pytest.approx(kronecker_step_bound(X, prior) / scale ** 2,
+                                                                   rel=1e-13)
+
+
+def test_monte_carlo_first_order_has_a_limit_for_small_factors():
+    """With MC draws e₁ = σ²(…) + (a term of the mean's residual, independent of σ): it converges as
+    the factors shrink, to the same value at 2⁻⁴⁰ and 2⁻⁴⁰⁰ (the σ² part is 1e-24 relative there)."""
+    X, Y, q = random_problem(24)
+    q = split(q, 2.0 * boundary(X, q))
+    values = [kronecker_first_order(X, Y, q.replace(input_factor=t * q.input_factor, output_factor=t * q.output_factor),
+                                    mc_samples=2) for t in (2.0 ** -40, 2.0 ** -400)]
+    assert values[0] > 0 and values[1] == pytest.approx(values[0], rel=1e-9)
+
+
+def test_extremes_beyond_float64_are_named_not_inf():
+    X, Y, q = random_problem(25)
+    huge = q.replace(input_factor=1e160 * q.input_factor, output_factor=1e160 * q.output_factor)
+    for call in (lambda: kronecker_gradients(X, Y, huge), lambda: expected_balance_drift(X, Y, huge),
+                 lambda: kronecker_expected_loss(X, Y, huge), lambda: balance(huge)):
+        with pytest.raises(ValueError, match=r"\bq\b"):
+            call()
+    with pytest.raises(ValueError, match=r"\bprior\b"):
+        kronecker_limit(X, Y, huge)
+    with pytest.raises(ValueError, match=r"^n: the result would be an array"):
+        q.sample(2 ** 60, 0)
+    # 1/s_max² beyond the float range is the documented inf, not a ZeroDivisionError
+    assert kronecker_step_bound(1e-170 * X, q) == math.inf

@@ -128,3 +128,70 @@ def test_bad_bound_arguments_name_the_argument():
     with pytest.raises(TypeError, match="rank must be an integer"):
         factor_signal_to_noise(1.0, 2.5)
     assert math.isfinite(critical_sharpness(1e-6, 1e-6))
+
+
+# -- the ends of the float64 range --------------------------------------------------------------
+
+#: The log route at the ends of the range is accurate to about |ln value|·eps ≤ 2e-13 relative, so
+#: the defining equations hold to 1e-12 in logarithms.
+LOG_TOLERANCE = 1e-12
+
+
+@pytest.mark.parametrize("sharpness, z", [(1e-10, 1e-320), (1e-100, 1e-300), (1e150, 1e300), (1e-150, 1e-300),
+                                          (1e-10, 5e-324)])
+def test_descent_step_at_the_float_extremes_solves_its_equation(sharpness, z):
+    """ρ·a·(1 + a²/z) = 2, checked in logarithms: the direct formula overflows in a²/z there."""
+    rho = descent_step_threshold(sharpness, z)
+    assert rho > 0
+    log_ratio = 2.0 * math.log(sharpness) - math.log(z)
+    residual = math.log(rho) + math.log(sharpness) + float(np.logaddexp(0.0, log_ratio)) - math.log(2.0)
+    assert abs(residual) < LOG_TOLERANCE
+
+
+@pytest.mark.parametrize("lr, z", [(1.0, 5e-324), (1e200, 1.7e308), (1e-300, 1e-300), (1e-150, 1e300),
+                                   (1e150, 1e-300), (0.1, 10.0), (5e-324, 1.0)])
+def test_critical_sharpness_at_the_float_extremes_solves_its_equation(lr, z):
+    """ρH(1 + H²/z) = 2 in logarithms, where (3/ρ)√(3/z) or √(z/3)·sinh(·) leave the float range."""
+    H = critical_sharpness(lr, z)
+    assert 0 < H < 2.0 / lr or H == pytest.approx(2.0 / lr, rel=1e-15)
+    residual = (math.log(lr) + math.log(H) + float(np.logaddexp(0.0, 2.0 * math.log(H) - math.log(z)))
+                - math.log(2.0))
+    assert abs(residual) < LOG_TOLERANCE
+
+
+def test_thresholds_beyond_the_float_range_name_their_argument():
+    """(H_crit is below both 2/ρ and (2z/ρ)^⅓, so it never leaves the range.)"""
+    with pytest.raises(ValueError, match=r"\bs_max\b"):
+        predicted_mc_threshold(1e-170, 2 ** 62, 1)  # 1/(s²κ) ≈ 2e321
+    with pytest.raises(ValueError, match=r"\bsharpness\b"):
+        descent_step_threshold(5e-324, 1.0)
+    # representable although s² is not: 1/(s²κ) with s = 1e-160, κ ≈ 4.6e18
+    kappa = 1.0 + (2 ** 62 + 1.0)
+    value = predicted_mc_threshold(1e-160, 2 ** 62, 1)
+    assert math.log(value) == pytest.approx(-2.0 * math.log(1e-160) - math.log(kappa), rel=LOG_TOLERANCE)
+    z = factor_signal_to_noise(1e78, 2 ** 62, 1)  # (2s²)² overflows, z ≈ 8.7e293 does not
+    assert math.log(z) == pytest.approx(math.log(4.0) + 4.0 * math.log(1e78) - math.log(2 ** 62 + 1.0),
+                                        rel=LOG_TOLERANCE)
+
+
+@pytest.mark.parametrize("k", [-300, 300])
+def test_measured_threshold_scales_exactly_as_one_over_s_max_squared(X, k):
+    """X → 2ᵏX multiplies every step of the simulation by powers of two: the bisection takes the same
+    decisions and each threshold is 4⁻ᵏ times the one at k = 0 (to the rounding of the geometric
+    mean, which leaves the float range at these scales and is taken from the two roots)."""
+    base = mc_factor_threshold(X, 6, steps=100, seeds=(0,))
+    scaled = mc_factor_threshold(math.ldexp(1.0, k) * X, 6, steps=100, seeds=(0,))
+    assert math.ldexp(scaled.per_seed[0], 2 * k) == pytest.approx(base.per_seed[0], rel=1e-14)
+
+
+@pytest.mark.parametrize("seeds, error, word", [
+    ((), ValueError, "seeds must hold at least one seed"),
+    (None, TypeError, "seeds must be a sequence"),
+    (3, TypeError, "seeds must be a sequence"),
+    ("ab", TypeError, "seeds must be a sequence"),
+    ((0, -1), ValueError, r"seeds\[1\] must be a non-negative integer"),
+    ((0.5,), TypeError, r"seeds\[0\] must be an integer"),
+])
+def test_bad_seeds_name_the_argument(X, seeds, error, word):
+    with pytest.raises(error, match=word):
+        mc_factor_threshold(X, 2, steps=10, seeds=seeds)

@@ -6,11 +6,11 @@ name so that a message that does not say *which* input is wrong fails the test.
 import numpy as np
 import pytest
 
-from linear_theory import (DivergenceError, Gaussian, MeanFieldGaussian, bayes_posterior, expected_loss,
-                           feature_regression_1d, gd_iterate, ibvi_limit, ibvi_limit_w2_squared, mc_factor_threshold,
-                           predicted_mc_threshold, project_null, project_row, random_regression, row_space_basis,
-                           row_space_solver, separable_classification, simulate, stability_bound, w2, w2_gvi,
-                           w2_squared)
+from linear_theory import (DivergenceError, Gaussian, KroneckerGaussian, MeanFieldGaussian, bayes_posterior,
+                           expected_loss, feature_regression_1d, gd_iterate, ibvi_limit, ibvi_limit_w2_squared,
+                           mc_factor_threshold, predicted_mc_threshold, project_null, project_row, random_regression,
+                           row_space_basis, row_space_solver, separable_classification, simulate,
+                           simulate_classification, simulate_kronecker, stability_bound, w2, w2_gvi, w2_squared)
 
 rng = np.random.default_rng(0)
 N, D = 4, 9
@@ -173,6 +173,10 @@ CASES = {
                                    r"spectrum must have length 3"),
     "regression scale": (lambda: random_regression(3, 5, scale=-2.0), ValueError, r"scale must be a finite positive"),
     "regression noise": (lambda: random_regression(3, 5, noise=float("inf")), ValueError, r"noise must be"),
+    "regression noise overflow": (lambda: random_regression(4, 7, condition_number=1.7e308, noise=1.7e308),
+                                  ValueError, r"condition_number and noise hold values too large"),
+    "ibvi w2 multipliers overflow": (lambda: ibvi_limit_w2_squared(X, y, P, step_multipliers=np.full(D, 5e-324)),
+                                     ValueError, r"prior and step_multipliers hold values too large"),
     "features lengthscale": (lambda: feature_regression_1d(5, 8, lengthscale=0.0), ValueError, r"lengthscale must be"),
     "features x": (lambda: feature_regression_1d(5, 8).features(np.zeros((2, 2))), ValueError, r"x must be 1-D"),
     "classification margin": (lambda: separable_classification(5, 3, margin=1.0), ValueError, r"margin must be below 1"),
@@ -237,3 +241,47 @@ def test_counts_and_allocations_are_bounded():
     check_allocation("n", 1000, 1000)  # 8 MB
     with pytest.raises(ValueError, match=r"n: the result would be an array of shape \(1000000000000, 1000000000000\) \(8e\+24 bytes\)"):
         check_allocation("n", 10**12, 10**12)
+
+
+# -- the simulators share one check of their run options ---------------------------------------
+def _simulators():
+    problem = separable_classification(6, 4, margin=0.2, seed=1)
+    cprior = Gaussian(np.zeros(4), np.eye(4) / 4)
+    kprior = KroneckerGaussian(np.zeros((D, 2)), P.factor[:, :2] / 3, np.eye(2) / 2)
+    Y = rng.standard_normal((N, 2))
+    return {
+        "simulate": lambda **kw: simulate(X, y, P, **{"lr": 0.1 * BOUND, "steps": 2, **kw}),
+        "simulate_kronecker": lambda **kw: simulate_kronecker(X, Y, kprior, **{"lr": 1e-3, "steps": 2, **kw}),
+        "simulate_classification": lambda **kw: simulate_classification(
+            problem.X, problem.y, cprior, **{"lr": 1e-3, "steps": 2, **kw}),
+    }
+
+
+RUN_OPTION_CASES = [
+    (dict(optimizer="adam"), ValueError, r"optimizer must be one of \('gd', 'sgd', 'momentum'\), got 'adam'"),
+    (dict(optimizer=["gd"]), ValueError, r"optimizer must be one of"),
+    (dict(optimizer="sgd"), ValueError, r"optimizer='sgd' needs batch_size"),
+    (dict(optimizer="gd", batch_size=2), ValueError, r"optimizer='gd' is full batch"),
+    (dict(optimizer="sgd", batch_size=99), ValueError, r"batch_size must be at most n = \d+, got 99"),
+    (dict(optimizer="sgd", batch_size=2.0), TypeError, r"batch_size must be an integer"),
+    (dict(optimizer="momentum", momentum=1.0), ValueError, r"momentum must be in \[0, 1\), got 1.0"),
+    (dict(mc_samples=-1), ValueError, r"mc_samples must be a non-negative integer"),
+    (dict(mc_samples=2 ** 62), ValueError, r"^mc_samples: the result would be an array"),
+    (dict(steps=1.5), TypeError, r"steps must be an integer"),
+    (dict(lr=0.0), ValueError, r"lr must be a finite positive number"),
+    (dict(seed=None), ValueError, r"seed must be given explicitly"),
+    (dict(seed=-3), ValueError, r"seed must be a non-negative int"),
+]
+
+
+@pytest.mark.parametrize("name", ["simulate", "simulate_kronecker", "simulate_classification"])
+@pytest.mark.parametrize("kwargs, error, pattern", RUN_OPTION_CASES)
+def test_every_simulator_checks_its_run_options_alike(name, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        _simulators()[name](**kwargs)
+
+
+@pytest.mark.parametrize("name", ["simulate", "simulate_kronecker"])
+def test_regression_simulators_check_record_every(name):
+    with pytest.raises(ValueError, match=r"record_every must be a positive integer"):
+        _simulators()[name](record_every=0)
