@@ -1,4 +1,4 @@
-"""The mathematics of IBVI for linear models (THEORY.md §1–2).
+"""The mathematics of IBVI for linear models (docs/theory.md §1–2).
 
 Gaussians with covariance factors and the 2-Wasserstein distance, row/null-space tools, the
 closed forms (IBVI limit, W₂-GVI minimizers, GD iterate, Bayesian posterior), simulators and

@@ -1,4 +1,4 @@
-r"""IBVI for linear classification (THEORY.md §2, claims C7 and C8).
+r"""IBVI for linear classification (docs/theory.md §2, claims C7 and C8).
 
 Labels ``y_n ∈ {−1, +1}``, linear model ``f_w(x) = xᵀw``, variational family ``q = N(μ, LLᵀ)``
 started at the prior. Under ``q`` the margin ``z_n = y_n x_nᵀw`` is Gaussian with

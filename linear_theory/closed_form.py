@@ -1,4 +1,4 @@
-r"""Closed forms of the linear-regression theory (THEORY.md §2, claims C1, C3, C5, C6).
+r"""Closed forms of the linear-regression theory (docs/theory.md §2, claims C1, C3, C5, C6).
 
 All functions take the data ``X`` (n, d), targets ``y`` (n,) and a prior :class:`Gaussian`
 ``p = N(μ₀, L₀L₀ᵀ)`` (the initialization). The loss is the sum of squares without ½:

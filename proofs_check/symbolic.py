@@ -1,9 +1,9 @@
-"""Symbolic derivations (sympy) behind the linear-model claims of ``shared/spec/THEORY.md``.
+"""Symbolic derivations (sympy) behind the linear-model claims of ``docs/theory.md``.
 
 Each derivation is a pure function that *derives* a quantity (an expectation by replacing the
 moments of ``z``, a gradient by differentiation, a recursion by ``rsolve``, a minimizer by solving
 its stationarity equations, an integral by ``integrate``) and compares it with a *candidate*
-closed form. The candidate defaults to the formula stated in THEORY.md and can be replaced by
+closed form. The candidate defaults to the formula stated in docs/theory.md and can be replaced by
 the caller: the tests pass deliberately wrong candidates to show that each comparison can fail.
 
 Every function returns a small frozen dataclass holding the derived expression(s) and
@@ -16,7 +16,7 @@ Sizes are kept small (``n ≤ 2``, ``d ≤ 3``, ``r ≤ 2``) so that each deriva
 second; the identities are polynomial/rational in the entries, so a symbolic proof at these
 sizes with *generic symbolic entries* is a proof for those sizes, not a spot check.
 
-References: THEORY.md §1 (expected loss, gradients, W₂), §2 C1 (GD contraction, IBVI limit),
+References: docs/theory.md §1 (expected loss, gradients, W₂), §2 C1 (GD contraction, IBVI limit),
 C5 (penalized W₂-GVI path), C7 (Gaussian moment generating function); docs/theory.md §2 (C14)
 (Kronecker balance) and §2 (C16) (MC step thresholds).
 """
@@ -223,7 +223,7 @@ def nuclear_norm(matrix: sp.Matrix) -> sp.Expr:
 # --------------------------------------------------------------------------------------------
 
 def expected_loss_formula(X, y, mu, L):
-    """THEORY.md §1: ``‖y − Xμ‖² + ‖XL‖²_F``."""
+    """docs/theory.md §1: ``‖y − Xμ‖² + ‖XL‖²_F``."""
     residual = y - X * mu
     return (residual.T * residual)[0, 0] + sum(e ** 2 for e in X * L)
 
@@ -281,7 +281,7 @@ def expected_loss(n: int = 2, d: int = 3, r: int = 2,
 # --------------------------------------------------------------------------------------------
 
 def gradient_formula(X, y, mu, L):
-    """THEORY.md §1: ``∇_μ = −2Xᵀ(y − Xμ)``, ``∇_L = 2XᵀXL``."""
+    """docs/theory.md §1: ``∇_μ = −2Xᵀ(y − Xμ)``, ``∇_L = 2XᵀXL``."""
     return -2 * X.T * (y - X * mu), 2 * X.T * X * L
 
 
@@ -322,12 +322,12 @@ def gradients(n: int = 2, d: int = 3, r: int = 2, candidate: Callable | None = N
 # --------------------------------------------------------------------------------------------
 
 def gd_contraction_factor(eta, s):
-    """THEORY.md C1: per-step factor ``1 − 2ηs²`` along a right singular vector with value ``s``."""
+    """docs/theory.md C1: per-step factor ``1 − 2ηs²`` along a right singular vector with value ``s``."""
     return 1 - 2 * eta * s ** 2
 
 
 def gd_stable_upper(s):
-    """THEORY.md C1: GD is stable iff ``0 < η < 1/s²``."""
+    """docs/theory.md C1: GD is stable iff ``0 < η < 1/s²``."""
     return 1 / s ** 2
 
 
@@ -448,7 +448,7 @@ def gd_iterate(candidate_factor: Callable | None = None,
 # --------------------------------------------------------------------------------------------
 
 def penalized_formula(X, y, mu0, L0, lam):
-    """THEORY.md C5: ``μ_λ = μ₀ + Xᵀ(XXᵀ+λI)⁻¹(y − Xμ₀)``, ``L_λ = (I − Xᵀ(XXᵀ+λI)⁻¹X)L₀``."""
+    """docs/theory.md C5: ``μ_λ = μ₀ + Xᵀ(XXᵀ+λI)⁻¹(y − Xμ₀)``, ``L_λ = (I − Xᵀ(XXᵀ+λI)⁻¹X)L₀``."""
     inner = (X * X.T + lam * sp.eye(X.rows)).inv()
     return mu0 + X.T * inner * (y - X * mu0), (sp.eye(X.cols) - X.T * inner * X) * L0
 
@@ -555,7 +555,7 @@ def penalized_w2_gvi(candidate: Callable | None = None) -> PenalizedW2GVI:
 # --------------------------------------------------------------------------------------------
 
 def mgf_formula(x, y_label, mu, L):
-    """THEORY.md C7: ``E exp(−y xᵀw) = exp(−y xᵀμ + ½‖Lᵀx‖²)`` for ``y = ±1``."""
+    """docs/theory.md C7: ``E exp(−y xᵀw) = exp(−y xᵀμ + ½‖Lᵀx‖²)`` for ``y = ±1``."""
     proj = L.T * x
     return sp.exp(-y_label * (x.T * mu)[0, 0] + sp.Rational(1, 2) * (proj.T * proj)[0, 0])
 
@@ -753,7 +753,7 @@ def _mpmath_w2_gap(rng, cases, digits) -> float:
 # --------------------------------------------------------------------------------------------
 
 def ibvi_limit_formula(X, y, mu0, L0):
-    """THEORY.md C1: ``μ∞ = μ₀ + X⁺(y − Xμ₀)``, ``L∞ = (I − X⁺X)L₀`` (exact pseudo-inverse)."""
+    """docs/theory.md C1: ``μ∞ = μ₀ + X⁺(y − Xμ₀)``, ``L∞ = (I − X⁺X)L₀`` (exact pseudo-inverse)."""
     pinv = X.pinv()
     return mu0 + pinv * (y - X * mu0), (sp.eye(X.cols) - pinv * X) * L0
 

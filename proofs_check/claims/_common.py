@@ -7,7 +7,7 @@ import numpy as np
 
 import linear_theory as lt
 
-#: Closed form vs converged float64 simulation (THEORY.md §5): relative errors of about 1e-8 or
+#: Closed form vs converged float64 simulation (docs/theory.md §5): relative errors of about 1e-8 or
 #: better; rounding alone gives ~1e-14 here, so 1e-8 leaves room for slow modes, not for bugs.
 CONVERGED_RTOL = 1e-8
 #: Quantities that are exactly invariant up to rounding accumulated over at most ~1e4 steps

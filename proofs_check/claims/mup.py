@@ -1,4 +1,4 @@
-"""Claims C9 and C10 — μP for variational networks (THEORY.md §3): under μP the typical size of
+"""Claims C9 and C10 — μP for variational networks (docs/theory.md §3): under μP the typical size of
 every layer's activations does not change with width after a few SGD steps (coordinate check),
 and the best base step size on a grid is the same at every width (step-size transfer); under SP
 the output and the updated hidden layers grow with width and the best step drifts.
@@ -46,7 +46,7 @@ MUP_OUTPUT_TOL = 0.25
 #: SP's output after an update grows like width¹ (the update of a width-n dot product with
 #: 1/√n weights and a fixed step); we require at least half of that at every step ≥ 1.
 SP_OUTPUT_MIN_SLOPE = 0.5
-#: C10: best base step within one grid point across widths (THEORY.md C10, grid factor 2).
+#: C10: best base step within one grid point across widths (docs/theory.md C10, grid factor 2).
 DRIFT_TOL = 1.0
 #: C10 --full on MNIST: a factor-2 grid that brackets both best steps (measured at one epoch of
 #: batch 64: μP's at 0.025, SP's falling to 0.0125 at width 1024; every step from 0.4 on diverges
@@ -100,7 +100,7 @@ def _steps_after(slopes, param, layer, first_step=1):
 @claim("C9", statement="Coordinate check: after 0..k SGD steps of IBVI the typical activation size "
        "(mean |h|) of every layer, mean and sampled path, has log-log slope ~ 0 against width under muP; "
        "under SP the output and the updated hidden layers grow with width",
-       reference="THEORY.md §3 C9", kind="paper")
+       reference="docs/theory.md §3 C9", kind="paper")
 def check_coordcheck(ctx) -> Outcome:
     from variational_nets.coordcheck import coordcheck_slopes, run_coordcheck
 
@@ -169,7 +169,7 @@ def check_coordcheck(ctx) -> Outcome:
 
 @claim("C10", statement="Step-size transfer: under muP the best base step (training loss after a fixed budget, "
        "on a factor-2 grid) is the same at every width within one grid point; under SP it drifts",
-       reference="THEORY.md §3 C10", kind="paper")
+       reference="docs/theory.md §3 C10", kind="paper")
 def check_transfer(ctx) -> Outcome:
     from variational_nets.transfer import run_transfer
 
@@ -183,9 +183,9 @@ def check_transfer(ctx) -> Outcome:
     measurements = [
         Measurement("muP: drift of the best base step across widths, training loss (grid points)",
                     result.drift("mup", "train_loss"), DRIFT_TOL,
-                    "THEORY.md C10: within one grid point"),
+                    "docs/theory.md C10: within one grid point"),
         Measurement("SP: drift of the best base step across widths, training loss (grid points)",
-                    result.drift("sp", "train_loss"), None, "THEORY.md C10: SP drifts"),
+                    result.drift("sp", "train_loss"), None, "docs/theory.md C10: SP drifts"),
         Measurement("muP: drift of the best base step across widths, test NLL (grid points)",
                     result.drift("mup", "test_nll"), None, "held-out check of the same statement"),
         Measurement("SP: drift of the best base step across widths, test NLL (grid points)",

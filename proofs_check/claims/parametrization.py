@@ -13,7 +13,7 @@ from ._common import CONVERGED_RTOL, ROUNDING_RTOL, regression_setup, relative
 
 @claim("C4-meanfield", statement="Mean-field GD: s_j(t) = s_j(0)(1 - 2 eta ||X_:j||^2)^t -> 0 for every feature the "
        "data touch; the limit is a point mass, so uncertainty collapses also far from the data",
-       reference="THEORY.md C4", kind="paper")
+       reference="docs/theory.md C4", kind="paper")
 def check_meanfield(ctx) -> Outcome:
     setup = regression_setup(ctx)
     X, y = setup.X, setup.y
@@ -49,7 +49,7 @@ def check_meanfield(ctx) -> Outcome:
 
 
 @claim("C4-lowrank", statement="Low-rank factor (r < d): GD still converges to L_inf = P_null L_0, of rank "
-       "min(r, d - n)", reference="THEORY.md C4", kind="paper")
+       "min(r, d - n)", reference="docs/theory.md C4", kind="paper")
 def check_lowrank(ctx) -> Outcome:
     measurements = []
     notes = []

@@ -42,7 +42,7 @@ def minimize_penalized(X, y, prior: lt.Gaussian, lam: float, rng) -> lt.Gaussian
 
 @claim("C5", statement="Penalized W2-GVI: argmin_q E_q loss + lam W2^2(q, p) is mu_lam = mu_0 + X'(XX' + lam I)^-1 "
        "(y - X mu_0), L_lam = (I - X'(XX' + lam I)^-1 X) L_0; lam -> 0 gives q_inf, lam -> inf gives p",
-       reference="THEORY.md C5", kind="extension")
+       reference="docs/theory.md C5", kind="extension")
 def check_penalized(ctx) -> Outcome:
     setup = regression_setup(ctx, n=5 if ctx.quick else 8, d=12 if ctx.quick else 20)
     X, y, prior = setup.X, setup.y, setup.prior

@@ -38,7 +38,7 @@ def threshold_table(ctx, ranks, mc_samples=1):
 
 @claim("C1-mc-threshold", statement="With MC gradients (M samples) the factor's stable step shrinks like 1/r: "
        "measured threshold vs the mean-square bound 1/(s_max^2 (1 + (r+1)/M))",
-       reference="Theorem 1 (step size); THEORY.md C1", kind="extension")
+       reference="Theorem 1 (step size); docs/theory.md C1", kind="extension")
 def check_threshold(ctx) -> Outcome:
     ranks = (4, 8, 16, 32) if ctx.quick else (2, 4, 8, 16, 32, 64)
     results = threshold_table(ctx, ranks)

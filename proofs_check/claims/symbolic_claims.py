@@ -26,7 +26,7 @@ def _exact_measurements(result, ctx: Context, offset: int) -> tuple[Measurement,
 @claim("S1-expected-loss",
        statement="E_{w~N(mu,LL^T)} ||y - Xw||^2 = ||y - X mu||^2 + ||XL||_F^2, derived by expanding in "
                  "z (w = mu + Lz) and integrating the moments of z (n=2, d=3, r=2, symbolic entries)",
-       reference="THEORY §1", kind="symbolic")
+       reference="docs/theory.md §1", kind="symbolic")
 def check_expected_loss(ctx: Context) -> Outcome:
     result = symbolic.expected_loss()
     return Outcome(measurements=_exact_measurements(result, ctx, 101),
@@ -36,7 +36,7 @@ def check_expected_loss(ctx: Context) -> Outcome:
 @claim("S2-gradients",
        statement="differentiating the derived expected loss gives grad_mu = -2X^T(y - X mu) and "
                  "grad_L = 2X^T X L entrywise (n=2, d=3, r=2)",
-       reference="THEORY §1", kind="symbolic")
+       reference="docs/theory.md §1", kind="symbolic")
 def check_gradients(ctx: Context) -> Outcome:
     return Outcome(measurements=_exact_measurements(symbolic.gradients(), ctx, 102))
 
@@ -44,7 +44,7 @@ def check_gradients(ctx: Context) -> Outcome:
 @claim("S3-gd-iterate",
        statement="GD on the mean solved in the eigenbasis (rsolve): e_t = (1 - 2 eta s^2)^t e_0, "
                  "contraction |1 - 2 eta s^2| per step, stable iff 0 < eta < 1/s^2",
-       reference="THEORY §2 C1", kind="symbolic")
+       reference="docs/theory.md §2 C1", kind="symbolic")
 def check_gd_iterate(ctx: Context) -> Outcome:
     result = symbolic.gd_iterate()
     return Outcome(measurements=_exact_measurements(result, ctx, 103),
@@ -57,7 +57,7 @@ def check_gd_iterate(ctx: Context) -> Outcome:
        statement="stationary point of ||y-X mu||^2 + ||XL||_F^2 + lambda(||mu-mu0||^2 + ||L-L0||_F^2) "
                  "is mu0 + X^T(XX^T+lambda I)^-1(y - X mu0), (I - X^T(XX^T+lambda I)^-1 X)L0 "
                  "(n=1 d=2 symbolic; n=2 d=3 rational, lambda symbolic)",
-       reference="THEORY §2 C5", kind="symbolic")
+       reference="docs/theory.md §2 C5", kind="symbolic")
 def check_penalized(ctx: Context) -> Outcome:
     result = symbolic.penalized_w2_gvi()
     return Outcome(
@@ -71,7 +71,7 @@ def check_penalized(ctx: Context) -> Outcome:
 @claim("S5-gaussian-mgf",
        statement="E_{w~N(mu,LL^T)} exp(-y x^T w) = exp(-y x^T mu + ||L^T x||^2 / 2) for y = +-1, "
                  "by integrating exp(a w) against the normal density (d=2, r=2)",
-       reference="THEORY §2 C7", kind="symbolic")
+       reference="docs/theory.md §2 C7", kind="symbolic")
 def check_mgf(ctx: Context) -> Outcome:
     result = symbolic.gaussian_mgf()
     return Outcome(measurements=_exact_measurements(result, ctx, 105),
@@ -89,7 +89,7 @@ MP_TOLERANCE = 1e-40
        statement="W2^2 factor formula ||m1-m2||^2 + ||L1||^2 + ||L2||^2 - 2||L1^T L2||_* equals the "
                  "Bures formula: 1-D and commuting 2x2 (symbolic), general 2x2 (exact algebraic), "
                  "random 2x2 (mpmath, 50 digits)",
-       reference="THEORY §1", kind="symbolic")
+       reference="docs/theory.md §1", kind="symbolic")
 def check_w2_bures(ctx: Context) -> Outcome:
     cases = 2 if ctx.quick else 5
     result = symbolic.w2_factor_vs_bures(rng=ctx.rng(106), mp_cases=cases, mp_digits=MP_DIGITS)
@@ -103,7 +103,7 @@ def check_w2_bures(ctx: Context) -> Outcome:
 @claim("S7-exact-limit",
        statement="exact rational example (n=2, d=3, r=2): the IBVI limit mu0 + X^+(y - X mu0), "
                  "P_null L0 equals the Lagrange solution of min W2^2(q, p) s.t. X mu = y, XL = 0",
-       reference="THEORY §2 C1", kind="symbolic")
+       reference="docs/theory.md §2 C1", kind="symbolic")
 def check_ibvi_limit(ctx: Context) -> Outcome:
     result = symbolic.ibvi_limit_exact()
     rows = tuple((f"mu[{i}]", str(result.limit_mean[i]), str(result.lagrange_mean[i]))

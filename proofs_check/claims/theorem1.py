@@ -44,7 +44,7 @@ def convergence_measurements(setup, result) -> list[Measurement]:
     return [
         Measurement("W2(q_T, q_inf) / W2(p, q_inf): simulation vs closed-form limit",
                     relative(lt.w2(final, setup.limit), scale), CONVERGED_RTOL,
-                    "converged float64 simulation vs closed form (THEORY.md §5)"),
+                    "converged float64 simulation vs closed form (docs/theory.md §5)"),
         Measurement("max_t ||P_null(mu_t - mu_0)|| / (||mu_0|| + ||L_0||) over every recorded step",
                     relative(float(np.max(t.null_mean_drift)), size), ROUNDING_RTOL,
                     "exact invariant; rounding accumulated over the run"),
@@ -228,5 +228,5 @@ def check_predictive(ctx) -> Outcome:
                     "null-space part of the factor is invariant; rounding only"),
         Measurement("max |x^T mu_T - x^T mu_inf| / max|x^T mu_inf| on row(X)",
                     float(np.max(mean_err) / np.max(np.abs(on_data @ setup.limit.mean))), CONVERGED_RTOL,
-                    "converged float64 simulation vs closed form (THEORY.md §5)"),
+                    "converged float64 simulation vs closed form (docs/theory.md §5)"),
     ))

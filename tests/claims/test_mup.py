@@ -26,7 +26,7 @@ def test_quick_claim_passes_with_judged_measurements(claim_id):
     assert result.passed, [(m.name, m.error, m.tolerance) for m in result.outcome.measurements]
     judged = [m for m in result.outcome.measurements if m.judged]
     assert judged and all(math.isfinite(m.error) for m in judged)
-    assert result.claim.kind == "paper" and result.claim.reference == f"THEORY.md §3 {claim_id}"
+    assert result.claim.kind == "paper" and result.claim.reference == f"docs/theory.md §3 {claim_id}"
     assert result.outcome.tables
 
 

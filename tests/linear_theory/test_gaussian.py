@@ -1,4 +1,4 @@
-"""Gaussians with factors and the factor-form 2-Wasserstein distance (THEORY.md §1, §5).
+"""Gaussians with factors and the factor-form 2-Wasserstein distance (docs/theory.md §1, §5).
 
 Every tolerance below is a multiple of float64 rounding (``eps ≈ 2.2e-16``) scaled by the size
 of the quantities involved, unless it says otherwise (standard errors for sampling).

@@ -123,7 +123,7 @@ def test_converged_run_is_the_ibvi_limit(problem, family, optimizer):
     lr = 0.45 * bound if optimizer == "gd" else 0.2 * bound
     result = simulate(X, y, prior, family=family, optimizer=optimizer, lr=lr, steps=600)
     limit = ibvi_limit(X, y, prior)
-    # THEORY.md §5: after convergence in float64, relative errors about 1e-8 or better
+    # docs/theory.md §5: after convergence in float64, relative errors about 1e-8 or better
     assert w2(result.final, limit) <= 1e-10 * size(limit)
     assert w2(result.limit, limit) == 0.0
     # with enough steps the closed-form iterate is the limit as well
@@ -262,7 +262,7 @@ def test_step_multiplier_run_converges_to_the_metric_limit(problem, family, opti
         limit = ibvi_limit(X, y, prior, step_multipliers=MULTIPLIERS)
         assert w2(result.limit, limit) <= 1e3 * EPS * size(limit)  # the same formula with another solver call
         assert w2(result.limit, ibvi_limit(X, y, prior)) > 1e-3  # far from the identity-metric limit
-    # float64 rounding after convergence (THEORY.md §5): κ(XD^{½}) ≈ 20, so 1e-12 has headroom
+    # float64 rounding after convergence (docs/theory.md §5): κ(XD^{½}) ≈ 20, so 1e-12 has headroom
     assert w2(result.final, result.limit) <= 1e-12 * size(result.limit)
     # the invariants in the D⁻¹ metric hold at every recorded step (rounding per step, 100× headroom)
     tol = 100 * steps * EPS * size(prior)

@@ -81,7 +81,7 @@ def test_point_records_every_layer_path_and_step():
 
 
 def test_sp_and_mup_share_input_and_hidden_init_but_not_the_output():
-    # THEORY.md §3: input and hidden init stds are 1/√n_in in both; the output's differs
+    # docs/theory.md §3: input and hidden init stds are 1/√n_in in both; the output's differs
     sp, mup = coordcheck_point(point(parametrization="sp")), coordcheck_point(point())
     for path in PATHS:
         for layer in ("h1", "h2", "h3"):
@@ -106,7 +106,7 @@ def test_small_run_separates_sp_from_mup_and_formats():
     result = run_coordcheck(config)
     slopes = {(s.parametrization, s.path, s.step, s.layer): s for s in coordcheck_slopes(result)}
     for path in PATHS:
-        # THEORY.md C9 after one step: SP's output grows like width^1, μP's stays flat. Over
+        # docs/theory.md C9 after one step: SP's output grows like width^1, μP's stays flat. Over
         # three seed sets these slopes were 0.95-1.32 (SP) and -0.09..0.10 (μP) with seed SEs
         # <= 0.18, so the bounds below sit >= 2.5 SEs away from every measured value.
         assert slopes["sp", path, 1, "output"].slope > 0.5

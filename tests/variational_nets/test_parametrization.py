@@ -1,4 +1,4 @@
-"""SP/μP parametrization: the golden values of THEORY.md §3 and complete step-size coverage."""
+"""SP/μP parametrization: the golden values of docs/theory.md §3 and complete step-size coverage."""
 import math
 
 import numpy as np
@@ -12,7 +12,7 @@ from variational_nets.parametrization import Parametrization
 
 BASE_LR = 1e-2
 
-# THEORY.md §3 golden values (μP, SGD, base step 1e-2), MLP 1→16→16→16→1, full factors on the
+# docs/theory.md §3 golden values (μP, SGD, base step 1e-2), MLP 1→16→16→16→1, full factors on the
 # input (R = 32) and output (R = 17) layers. Printed to 3 significant digits in the spec.
 GOLDEN_STEPS = {
     "layer0.weight": 0.16, "layer0.bias": 0.16,
