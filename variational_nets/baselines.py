@@ -13,21 +13,21 @@ hidden width and ``N`` the training set size.
 method         what it computes                                                        cost
 ============== ======================================================================= =====================
 map            the deterministic network (the loss at the mean, no prior term)         ``O(B P)``
-temperature    ``map`` with its logits divided by ``T``, fitted to the validation NLL   map + ``O(N_val C)``
-                (:func:`fit_temperature`)
+temperature    ``map`` with its logits divided by ``T``, fitted to the validation NLL  map + ``O(N_val C)``
+               (:func:`fit_temperature`)
 mfvi           mean-field VI: diagonal Gaussians on the input and output layers, the   ``O(B P)``
-                negative ELBO per example (expected loss + KL(q ‖ p) / N), prior =
-                the initialization's std
-ensemble       ``ensemble_size`` map networks from independent seeds, probabilities     ``M ×`` map
-                averaged
+               negative ELBO per example (expected loss + KL(q ‖ p) / N), prior =
+               the initialization's std
+ensemble       ``ensemble_size`` map networks from independent seeds, probabilities    ``M ×`` map
+               averaged
 laplace        last-layer Laplace on the map network: the output layer's exact         map + ``O(N C² H²)``
-                Gauss–Newton Hessian of the summed NLL (:func:`last_layer_hessian`),     + ``O(C³ H³)`` per
-                posterior ``N(θ̂, (G + λI)⁻¹)``, ``λ`` chosen on the validation NLL      prior precision
+               Gauss–Newton Hessian of the summed NLL (:func:`last_layer_hessian`),    + ``O(C³ H³)`` per
+               posterior ``N(θ_map, (G + λI)⁻¹)``, ``λ`` chosen on the validation NLL  prior precision
 swag           SWAG (Maddox et al. 2019) from the SGD iterates of map training: mean,  map + ``O(P K)``
-                diagonal and rank-``K`` deviations of one snapshot per epoch over the   per snapshot
-                last ``swag_fraction`` of the epochs (:class:`SWAGCollector`)
+               diagonal and rank-``K`` deviations of one snapshot per epoch over the   per snapshot
+               last ``swag_fraction`` of the epochs (:class:`SWAGCollector`)
 ibvi           IBVI: rank-``R`` factors on the input and output layers, expected loss  ``O(B P + R P_in)``
-                only with the closed-form last layer (no KL, no weight decay)
+               only with the closed-form last layer (no KL, no weight decay)
 ibvi-sampled   the same with the loss at one sampled output (Monte Carlo)              ``O(B P + R P_in)``
 ibvi-output    IBVI with a factor on the output layer only (closed form)               ``O(B P + B C H R)``
 ============== ======================================================================= =====================
