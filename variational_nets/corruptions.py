@@ -20,6 +20,7 @@ Cost: ``O(N H W)`` for each corruption, ``O(N H W L)`` for the blurs over ``L`` 
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -115,36 +116,56 @@ def _identity(images, f):
     return images.copy() if f == 0 else None
 
 
+# Every corruption has the signature ``(images, severity, rng)``; its docstring states only the
+# formula, and this decorator appends the shared numpydoc sections, so that help() and the API
+# page show the complete docstring without one block repeated fifteen times.
+_CORRUPTION_SECTIONS = """
+Parameters
+----------
+images : array_like, shape (N, H, W)
+    Grey images with values in [0, 1] (ink = 1), finite; a non-float array is read as float64.
+severity : float
+    Strength in [0, 5]; the formula above uses ``f = severity / 5``, and severity 0 returns an
+    unchanged copy.
+rng : numpy.random.Generator
+    Source of the random draws; the same state gives the same output. A deterministic
+    corruption checks it and draws nothing from it.
+
+Returns
+-------
+numpy.ndarray, shape (N, H, W)
+    The corrupted images: a new array (the input is not changed) of the input's float dtype,
+    values clipped to [0, 1].
+
+Raises
+------
+ValueError
+    For images that are not 3-D, empty, not finite or outside [0, 1], or a severity outside
+    [0, 5].
+TypeError
+    For images that are not a real numeric array, a severity that is not a real number, or an
+    ``rng`` that is not a :class:`numpy.random.Generator`.
+"""
+
+
+def _corruption_doc(fn):
+    if fn.__doc__ is not None:  # None under ``python -OO``
+        fn.__doc__ = inspect.cleandoc(fn.__doc__) + "\n" + _CORRUPTION_SECTIONS
+    return fn
+
+
+@_corruption_doc
 def gaussian_noise(images, severity, rng):
-    """Additive Gaussian noise: ``x + σ ε`` with ``σ = 0.5 f``, ``ε ~ N(0, 1)`` per pixel.
-
-    Parameters
-    ----------
-    images : array (N, H, W) in [0, 1]
-    severity : float in [0, 5]
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    array (N, H, W) in [0, 1]
-
-    Raises
-    ------
-    ValueError, TypeError
-        For images that are not 3-D, finite and in [0, 1], a severity outside [0, 5], an ``rng``
-        that is not a Generator (the same for every corruption).
-    """
+    """Additive Gaussian noise: ``x + σ ε`` with ``σ = 0.5 f``, ``ε ~ N(0, 1)`` per pixel."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
     return _finish(images + 0.5 * f * rng.standard_normal(images.shape), images)
 
 
+@_corruption_doc
 def shot_noise(images, severity, rng):
-    """Photon (shot) noise: ``Poisson(λ x) / λ`` per pixel with ``λ = 4 / f²`` photons at ink 1.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Photon (shot) noise: ``Poisson(λ x) / λ`` per pixel with ``λ = 4 / f²`` photons at ink 1."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -152,11 +173,9 @@ def shot_noise(images, severity, rng):
     return _finish(rng.poisson(lam * images) / lam, images)
 
 
+@_corruption_doc
 def impulse_noise(images, severity, rng):
-    """Salt-and-pepper noise: each pixel becomes 0 or 1 (equally likely) with probability ``0.3 f``.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Salt-and-pepper noise: each pixel becomes 0 or 1 (equally likely) with probability ``0.3 f``."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -165,12 +184,11 @@ def impulse_noise(images, severity, rng):
     return _finish(np.where(hit, salt.astype(np.float64), images), images)
 
 
+@_corruption_doc
 def glass_blur(images, severity, rng):
     """Frosted glass: a Gaussian blur of std ``0.7 f · H/28`` pixels, then every pixel takes the
     value of a uniformly random pixel within ``δ = max(1, round(2 f · H/28))`` rows and columns
     (clipped at the border).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -184,11 +202,10 @@ def glass_blur(images, severity, rng):
     return _finish(blurred[np.arange(n)[:, None, None], rows, cols], images)
 
 
+@_corruption_doc
 def motion_blur(images, severity, rng):
     """Motion blur: the mean of the image shifted along a segment of length ``0.35 f H`` pixels in
     a uniformly random direction (per image), over ``max(2, ⌈length⌉) + 1`` equally spaced taps.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -203,11 +220,9 @@ def motion_blur(images, severity, rng):
     return _finish(total / taps.size, images)
 
 
+@_corruption_doc
 def shear(images, severity, rng):
-    """Horizontal shear about the centre: ``A = [[1, 0], [s, 1]]`` with ``s = ±0.6 f`` (random sign).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Horizontal shear about the centre: ``A = [[1, 0], [s, 1]]`` with ``s = ±0.6 f`` (random sign)."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -219,12 +234,11 @@ def shear(images, severity, rng):
     return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
 
 
+@_corruption_doc
 def scale(images, severity, rng):
     """Zoom out about the centre: the digit shrinks by the factor ``1 − 0.5 f`` (``A = I/(1 − 0.5 f)``).
 
     The generator is not used (the corruption is deterministic) but is checked.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -234,11 +248,9 @@ def scale(images, severity, rng):
     return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
 
 
+@_corruption_doc
 def rotate(images, severity, rng):
-    """Rotation about the centre by ``±90° f`` (random sign per image).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Rotation about the centre by ``±90° f`` (random sign per image)."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -249,11 +261,9 @@ def rotate(images, severity, rng):
     return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
 
 
+@_corruption_doc
 def translate(images, severity, rng):
-    """Translation by ``0.3 f H`` pixels in a uniformly random direction (per image).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Translation by ``0.3 f H`` pixels in a uniformly random direction (per image)."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -263,22 +273,18 @@ def translate(images, severity, rng):
     return _finish(_resample(images, np.broadcast_to(np.eye(2), (n, 2, 2)), shifts), images)
 
 
+@_corruption_doc
 def brightness(images, severity, rng):
-    """Brightness: ``x + 0.6 f`` (the background turns grey); deterministic, ``rng`` checked only.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Brightness: ``x + 0.6 f`` (the background turns grey); deterministic, ``rng`` checked only."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
     return _finish(images + 0.6 * f, images)
 
 
+@_corruption_doc
 def contrast(images, severity, rng):
-    """Contrast: ``m + (1 − 0.8 f)(x − m)`` with ``m`` each image's mean pixel; deterministic.
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
-    """
+    """Contrast: ``m + (1 − 0.8 f)(x − m)`` with ``m`` each image's mean pixel; deterministic."""
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
         return same
@@ -286,11 +292,10 @@ def contrast(images, severity, rng):
     return _finish(mean + (1.0 - 0.8 * f) * (images - mean), images)
 
 
+@_corruption_doc
 def stripe(images, severity, rng):
     """Stripe: the pixels of a vertical band of ``max(1, round(0.25 f W))`` columns at a uniformly
     random position are inverted, ``x ↦ 1 − x`` (per image).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -315,12 +320,11 @@ def _draw_polyline(points, h, w, thickness):
     return np.clip(1.0 + thickness - d, 0.0, 1.0)
 
 
+@_corruption_doc
 def zigzag(images, severity, rng):
     """Zigzag: a bright polyline of 4 segments crossing the image from a random left-edge row to a
     random right-edge row, its vertices alternating ``±0.25 H`` about the straight path, drawn
     ``0.5 · H/28`` pixels thick with opacity ``f`` (``max(x, f · line)``).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -335,12 +339,11 @@ def zigzag(images, severity, rng):
     return _finish(np.maximum(images, f * line), images)
 
 
+@_corruption_doc
 def dotted_line(images, severity, rng):
     """Dotted line: dots every ``3 · H/28`` pixels along the segment between two uniformly random
     points on the top and bottom edges, each dot a pixel disc of radius ``0.5 · H/28``, with
     opacity ``f`` (``max(x, f · dots)``).
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:
@@ -359,11 +362,10 @@ def dotted_line(images, severity, rng):
     return _finish(np.maximum(images, f * ink), images)
 
 
+@_corruption_doc
 def fog(images, severity, rng):
     """Fog: ``x + 0.7 f · φ`` with ``φ`` a smooth random field in [0, 1] (per image): standard
     normal values on a 4×4 grid, upsampled to (H, W) by cubic splines and rescaled to [0, 1].
-
-    Parameters, Returns, Raises: as for :func:`gaussian_noise`.
     """
     images, f = _check(images, severity, rng)
     if (same := _identity(images, f)) is not None:

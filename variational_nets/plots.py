@@ -44,6 +44,18 @@ FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif"
 def check_figure_path(path, *, name: str = "path") -> Path:
     """``path`` as a Path if a figure can be saved there in the format of its suffix.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The figure file to be written; its suffix (any case) names the format.
+    name : str, optional
+        The caller's argument name (e.g. ``plot``), used in the messages.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, checked; nothing is created.
+
     Raises
     ------
     TypeError
