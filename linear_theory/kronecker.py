@@ -60,14 +60,22 @@ __all__ = ["KroneckerGaussian", "KroneckerGradient", "KroneckerLimit", "Kronecke
 class KroneckerGaussian:
     """The law of ``W = M + A Z Bᵀ``: ``vec_r(W) ~ N(vec_r(M), (AAᵀ) ⊗ (BBᵀ))`` (row-major ``vec_r``).
 
+    The arrays are stored as read-only float64 copies.
+
     Parameters
     ----------
-    mean : (d, k) array ``M``.
-    input_factor : (d, a) array ``A`` (acts on the input side, the rows of ``W``).
-    output_factor : (k, b) array ``B`` (acts on the output side, the columns of ``W``).
+    mean : array_like, shape (d, k)
+        The mean ``M`` of ``W``.
+    input_factor : array_like, shape (d, a)
+        The factor ``A``, acting on the input side (the rows of ``W``).
+    output_factor : array_like, shape (k, b)
+        The factor ``B``, acting on the output side (the columns of ``W``).
 
-    Arrays are stored as read-only float64 copies. Raises ``ValueError`` naming the argument for
-    wrong shapes or NaN/infinite entries.
+    Raises
+    ------
+    ValueError
+        For arrays that are not 2-D or not finite, or an ``input_factor`` without ``d`` rows or an
+        ``output_factor`` without ``k`` rows; the message names the argument.
     """
 
     mean: np.ndarray
@@ -101,6 +109,11 @@ class KroneckerGaussian:
     def factor(self) -> np.ndarray:
         """The dense ``dk × ab`` factor ``A ⊗ B`` of ``vec_r(W)`` (``O(dk·ab)`` memory: small sizes only).
 
+        Returns
+        -------
+        numpy.ndarray, shape (d·k, a·b)
+            ``numpy.kron(A, B)``, so that ``vec_r(W) = vec_r(M) + (A ⊗ B) vec_r(Z)``.
+
         Raises
         ------
         ValueError
@@ -113,6 +126,12 @@ class KroneckerGaussian:
 
     def as_gaussian(self) -> Gaussian:
         """The same law as a :class:`Gaussian` on ``vec_r(W)`` with factor ``A ⊗ B`` (small sizes only).
+
+        Returns
+        -------
+        Gaussian
+            Mean ``vec_r(M)`` of length ``d·k`` and the dense factor :meth:`factor` (``d·k × a·b``);
+            cost ``O(dk·ab)`` time and memory.
 
         Raises
         ------
@@ -176,7 +195,27 @@ class KroneckerGaussian:
                           variance=spread[:, None] * np.sum(self.output_factor ** 2, axis=1)[None, :])
 
     def replace(self, *, mean=None, input_factor=None, output_factor=None) -> "KroneckerGaussian":
-        """A copy with the given parts replaced (``None`` keeps a part), validated as in the constructor."""
+        """A copy with the given parts replaced (``None`` keeps a part), validated as in the constructor.
+
+        Parameters
+        ----------
+        mean : array_like, shape (d, k), optional
+            The new mean ``M``.
+        input_factor : array_like, shape (d, a), optional
+            The new factor ``A`` (its width ``a`` may change).
+        output_factor : array_like, shape (k, b), optional
+            The new factor ``B`` (its width ``b`` may change).
+
+        Returns
+        -------
+        KroneckerGaussian
+            The new distribution; the parts kept must fit the shapes of the parts given.
+
+        Raises
+        ------
+        ValueError
+            As the constructor, for parts that are not finite 2-D arrays or do not fit together.
+        """
         return KroneckerGaussian(self.mean if mean is None else mean,
                                  self.input_factor if input_factor is None else input_factor,
                                  self.output_factor if output_factor is None else output_factor)
@@ -210,7 +249,17 @@ def balance(q: KroneckerGaussian) -> float:
 
 @dataclass(frozen=True)
 class KroneckerGradient:
-    """Gradients of the expected loss (or a stochastic estimate) with respect to ``M``, ``A``, ``B``."""
+    """Gradients of the expected loss (or a stochastic estimate) with respect to ``M``, ``A``, ``B``.
+
+    Parameters
+    ----------
+    mean : numpy.ndarray, shape (d, k)
+        ``∇_M``.
+    input_factor : numpy.ndarray, shape (d, a)
+        ``∇_A``.
+    output_factor : numpy.ndarray, shape (k, b)
+        ``∇_B``.
+    """
 
     mean: np.ndarray
     input_factor: np.ndarray
@@ -318,17 +367,23 @@ def _mc_gradients(X, Y, M, A, B, scale, Z):
 class KroneckerLimit:
     r"""The limit of the gradient flow of ``ℓ̄`` started at a Kronecker prior (claim C14).
 
-    Attributes
+    Parameters
     ----------
-    limit : the limit ``(M∞, A∞, B∞)`` as a :class:`KroneckerGaussian`.
-    kept_variance : ``c² = max(0, 1 − ‖P_row A₀‖²_F/‖B₀‖²_F)``, the fraction of the prior's
-        null-space variance ``tr((P_null A₀A₀ᵀP_null) ⊗ B₀B₀ᵀ)`` that the limit keeps.
-    collapsed : ``‖B₀‖²_F ≤ ‖P_row A₀‖²_F``: ``B∞ = 0``, the limit is a point mass.
-    flow_time : ``τ∞ = ∫₀^∞ ‖B_t‖²_F dt`` (``inf`` unless collapsed): ``P_row A`` decays as
+    limit : KroneckerGaussian
+        The limit ``(M∞, A∞, B∞)``.
+    kept_variance : float
+        ``c² = max(0, 1 − ‖P_row A₀‖²_F/‖B₀‖²_F)``, the fraction of the prior's null-space
+        variance ``tr((P_null A₀A₀ᵀP_null) ⊗ B₀B₀ᵀ)`` that the limit keeps.
+    collapsed : bool
+        ``‖B₀‖²_F ≤ ‖P_row A₀‖²_F``: ``B∞ = 0``, the limit is a point mass.
+    flow_time : float
+        ``τ∞ = ∫₀^∞ ‖B_t‖²_F dt`` (``inf`` unless collapsed): ``P_row A`` decays as
         ``exp(−2XᵀXτ)``, so a collapsed flow stops with ``A∞ = P_null A₀ + V e^{−2S²τ∞} VᵀA₀``.
-    gd_slope : ``e₁`` in ``c²(η) = c² − e₁η + O(η²)`` for full-batch GD with step ``η``
+    gd_slope : float
+        ``e₁`` in ``c²(η) = c² − e₁η + O(η²)`` for full-batch GD with step ``η``
         (0 when collapsed: GD then collapses too).
-    w2_to_projection : ``W₂(q_flow, q∞) = (1 − c)‖P_null A₀‖_F‖B₀‖_F``, the gap to Theorem 1's limit.
+    w2_to_projection : float
+        ``W₂(q_flow, q∞) = (1 − c)‖P_null A₀‖_F‖B₀‖_F``, the gap to Theorem 1's limit.
     """
 
     limit: KroneckerGaussian
@@ -886,11 +941,25 @@ def kronecker_step_bound(X, q: KroneckerGaussian, optimizer: str = "gd", momentu
 class KroneckerTrace:
     """Quantities recorded every ``record_every`` steps (step 0 and the last step included).
 
-    ``kept_variance`` is ``‖B_t‖²/‖B₀‖²`` (the fraction of null-space variance kept, since
-    ``P_null A_t = P_null A₀``); ``balance`` is ``‖A_t‖² − ‖B_t‖²``; ``null_mean_drift`` and
-    ``null_factor_drift`` are ``‖P_null(M_t − M₀)‖_F`` and ``‖P_null(A_t − A₀)‖_F`` (invariants);
-    ``output_off_line`` is ``‖B_t − (⟨B_t, B₀⟩/‖B₀‖²)B₀‖_F`` (zero for exact gradients);
-    ``w2_to_projection`` is ``W₂(q_t, q∞)`` to Theorem 1's limit.
+    Parameters
+    ----------
+    steps : numpy.ndarray, shape (r,)
+        The step ``t`` of each record.
+    expected_loss : numpy.ndarray, shape (r,)
+        ``ℓ̄(M_t, A_t, B_t) = ‖Y − XM_t‖²_F + ‖XA_t‖²_F ‖B_t‖²_F``.
+    kept_variance : numpy.ndarray, shape (r,)
+        ``‖B_t‖²/‖B₀‖²``, the fraction of null-space variance kept (since
+        ``P_null A_t = P_null A₀``); NaN for ``B₀ = 0``.
+    balance : numpy.ndarray, shape (r,)
+        ``‖A_t‖² − ‖B_t‖²``, conserved by the flow.
+    null_mean_drift : numpy.ndarray, shape (r,)
+        ``‖P_null(M_t − M₀)‖_F``, an invariant (zero up to rounding).
+    null_factor_drift : numpy.ndarray, shape (r,)
+        ``‖P_null(A_t − A₀)‖_F``, an invariant (zero up to rounding).
+    output_off_line : numpy.ndarray, shape (r,)
+        ``‖B_t − (⟨B_t, B₀⟩/‖B₀‖²)B₀‖_F``, zero for exact gradients.
+    w2_to_projection : numpy.ndarray, shape (r,)
+        ``W₂(q_t, q∞)`` to Theorem 1's limit :func:`kronecker_w2_projection`.
     """
 
     steps: np.ndarray
@@ -905,7 +974,23 @@ class KroneckerTrace:
 
 @dataclass(frozen=True)
 class KroneckerSimulation:
-    """Final distribution, trace, the flow's closed-form limit, Theorem 1's ``q∞`` and the step bound."""
+    """Final distribution, trace, the flow's closed-form limit, Theorem 1's ``q∞`` and the step bound.
+
+    Parameters
+    ----------
+    final : KroneckerGaussian
+        The law ``(M, A, B)`` after the last step.
+    trace : KroneckerTrace
+        The recorded quantities.
+    limit : KroneckerLimit
+        The gradient flow's closed-form limit from the prior (:func:`kronecker_limit`).
+    projection : KroneckerGaussian
+        Theorem 1's ``q∞``, the W₂ projection of the prior (:func:`kronecker_w2_projection`).
+    stability_bound : float
+        The full-batch step bound of :func:`kronecker_step_bound` at the prior.
+    optimizer : str
+        The optimizer, ``"gd"``, ``"sgd"`` or ``"momentum"``.
+    """
 
     final: KroneckerGaussian
     trace: KroneckerTrace
