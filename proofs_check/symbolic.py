@@ -50,7 +50,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Residual:
-    """A named sympy expression or matrix that must be identically zero."""
+    """A named sympy expression or matrix that must be identically zero.
+
+    Parameters
+    ----------
+    name : str
+        What the residual compares, as a check prints it (``"d/dmu - candidate"``).
+    value : sympy.Expr or sympy.MatrixBase
+        Derived minus candidate; zero (every entry) exactly when the candidate is right.
+    """
 
     name: str
     value: object  # sympy.Expr or sympy.MatrixBase
@@ -69,6 +77,17 @@ def is_exactly_zero(value) -> bool:
 
     Cheap routes first (``expand``, ``cancel``), ``simplify`` only where they do not decide:
     the residuals here are polynomials, rational functions or radical expressions.
+
+    Parameters
+    ----------
+    value : sympy.Expr, sympy.MatrixBase, or a tuple or list of them
+        The entries to test (nested tuples and lists are flattened).
+
+    Returns
+    -------
+    bool
+        True when every entry reduces to ``0``; False also when sympy cannot decide, so False is
+        not a proof of a nonzero value (see :func:`residual_size`).
     """
     for entry in _entries(value):
         if entry == 0:
@@ -162,7 +181,23 @@ def _check_sizes(**sizes) -> None:
 
 
 def standard_normal_moment(k: int) -> sp.Expr:
-    """``E[z^k]`` for ``z ~ N(0, 1)``, by integrating against the density (not from a table)."""
+    """``E[z^k]`` for ``z ~ N(0, 1)``, by integrating against the density (not from a table).
+
+    Parameters
+    ----------
+    k : int
+        The order, ``k ≥ 0``.
+
+    Returns
+    -------
+    sympy.Expr
+        The exact moment: ``(k − 1)!! = 1·3···(k − 1)`` for even ``k``, ``0`` for odd ``k``.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not a non-negative integer.
+    """
     if not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"k must be a non-negative integer, got {k!r}")
     z = sp.Symbol("z", real=True)
@@ -177,6 +212,25 @@ def expectation_over_z(expr: sp.Expr, zs, moments: dict | None = None) -> sp.Exp
     one-dimensional moments integrated by :func:`standard_normal_moment`. A derivation that takes
     several expectations passes one ``moments`` dict (order → moment) so that each moment is
     integrated once; it is filled in as needed.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        A polynomial in the symbols ``zs`` (any other symbols are coefficients).
+    zs : iterable of sympy.Symbol
+        The independent standard normal variables.
+    moments : dict of int to sympy.Expr, optional
+        Cache of ``E[z^k]`` by ``k``, updated in place; a new one when omitted.
+
+    Returns
+    -------
+    sympy.Expr
+        ``E_z[expr]``, expanded, free of ``zs``.
+
+    Raises
+    ------
+    sympy.PolynomialError
+        If ``expr`` is not a polynomial in ``zs``.
     """
     zs = list(zs)
     poly = sp.Poly(sp.expand(expr), *zs)
@@ -196,6 +250,21 @@ def psd_sqrt(matrix: sp.Matrix) -> sp.Matrix:
     """Symmetric PSD square root ``Σ_k √λ_k P_k`` from an exact orthonormal eigenbasis.
 
     Each eigenspace is orthonormalized (Gram–Schmidt) so that repeated eigenvalues are handled.
+
+    Parameters
+    ----------
+    matrix : sympy.Matrix, shape (p, p)
+        A symmetric positive semi-definite matrix with exact (rational or symbolic) entries.
+
+    Returns
+    -------
+    sympy.Matrix, shape (p, p)
+        The symmetric PSD root ``S`` with ``S² = matrix``.
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not a square sympy Matrix.
     """
     if not isinstance(matrix, sp.MatrixBase) or not matrix.is_square:
         raise ValueError("matrix must be a square sympy Matrix")
@@ -211,7 +280,18 @@ def psd_sqrt(matrix: sp.Matrix) -> sp.Matrix:
 
 
 def nuclear_norm(matrix: sp.Matrix) -> sp.Expr:
-    """``‖A‖_*`` = sum of singular values = ``Σ √eig(AᵀA)`` (with multiplicities), exact."""
+    """``‖A‖_*`` = sum of singular values = ``Σ √eig(AᵀA)`` (with multiplicities), exact.
+
+    Parameters
+    ----------
+    matrix : sympy.Matrix, shape (p, q)
+        The matrix ``A``.
+
+    Returns
+    -------
+    sympy.Expr
+        The nuclear norm, a sum of square roots of the exact eigenvalues of ``AᵀA``.
+    """
     gram = matrix.T * matrix
     if gram.is_diagonal():
         return sum((sp.sqrt(gram[i, i]) for i in range(gram.rows)), sp.Integer(0))
@@ -223,14 +303,43 @@ def nuclear_norm(matrix: sp.Matrix) -> sp.Expr:
 # --------------------------------------------------------------------------------------------
 
 def expected_loss_formula(X, y, mu, L):
-    """docs/theory.md §1: ``‖y − Xμ‖² + ‖XL‖²_F``."""
+    """docs/theory.md §1: ``‖y − Xμ‖² + ‖XL‖²_F``.
+
+    Parameters
+    ----------
+    X, y, mu, L : sympy.Matrix
+        Data ``(n, d)``, targets ``(n, 1)``, mean ``(d, 1)`` and factor ``(d, r)``.
+
+    Returns
+    -------
+    sympy.Expr
+        The expected loss of ``N(μ, LLᵀ)``.
+    """
     residual = y - X * mu
     return (residual.T * residual)[0, 0] + sum(e ** 2 for e in X * L)
 
 
 @dataclass(frozen=True)
 class ExpectedLoss:
-    """``E_{w~N(μ,LLᵀ)} ‖y − Xw‖²`` derived from the moments of ``z`` (``w = μ + Lz``)."""
+    """``E_{w~N(μ,LLᵀ)} ‖y − Xw‖²`` derived from the moments of ``z`` (``w = μ + Lz``).
+
+    Parameters
+    ----------
+    X : sympy.Matrix, shape (n, d)
+        Data with real symbolic entries ``x_ij``.
+    y : sympy.Matrix, shape (n, 1)
+        Targets ``y_i``.
+    mu : sympy.Matrix, shape (d, 1)
+        Mean ``m_i``.
+    L : sympy.Matrix, shape (d, r)
+        Factor ``l_ij``.
+    derived : sympy.Expr
+        ``E_z‖y − X(μ + Lz)‖²`` from the moments of ``z``.
+    candidate : sympy.Expr
+        The candidate closed form at the same symbols, expanded.
+    residuals : tuple of Residual
+        One residual, ``derived − candidate``.
+    """
 
     X: sp.Matrix
     y: sp.Matrix
@@ -257,6 +366,11 @@ def expected_loss(n: int = 2, d: int = 3, r: int = 2,
     candidate : callable ``(X, y, mu, L) -> Expr``, optional
         The closed form compared with the derivation (default :func:`expected_loss_formula`).
 
+    Returns
+    -------
+    ExpectedLoss
+        The symbols, the derived and candidate expressions and their residual.
+
     Raises
     ------
     ValueError
@@ -281,13 +395,34 @@ def expected_loss(n: int = 2, d: int = 3, r: int = 2,
 # --------------------------------------------------------------------------------------------
 
 def gradient_formula(X, y, mu, L):
-    """docs/theory.md §1: ``∇_μ = −2Xᵀ(y − Xμ)``, ``∇_L = 2XᵀXL``."""
+    """docs/theory.md §1: ``∇_μ = −2Xᵀ(y − Xμ)``, ``∇_L = 2XᵀXL``.
+
+    Parameters
+    ----------
+    X, y, mu, L : sympy.Matrix
+        As in :func:`expected_loss_formula`.
+
+    Returns
+    -------
+    tuple of sympy.Matrix
+        ``(∇_μ, ∇_L)`` of shapes ``(d, 1)`` and ``(d, r)``.
+    """
     return -2 * X.T * (y - X * mu), 2 * X.T * X * L
 
 
 @dataclass(frozen=True)
 class Gradients:
-    """Gradients of the *derived* expected loss, by sympy differentiation."""
+    """Gradients of the *derived* expected loss, by sympy differentiation.
+
+    Parameters
+    ----------
+    grad_mean : sympy.Matrix, shape (d, 1)
+        ``∂ℓ̄/∂μ`` entrywise.
+    grad_factor : sympy.Matrix, shape (d, r)
+        ``∂ℓ̄/∂L`` entrywise.
+    residuals : tuple of Residual
+        The two gradients minus the candidate's.
+    """
 
     grad_mean: sp.Matrix
     grad_factor: sp.Matrix
@@ -305,6 +440,16 @@ def gradients(n: int = 2, d: int = 3, r: int = 2, candidate: Callable | None = N
         Sizes as in :func:`expected_loss`.
     candidate : callable ``(X, y, mu, L) -> (d×1 Matrix, d×r Matrix)``, optional
         Closed-form gradients compared entrywise (default :func:`gradient_formula`).
+
+    Returns
+    -------
+    Gradients
+        The derived gradients and their residuals against the candidate.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer.
     """
     loss = expected_loss(n, d, r)
     candidate = gradient_formula if candidate is None else candidate
@@ -322,18 +467,56 @@ def gradients(n: int = 2, d: int = 3, r: int = 2, candidate: Callable | None = N
 # --------------------------------------------------------------------------------------------
 
 def gd_contraction_factor(eta, s):
-    """docs/theory.md C1: per-step factor ``1 − 2ηs²`` along a right singular vector with value ``s``."""
+    """docs/theory.md C1: per-step factor ``1 − 2ηs²`` along a right singular vector with value ``s``.
+
+    Parameters
+    ----------
+    eta : sympy.Expr
+        The step ``η``.
+    s : sympy.Expr
+        The singular value ``s``.
+
+    Returns
+    -------
+    sympy.Expr
+        The factor by which one GD step multiplies the error along that direction.
+    """
     return 1 - 2 * eta * s ** 2
 
 
 def gd_stable_upper(s):
-    """docs/theory.md C1: GD is stable iff ``0 < η < 1/s²``."""
+    """docs/theory.md C1: GD is stable iff ``0 < η < 1/s²``.
+
+    Parameters
+    ----------
+    s : sympy.Expr
+        The (largest) singular value ``s``.
+
+    Returns
+    -------
+    sympy.Expr
+        The upper end ``1/s²`` of the stable steps.
+    """
     return 1 / s ** 2
 
 
 @dataclass(frozen=True)
 class GDIterate:
-    """Full-batch GD on the mean, solved in the eigenbasis of ``XᵀX``."""
+    """Full-batch GD on the mean, solved in the eigenbasis of ``XᵀX``.
+
+    Parameters
+    ----------
+    solution : sympy.Expr
+        ``e_t`` from ``rsolve`` of ``e_{t+1} = c e_t`` with ``e_0`` given.
+    factor : sympy.Expr
+        ``e_{t+1}/e_t`` of that solution, in ``η`` and ``s``.
+    stable_set : sympy.Set
+        ``{η real : |c| < 1}`` from ``solve_univariate_inequality``.
+    squared_singular_values : tuple of sympy.Expr
+        The eigenvalues of ``XᵀX`` of the rational example (``3``, ``1`` and ``0``).
+    residuals : tuple of Residual
+        The seven residuals of the four steps of :func:`gd_iterate`.
+    """
 
     solution: sp.Expr          # e_t from rsolve
     factor: sp.Expr            # e_{t+1}/e_t from the solution
@@ -369,6 +552,16 @@ def gd_iterate(candidate_factor: Callable | None = None,
         Default :func:`gd_contraction_factor`.
     candidate_upper : callable ``(s) -> Expr``, optional
         Upper end of the stable step interval, default :func:`gd_stable_upper`.
+
+    Returns
+    -------
+    GDIterate
+        The solved recursion, its stability set and the residuals of the four steps.
+
+    Raises
+    ------
+    RuntimeError
+        If sympy does not reduce the recursion, solve it or find an interval of stable steps.
     """
     candidate_factor = gd_contraction_factor if candidate_factor is None else candidate_factor
     candidate_upper = gd_stable_upper if candidate_upper is None else candidate_upper
@@ -448,14 +641,43 @@ def gd_iterate(candidate_factor: Callable | None = None,
 # --------------------------------------------------------------------------------------------
 
 def penalized_formula(X, y, mu0, L0, lam):
-    """docs/theory.md C5: ``μ_λ = μ₀ + Xᵀ(XXᵀ+λI)⁻¹(y − Xμ₀)``, ``L_λ = (I − Xᵀ(XXᵀ+λI)⁻¹X)L₀``."""
+    """docs/theory.md C5: ``μ_λ = μ₀ + Xᵀ(XXᵀ+λI)⁻¹(y − Xμ₀)``, ``L_λ = (I − Xᵀ(XXᵀ+λI)⁻¹X)L₀``.
+
+    Parameters
+    ----------
+    X, y, mu0, L0 : sympy.Matrix
+        Data ``(n, d)``, targets ``(n, 1)``, prior mean ``(d, 1)`` and prior factor ``(d, r)``.
+    lam : sympy.Expr
+        The penalty weight ``λ > 0``.
+
+    Returns
+    -------
+    tuple of sympy.Matrix
+        ``(μ_λ, L_λ)`` of shapes ``(d, 1)`` and ``(d, r)``.
+    """
     inner = (X * X.T + lam * sp.eye(X.rows)).inv()
     return mu0 + X.T * inner * (y - X * mu0), (sp.eye(X.cols) - X.T * inner * X) * L0
 
 
 @dataclass(frozen=True)
 class PenalizedW2GVI:
-    """Solutions of the stationarity equations of the (aligned) penalized W₂-GVI objective."""
+    """Solutions of the stationarity equations of the (aligned) penalized W₂-GVI objective.
+
+    Parameters
+    ----------
+    mean_symbolic : sympy.Matrix, shape (2, 1)
+        ``μ_λ`` of the fully symbolic case ``n = 1, d = 2, r = 2``.
+    factor_symbolic : sympy.Matrix, shape (2, 2)
+        ``L_λ`` of that case.
+    mean_rational : sympy.Matrix, shape (3, 1)
+        ``μ_λ`` of the rational case ``n = 2, d = 3, r = 2``, rational functions of ``λ``.
+    factor_rational : sympy.Matrix, shape (3, 2)
+        ``L_λ`` of the rational case.
+    shrinkage : sympy.Matrix, shape (2, 2)
+        ``A`` with ``L_λ = A L₀`` in the symbolic case (symmetric positive definite).
+    residuals : tuple of Residual
+        Mean and factor against the candidate in both cases, then the three facts about ``A``.
+    """
 
     mean_symbolic: sp.Matrix
     factor_symbolic: sp.Matrix
@@ -510,6 +732,16 @@ def penalized_w2_gvi(candidate: Callable | None = None) -> PenalizedW2GVI:
     ----------
     candidate : callable ``(X, y, mu0, L0, lam) -> (mean, factor)``, optional
         Closed form compared with the solved stationary point (default :func:`penalized_formula`).
+
+    Returns
+    -------
+    PenalizedW2GVI
+        The stationary points of both cases, the shrinkage ``A`` and the residuals.
+
+    Raises
+    ------
+    RuntimeError
+        If ``sympy.solve`` does not find exactly one stationary point.
     """
     candidate = penalized_formula if candidate is None else candidate
     lam = sp.Symbol("lambda", positive=True)
@@ -555,14 +787,43 @@ def penalized_w2_gvi(candidate: Callable | None = None) -> PenalizedW2GVI:
 # --------------------------------------------------------------------------------------------
 
 def mgf_formula(x, y_label, mu, L):
-    """docs/theory.md C7: ``E exp(−y xᵀw) = exp(−y xᵀμ + ½‖Lᵀx‖²)`` for ``y = ±1``."""
+    """docs/theory.md C7: ``E exp(−y xᵀw) = exp(−y xᵀμ + ½‖Lᵀx‖²)`` for ``y = ±1``.
+
+    Parameters
+    ----------
+    x : sympy.Matrix, shape (d, 1)
+        The input.
+    y_label : int
+        The label, ``+1`` or ``−1``.
+    mu : sympy.Matrix, shape (d, 1)
+        The mean.
+    L : sympy.Matrix, shape (d, r)
+        The factor.
+
+    Returns
+    -------
+    sympy.Expr
+        ``E exp(−y xᵀw)`` for ``w ~ N(μ, LLᵀ)``.
+    """
     proj = L.T * x
     return sp.exp(-y_label * (x.T * mu)[0, 0] + sp.Rational(1, 2) * (proj.T * proj)[0, 0])
 
 
 @dataclass(frozen=True)
 class GaussianMGF:
-    """``E exp(a w)`` integrated in 1-D, then lifted to ``w ~ N(μ, LLᵀ)`` through ``xᵀw``."""
+    """``E exp(a w)`` integrated in 1-D, then lifted to ``w ~ N(μ, LLᵀ)`` through ``xᵀw``.
+
+    Parameters
+    ----------
+    one_dimensional : sympy.Expr
+        ``E e^{aw}`` for ``w ~ N(m, s²)``, integrated: ``exp(am + a²s²/2)`` in ``a, m, s``.
+    projection_mean : sympy.Expr
+        ``E[xᵀw] = xᵀμ`` from the moments of ``z``.
+    projection_variance : sympy.Expr
+        ``Var[xᵀw] = ‖Lᵀx‖²`` from the moments of ``z``.
+    residuals : tuple of Residual
+        Log of each route minus log of the candidate, for ``y = +1`` and ``y = −1``.
+    """
 
     one_dimensional: sp.Expr
     projection_mean: sp.Expr
@@ -587,6 +848,16 @@ def gaussian_mgf(d: int = 2, r: int = 2, candidate: Callable | None = None) -> G
         Sizes of ``x, μ (d)`` and ``L (d×r)``, symbolic real entries.
     candidate : callable ``(x, y_label, mu, L) -> Expr``, optional
         Default :func:`mgf_formula`.
+
+    Returns
+    -------
+    GaussianMGF
+        The 1-D integral, the projection's moments and the residuals of both routes.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer.
     """
     _check_sizes(d=d, r=r)
     candidate = mgf_formula if candidate is None else candidate
@@ -636,7 +907,18 @@ def gaussian_mgf(d: int = 2, r: int = 2, candidate: Callable | None = None) -> G
 # --------------------------------------------------------------------------------------------
 
 def bures_cross_term(sigma1, sigma2):
-    """Bures cross term ``tr (Σ₂^{½} Σ₁ Σ₂^{½})^{½}`` by exact diagonalizations."""
+    """Bures cross term ``tr (Σ₂^{½} Σ₁ Σ₂^{½})^{½}`` by exact diagonalizations.
+
+    Parameters
+    ----------
+    sigma1, sigma2 : sympy.Matrix, shape (p, p)
+        Symmetric PSD covariances ``Σ₁`` and ``Σ₂`` with exact entries.
+
+    Returns
+    -------
+    sympy.Expr
+        The trace, a sum of square roots of exact eigenvalues (roots by :func:`psd_sqrt`).
+    """
     root2 = psd_sqrt(sigma2)
     middle = (root2 * sigma1 * root2).applyfunc(sp.radsimp)
     if middle.is_diagonal():
@@ -658,7 +940,20 @@ def _w2_squared_bures(m1, L1, m2, L2, cross):
 
 @dataclass(frozen=True)
 class W2Bures:
-    """W₂² by the factor formula and by the Bures formula, three cases."""
+    """W₂² by the factor formula and by the Bures formula, three cases.
+
+    Parameters
+    ----------
+    factor_values : tuple of sympy.Expr
+        ``‖μ₁−μ₂‖² + ‖L₁‖² + ‖L₂‖² − 2‖L₁ᵀL₂‖_*`` for the 1-D, diagonal and general cases.
+    bures_values : tuple of sympy.Expr
+        The Bures formula with the candidate cross term, for the same cases.
+    residuals : tuple of Residual
+        Factor minus Bures value, per case.
+    mpmath_max_abs_difference : float
+        Largest ``|‖L₁ᵀL₂‖_* − tr(Σ₂^{½}Σ₁Σ₂^{½})^{½}|`` over the random mpmath pairs
+        (``0.0`` when there are none).
+    """
 
     factor_values: tuple
     bures_values: tuple
@@ -692,7 +987,17 @@ def w2_factor_vs_bures(candidate_cross: Callable | None = None,
     rng : numpy.random.Generator, optional
         Draws the random rational pairs (``default_rng(0)`` when omitted).
     mp_cases, mp_digits : int
-        Number of random cases and working precision.
+        Number of random cases (``≥ 0``) and working precision in decimal digits (``≥ 1``).
+
+    Returns
+    -------
+    W2Bures
+        Both values of the three exact cases, their residuals and the mpmath gap.
+
+    Raises
+    ------
+    ValueError
+        If ``mp_cases`` is not a non-negative integer or ``mp_digits`` not a positive one.
     """
     _check_sizes(mp_digits=mp_digits)
     if not isinstance(mp_cases, int) or mp_cases < 0:
@@ -753,14 +1058,37 @@ def _mpmath_w2_gap(rng, cases, digits) -> float:
 # --------------------------------------------------------------------------------------------
 
 def ibvi_limit_formula(X, y, mu0, L0):
-    """docs/theory.md C1: ``μ∞ = μ₀ + X⁺(y − Xμ₀)``, ``L∞ = (I − X⁺X)L₀`` (exact pseudo-inverse)."""
+    """docs/theory.md C1: ``μ∞ = μ₀ + X⁺(y − Xμ₀)``, ``L∞ = (I − X⁺X)L₀`` (exact pseudo-inverse).
+
+    Parameters
+    ----------
+    X, y, mu0, L0 : sympy.Matrix
+        Data ``(n, d)``, targets ``(n, 1)``, prior mean ``(d, 1)`` and prior factor ``(d, r)``.
+
+    Returns
+    -------
+    tuple of sympy.Matrix
+        ``(μ∞, L∞)`` of shapes ``(d, 1)`` and ``(d, r)``.
+    """
     pinv = X.pinv()
     return mu0 + pinv * (y - X * mu0), (sp.eye(X.cols) - pinv * X) * L0
 
 
 @dataclass(frozen=True)
 class IBVILimitExact:
-    """IBVI limit and the Lagrange solution of ``min W₂²(q, p)`` s.t. ``Xμ = y, XL = 0``."""
+    """IBVI limit and the Lagrange solution of ``min W₂²(q, p)`` s.t. ``Xμ = y, XL = 0``.
+
+    Parameters
+    ----------
+    limit_mean, limit_factor : sympy.Matrix
+        The candidate limit ``μ∞`` ``(3, 1)`` and ``L∞`` ``(3, 2)`` of the rational example.
+    lagrange_mean, lagrange_factor : sympy.Matrix
+        The constrained minimizer found with Lagrange multipliers, of the same shapes.
+    w2_squared : sympy.Expr
+        ``W₂²`` from the candidate limit to the prior, with the exact nuclear norm.
+    residuals : tuple of Residual
+        Candidate against Lagrange (mean, covariance), the constraints, and the two ``W₂²`` values.
+    """
 
     limit_mean: sp.Matrix
     limit_factor: sp.Matrix
@@ -788,6 +1116,16 @@ def ibvi_limit_exact(candidate: Callable | None = None) -> IBVILimitExact:
     ----------
     candidate : callable ``(X, y, mu0, L0) -> (mean, factor)``, optional
         Default :func:`ibvi_limit_formula`.
+
+    Returns
+    -------
+    IBVILimitExact
+        The candidate limit, the Lagrange solution, the candidate's ``W₂²`` and the residuals.
+
+    Raises
+    ------
+    RuntimeError
+        If a Lagrange system does not have exactly one solution.
     """
     candidate = ibvi_limit_formula if candidate is None else candidate
     ex = _LIMIT_EXAMPLE
@@ -846,17 +1184,50 @@ def _inner(left, right) -> sp.Expr:
 
 
 def kronecker_loss_formula(X, Y, M, A, B):
-    """docs/theory.md §2 (C14): ``‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F``."""
+    """docs/theory.md §2 (C14): ``‖Y − XM‖²_F + ‖XA‖²_F ‖B‖²_F``.
+
+    Parameters
+    ----------
+    X, Y, M, A, B : sympy.Matrix
+        Data ``(n, d)``, targets ``(n, k)``, mean ``(d, k)`` and factors ``(d, a)``, ``(k, b)``.
+
+    Returns
+    -------
+    sympy.Expr
+        ``E_Z‖Y − X(M + AZBᵀ)‖²_F``.
+    """
     return _fro2(Y - X * M) + _fro2(X * A) * _fro2(B)
 
 
 def kronecker_gradient_formula(X, Y, M, A, B):
-    """docs/theory.md §2 (C14): ``−2Xᵀ(Y − XM)``, ``2‖B‖²XᵀXA``, ``2‖XA‖²B``."""
+    """docs/theory.md §2 (C14): ``−2Xᵀ(Y − XM)``, ``2‖B‖²XᵀXA``, ``2‖XA‖²B``.
+
+    Parameters
+    ----------
+    X, Y, M, A, B : sympy.Matrix
+        As in :func:`kronecker_loss_formula`.
+
+    Returns
+    -------
+    tuple of sympy.Matrix
+        ``(∇_M, ∇_A, ∇_B)`` of the shapes of ``M``, ``A`` and ``B``.
+    """
     return -2 * X.T * (Y - X * M), 2 * _fro2(B) * X.T * X * A, 2 * _fro2(X * A) * B
 
 
 def balance_formula(A, B):
-    """docs/theory.md §2 (C14): the quantity conserved by the flow, ``‖A‖²_F − ‖B‖²_F``."""
+    """docs/theory.md §2 (C14): the quantity conserved by the flow, ``‖A‖²_F − ‖B‖²_F``.
+
+    Parameters
+    ----------
+    A, B : sympy.Matrix
+        The factors, ``(d, a)`` and ``(k, b)``.
+
+    Returns
+    -------
+    sympy.Expr
+        The balance.
+    """
     return _fro2(A) - _fro2(B)
 
 
@@ -865,6 +1236,16 @@ def mc_gradient_moments_formula(X, E, A, B):
 
     ``4(a‖XᵀEB‖² + ‖XᵀXA‖²(β² + (a + 1)‖BᵀB‖²))`` and ``4(b‖EᵀXA‖² + β(α² + (b + 1)‖AᵀXᵀXA‖²))``
     with ``α = ‖XA‖²``, ``β = ‖B‖²``.
+
+    Parameters
+    ----------
+    X, E, A, B : sympy.Matrix
+        Data ``(n, d)``, residual ``(n, k)`` and factors ``(d, a)``, ``(k, b)``.
+
+    Returns
+    -------
+    tuple of sympy.Expr
+        ``(E‖ĝ_A‖², E‖ĝ_B‖²)`` for one draw of ``Z``.
     """
     a, b = A.cols, B.cols
     P = X * A
@@ -878,6 +1259,21 @@ def gd_slope_integral_formula(s, w, beta_inf):
     """``∫₀^∞ (β(τ)‖XᵀXA‖² − α²) dτ`` in closed form (the GD first-order term times ``‖B₀‖²/4``).
 
     ``β∞α₀/4 + (1/8) Σ_ij w_i w_j (s_i² − s_j²)²/(s_i² + s_j²)`` with ``α₀ = Σ s_i² w_i``.
+
+    Parameters
+    ----------
+    s : sequence of sympy.Expr
+        The singular values ``s_i > 0`` of ``X``.
+    w : sequence of sympy.Expr
+        The weights of the decaying modes: ``β(τ) = β∞ + Σ w_i e^{−4s_i²τ}``,
+        ``α(τ) = Σ s_i² w_i e^{−4s_i²τ}``.
+    beta_inf : sympy.Expr
+        The limit ``β∞`` of ``β(τ) = ‖B_τ‖²``.
+
+    Returns
+    -------
+    sympy.Expr
+        The integral.
     """
     alpha0 = sum(si ** 2 * wi for si, wi in zip(s, w))
     pairs = sum(wi * wj * (si ** 2 - sj ** 2) ** 2 / (si ** 2 + sj ** 2)
@@ -887,7 +1283,21 @@ def gd_slope_integral_formula(s, w, beta_inf):
 
 @dataclass(frozen=True)
 class KroneckerBalance:
-    """The Kronecker expected loss, its gradients, the flow derivative of the balance and its drift."""
+    """The Kronecker expected loss, its gradients, the flow derivative of the balance and its drift.
+
+    Parameters
+    ----------
+    derived_loss : sympy.Expr
+        ``E_Z‖Y − X(M + AZBᵀ)‖²`` from the moments of ``Z``.
+    flow_derivative : sympy.Expr
+        ``d/dt`` of the candidate conserved quantity along the flow of the derived gradients.
+    moments : tuple of sympy.Expr
+        ``(E‖ĝ_A‖², E‖ĝ_B‖²)`` of one draw on the rational example.
+    slope_integral : sympy.Expr
+        The flow integral of the GD drift for two symbolic singular values.
+    residuals : tuple of Residual
+        The ten residuals of the seven steps of :func:`kronecker_balance`.
+    """
 
     derived_loss: sp.Expr
     flow_derivative: sp.Expr
@@ -929,6 +1339,11 @@ def kronecker_balance(n: int = 2, d: int = 2, k: int = 2, a: int = 2, b: int = 2
     candidate_loss, candidate_gradients, candidate_conserved, candidate_moments, candidate_slope : callable, optional
         Defaults :func:`kronecker_loss_formula`, :func:`kronecker_gradient_formula`,
         :func:`balance_formula`, :func:`mc_gradient_moments_formula`, :func:`gd_slope_integral_formula`.
+
+    Returns
+    -------
+    KroneckerBalance
+        The derived loss, flow derivative, moments and integral, and the residuals.
 
     Raises
     ------
@@ -1009,24 +1424,81 @@ def kronecker_balance(n: int = 2, d: int = 2, k: int = 2, a: int = 2, b: int = 2
 # --------------------------------------------------------------------------------------------
 
 def mc_mean_square_threshold_formula(s, r, m, beta):
-    """docs/theory.md §2 (C16): ``(1 − β²)/(s²((1 + β)κ − 2β))``, ``κ = 1 + (r + 1)/m``."""
+    """docs/theory.md §2 (C16): ``(1 − β²)/(s²((1 + β)κ − 2β))``, ``κ = 1 + (r + 1)/m``.
+
+    Parameters
+    ----------
+    s : sympy.Expr
+        The singular value ``s`` of the direction.
+    r : sympy.Expr
+        The width ``r`` of the factor (the dimension of each draw ``z``).
+    m : sympy.Expr
+        The number ``m`` of Monte Carlo draws per step.
+    beta : sympy.Expr
+        The heavy-ball coefficient ``β`` in ``[0, 1)`` (``0`` for plain steps).
+
+    Returns
+    -------
+    sympy.Expr
+        The largest step ``η`` at which the factor's second moment stays bounded.
+    """
     kappa = 1 + (r + 1) / m
     return (1 - beta ** 2) / (s ** 2 * ((1 + beta) * kappa - 2 * beta))
 
 
 def descent_step_formula(sharpness, z):
-    """Expected one-step descent on a quadratic with MC gradients: ``ρ < 2/(a(1 + a²/z))``."""
+    """Expected one-step descent on a quadratic with MC gradients: ``ρ < 2/(a(1 + a²/z))``.
+
+    Parameters
+    ----------
+    sharpness : sympy.Expr
+        The curvature ``a`` of ``ℓ = ½ax²``.
+    z : sympy.Expr
+        The signal-to-noise ratio ``z = N(ax)²/h`` of the gradient.
+
+    Returns
+    -------
+    sympy.Expr
+        The largest step ``ρ`` with ``E[ℓ(x − ρĝ)] < ℓ(x)``.
+    """
     return 2 / (sharpness * (1 + sharpness ** 2 / z))
 
 
 def critical_sharpness_formula(lr, z):
-    """``H_crit = 2√(z/3) sinh(⅓ arcsinh((3/ρ)√(3/z)))`` (the largest sharpness with expected descent)."""
+    """``H_crit = 2√(z/3) sinh(⅓ arcsinh((3/ρ)√(3/z)))`` (the largest sharpness with expected descent).
+
+    Parameters
+    ----------
+    lr : sympy.Expr
+        The step ``ρ``.
+    z : sympy.Expr
+        The signal-to-noise ratio, as in :func:`descent_step_formula`.
+
+    Returns
+    -------
+    sympy.Expr
+        ``H_crit``, the root of ``ρH(1 + H²/z) = 2``.
+    """
     return 2 * sp.sqrt(z / 3) * sp.sinh(sp.asinh((3 / lr) * sp.sqrt(3 / z)) / 3)
 
 
 @dataclass(frozen=True)
 class MCStepThresholds:
-    """The mean-square recursions of the factor's MC step (plain and heavy ball) and the descent condition."""
+    """The mean-square recursions of the factor's MC step (plain and heavy ball) and the descent condition.
+
+    Parameters
+    ----------
+    second_moment : sympy.Matrix, shape (2, 2)
+        ``E[Ẑ²]`` for ``r = m = 2``, from the moments of ``z``.
+    heavy_ball_map : sympy.Matrix, shape (3, 3)
+        The map ``T(c, β)`` of ``(P_t, Q_t, P_{t−1})`` at ``κ = 1 + (r + 1)/m = 5/2``.
+    heavy_ball_determinant : sympy.Expr
+        ``det(I − T)`` in ``c``, ``β`` and a symbolic ``κ``, factored.
+    expected_descent : sympy.Expr
+        ``E[ℓ(x − ρĝ)] − ℓ(x)`` for ``ℓ = ½ax²`` from the moments of the noise.
+    residuals : tuple of Residual
+        The ten residuals of the seven steps of :func:`mc_step_thresholds`.
+    """
 
     second_moment: sp.Matrix
     heavy_ball_map: sp.Matrix
@@ -1069,6 +1541,11 @@ def mc_step_thresholds(*, candidate_threshold: Callable | None = None, candidate
     candidate_threshold, candidate_descent, candidate_critical : callable, optional
         Defaults :func:`mc_mean_square_threshold_formula`, :func:`descent_step_formula`,
         :func:`critical_sharpness_formula`.
+
+    Returns
+    -------
+    MCStepThresholds
+        The derived moments, map, determinant and descent, and the residuals.
     """
     candidate_threshold = mc_mean_square_threshold_formula if candidate_threshold is None else candidate_threshold
     candidate_descent = descent_step_formula if candidate_descent is None else candidate_descent
