@@ -26,3 +26,5 @@ numpydoc_class_members_toctree = False
 # CuPy is optional: its absence must not break the API pages.
 autodoc_mock_imports = ["cupy"]
 suppress_warnings = ["myst.header"]
+# Every documented public name lists its parameters and its return value.
+numpydoc_validation_checks = {"PR01", "PR02", "RT01"}
