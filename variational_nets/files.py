@@ -138,8 +138,21 @@ def _writable_folder(folder: Path, name: str, path) -> None:
         raise ValueError(f"{name}: the folder {str(folder)!r} of {str(path)!r} does not exist")
     if not folder.is_dir():
         raise ValueError(f"{name}: {str(folder)!r} in {str(path)!r} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _can_create_in(folder):
         raise ValueError(f"{name}: the folder {str(folder)!r} is not writable")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder``: permission bits are not enough (root
+    passes every ``os.access`` test; ``/proc`` or a read-only mount refuse anyway). The probe is an
+    anonymous temporary file (``O_TMPFILE`` where the system has it), removed on close."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_output_file(path, *, name: str = "path", suffixes: tuple[str, ...] = ()) -> Path:
@@ -221,7 +234,7 @@ def check_output_dir(path, *, name: str = "out_dir", create: bool = False,
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"{name}: {str(path)!r} is a file, expected a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not _can_create_in(path):
             raise ValueError(f"{name}: the folder {str(path)!r} is not writable")
         return path
     if not create:

@@ -121,3 +121,18 @@ def test_a_folder_the_process_may_not_write_is_refused(tmp_path, monkeypatch):
         check_output_file(tmp_path / "x.csv", name="csv_path")
     with pytest.raises(ValueError, match="out: the folder .* is not writable"):
         check_output_dir(tmp_path, name="out")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_refuses_new_files_is_refused_even_when_permissions_say_yes():
+    # /proc passes os.access for root, yet no file can be created in it: the check must create one
+    with pytest.raises(ValueError, match="json: the folder '/proc' is not writable"):
+        check_output_file("/proc/x.json", name="json")
+    with pytest.raises(ValueError, match="out: the folder '/proc' is not writable"):
+        check_output_dir("/proc/report", name="out", create=True)
+
+
+def test_the_writability_probe_leaves_nothing_behind(tmp_path):
+    check_output_file(tmp_path / "x.json")
+    check_output_dir(tmp_path / "new", create=True)
+    assert os.listdir(tmp_path) == []
