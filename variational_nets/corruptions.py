@@ -127,6 +127,7 @@ def gaussian_noise(images, severity, rng):
     Returns
     -------
     array (N, H, W) in [0, 1]
+        The noisy images, clipped to [0, 1].
 
     Raises
     ------
@@ -405,6 +406,7 @@ def corrupt(name: str, images, severity, rng):
     Returns
     -------
     array (N, H, W) in [0, 1]
+        The images corrupted by ``name`` at ``severity``.
 
     Raises
     ------
@@ -431,6 +433,7 @@ def out_of_distribution(images):
     Returns
     -------
     array (N, H, W) in [0, 1], same dtype
+        ``1 − images``.
 
     Raises
     ------

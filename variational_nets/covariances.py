@@ -372,6 +372,7 @@ def make_covariance(name: str, n_in: int, n_out: int, rank=None):
     Returns
     -------
     FactorCovariance or DiagonalCovariance
+        A new family object; it holds no tensors until the layer asks it for them.
 
     Raises
     ------

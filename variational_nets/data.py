@@ -97,6 +97,7 @@ def toy_regression(rng, noise_std: float = 0.02, points_per_cluster: int = 33,
     Returns
     -------
     Dataset
+        ``3 · points_per_cluster`` training points in the clusters, ``num_test`` test points.
 
     Raises
     ------
@@ -142,6 +143,7 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     Returns
     -------
     Dataset
+        Training and test points of the two half circles, labels 0/1.
 
     Raises
     ------
@@ -449,6 +451,7 @@ def cifar10_folder(data_dir) -> str:
     Returns
     -------
     str
+        ``data_dir``, or its ``cifar-10-batches-bin`` subfolder when the files are there.
 
     Raises
     ------

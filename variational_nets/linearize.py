@@ -102,6 +102,7 @@ def output_layer_model(model, x) -> OutputLayerModel:
     Returns
     -------
     OutputLayerModel
+        The last layer as a linear-Gaussian model over the features ``[h(x); 1]``.
 
     Raises
     ------

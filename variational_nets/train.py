@@ -152,6 +152,7 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
     Returns
     -------
     TrainState
+        The optimizer (zero momentum buffers) and the objective it minimizes.
 
     Raises
     ------
@@ -388,6 +389,7 @@ def fit(model, state: TrainState, x, y, epochs: int, batch_size: int, rng, quiet
     Returns
     -------
     TrainHistory
+        The mean objective per epoch, the step count and the wall time.
 
     Raises
     ------
@@ -487,6 +489,7 @@ def predict(model, x, loss: str, num_samples: int = 16, rng=None, batch_size: in
     Returns
     -------
     Prediction
+        The mean and the spread over the ``num_samples`` weight samples.
 
     Raises
     ------

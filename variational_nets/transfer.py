@@ -204,6 +204,7 @@ def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 
     Returns
     -------
     Dataset
+        Training and test splits of the teacher task.
 
     Raises
     ------
@@ -245,6 +246,7 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
     Returns
     -------
     float
+        The objective on ``(x, y)``, averaged over ``num_samples`` weight samples.
 
     Raises
     ------
@@ -517,6 +519,7 @@ def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:
     Returns
     -------
     str
+        The table: one line per (parametrization, width), then the drift of each parametrization.
 
     Raises
     ------
