@@ -42,7 +42,7 @@ import numpy as np
 
 from . import data as data_mod
 from .backend import BACKENDS, asarray, get_xp, one_blas_thread
-from .coordcheck import check_dtype_name
+from .coordcheck import check_dtype_name, point_model
 from .losses import get_loss
 from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
@@ -276,9 +276,6 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
 def transfer_point(point: SweepPoint) -> dict:
     """Train one (width, base step, seed, parametrization) point and measure it.
 
-    Returns ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
-    divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
-
     Parameters
     ----------
     point : SweepPoint
@@ -287,6 +284,8 @@ def transfer_point(point: SweepPoint) -> dict:
     Returns
     -------
     dict
+        ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
+        divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
 
     Raises
     ------
@@ -305,11 +304,7 @@ def _measure_point(point: SweepPoint) -> dict:
     p = point.param
     ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
     seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
-    depth = int(p("depth"))
-    sizes = (ds.x_train.shape[1],) + (point.width,) * depth + (ds.num_classes,)
-    model = MLP(sizes, np.random.default_rng(seq_init), parametrization=p("parametrization"),
-                covariance="lowrank", rank=p("rank"), backend=p("backend"),
-                dtype=np.dtype(p("dtype")))
+    model = point_model(point, ds.x_train.shape[1], ds.num_classes, np.random.default_rng(seq_init))
     state = train_state(model, point.lr, p("momentum"), loss="softmax_ce")
     try:
         history = fit(model, state, ds.x_train, ds.y_train, p("epochs"), p("batch_size"),
