@@ -57,7 +57,7 @@ def format_result(result: ClaimResult) -> str:
     Parameters
     ----------
     result : ClaimResult
-        A claim after its check ran.
+        A claim after its check ran (or was skipped).
 
     Returns
     -------
