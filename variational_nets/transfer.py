@@ -410,11 +410,14 @@ class TransferResult:
         Parameters
         ----------
         parametrization : str
+            One of the config's parametrizations.
         metric : {"train_loss", "test_nll"}, default "train_loss"
+            What "best" minimizes.
 
         Returns
         -------
         tuple
+            One index (or None) per width of the config, in its order.
         """
         _check_metric(metric)
         attr = "best_train_index" if metric == "train_loss" else "best_nll_index"
@@ -426,11 +429,14 @@ class TransferResult:
         Parameters
         ----------
         parametrization : str
+            As for :meth:`best_indices`.
         metric : {"train_loss", "test_nll"}, default "train_loss"
+            As for :meth:`best_indices`.
 
         Returns
         -------
         float
+            ``0`` when every width has its best step at the same grid point.
         """
         idx = self.best_indices(parametrization, metric)
         if any(i is None for i in idx):
