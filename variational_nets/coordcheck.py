@@ -78,6 +78,7 @@ def check_dtype_name(name, value):
     Returns
     -------
     str
+        ``value`` unchanged.
 
     Raises
     ------
@@ -159,6 +160,7 @@ class CoordCheckConfig:
         Returns
         -------
         dict
+            Name to value; ``"experiment"`` is ``"coordcheck"``.
         """
         return {"experiment": "coordcheck", "steps": int(self.steps),
                 "momentum": float(self.momentum), "depth": self.depth, "d_in": self.d_in,
@@ -451,6 +453,7 @@ def format_slopes(slopes) -> str:
     Returns
     -------
     str
+        The header and one line per (parametrization, path, step).
 
     Raises
     ------

@@ -142,6 +142,7 @@ class TransferConfig:
         Returns
         -------
         dict
+            Name to value; ``"experiment"`` is ``"transfer"``.
         """
         params = {"experiment": "transfer", "task": self.task, "epochs": self.epochs,
                   "batch_size": self.batch_size, "momentum": float(self.momentum),
