@@ -385,8 +385,11 @@ def corrupt(name: str, images, severity, rng):
     ----------
     name : str
     images : array (N, H, W) in [0, 1]
+        Passed on to the corruption.
     severity : float in [0, 5]
+        Passed on; 0 gives a copy of ``images``.
     rng : numpy.random.Generator
+        Passed on; the same state gives the same corrupted images.
 
     Returns
     -------
