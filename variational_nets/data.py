@@ -102,7 +102,8 @@ def toy_regression(rng, noise_std: float = 0.02, points_per_cluster: int = 33,
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, a negative or non-finite ``noise_std``, non-positive sizes,
+        or targets beyond float32 (each named in the message).
     """
     as_generator("rng", rng)
     noise_std = as_float("noise_std", noise_std, low=0)
@@ -148,7 +149,8 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, ``num_points < 2``, a negative ``noise`` or a ``num_train``
+        outside ``(0, num_points)`` (each named in the message).
     """
     as_generator("rng", rng)
     num_points = as_int("num_points", num_points, minimum=2)
@@ -411,7 +413,8 @@ def synthetic_images(rng, split=(600, 200, 400), side: int = 12, num_classes: in
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, ``side < 4``, ``num_classes < 2``, a negative
+        ``template_seed`` or a bad ``split`` (each named in the message).
     """
     as_generator("rng", rng)
     side = as_int("side", side, minimum=4)

@@ -157,7 +157,8 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a model that is not an MLP and the optimizer's and objective's bad arguments
+        (named in the message).
     """
     _check_model(model)
     objective = Objective(loss, expectation, kl_weight, max_loss)
