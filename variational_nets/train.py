@@ -139,9 +139,11 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
     Parameters
     ----------
     model : MLP
+        The network to train; its tensors carry their step multipliers.
     lr : float
-        Base step size (positive, finite).
+        Base step size (positive, finite), as for :func:`~variational_nets.optim.sgd`.
     momentum : float, default 0.9
+        As for :func:`~variational_nets.optim.sgd`.
     loss, expectation, kl_weight, max_loss
         The :class:`Objective`.
     fused : bool, default True
