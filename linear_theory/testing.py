@@ -272,7 +272,8 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
     Raises
     ------
     TypeError
-        When ``n``, ``d``, ``rank_deficit``, ``condition_number``, ``scale`` or ``noise`` is neither a value of the right type nor a strategy.
+        When ``n``, ``d``, ``rank_deficit``, ``condition_number``, ``scale`` or ``noise`` is
+        neither a value of the right type nor a strategy.
     ImportError
         Without hypothesis.
 
@@ -371,7 +372,8 @@ def problems_with_priors(n=None, d=None, *, rank_deficit=0, condition_number=Non
     Raises
     ------
     TypeError
-        When an argument of :func:`regression_problems` or :func:`priors` is neither a value of the right type nor a strategy.
+        When an argument of :func:`regression_problems` or :func:`priors` is neither a value of
+        the right type nor a strategy.
     ImportError
         Without hypothesis.
     """

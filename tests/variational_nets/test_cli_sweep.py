@@ -185,7 +185,8 @@ def test_sigterm_stops_the_sweep_and_every_worker_within_two_seconds(tmp_path, g
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and len(results.read_text().splitlines()) >= 2 and len(group_processes(proc.pid)) >= 3:
+            if (results.exists() and len(results.read_text().splitlines()) >= 2
+                    and len(group_processes(proc.pid)) >= 3):
                 break  # two points finished, the two workers (and the resource tracker) are running
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
