@@ -361,7 +361,7 @@ def classification_step_bound(X, y, prior: Gaussian, loss: str = "exponential") 
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Labels ``±1``.
+        Labels ``±1``; they enter through the margins ``y_n x_nᵀμ₀``.
     prior : Gaussian
         The initialization ``N(μ₀, L₀L₀ᵀ)``.
     loss : {"exponential", "logistic"}

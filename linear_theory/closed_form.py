@@ -48,7 +48,7 @@ def expected_loss(X, y, q) -> float:
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets of the squared loss, finite.
     q : Gaussian or MeanFieldGaussian
         The law of the weights, dimension ``d``.
 
@@ -100,7 +100,7 @@ def ibvi_limit(X, y, prior: Gaussian, *, solver: RowSpaceSolver | None = None,
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets, finite; the limit's mean interpolates them.
     prior : Gaussian
         The prior ``N(μ₀, L₀L₀ᵀ)``, the initialization; factor ``(d, r)``, any ``r``.
     solver : RowSpaceSolver, optional
@@ -152,17 +152,13 @@ def ibvi_limit_w2_squared(X, y, prior: Gaussian, *, solver: RowSpaceSolver | Non
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets the limit interpolates, finite.
     prior : Gaussian
         The prior ``N(μ₀, L₀L₀ᵀ)``; factor ``(d, r)``.
     solver : RowSpaceSolver, optional
-        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
-        ``step_multipliers`` are given. Built here when omitted.
+        The factorization :func:`ibvi_limit` takes; its pseudo-inverse gives both parts.
     step_multipliers : (d,) array, optional
-        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
-        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
-        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
-        ``d × d`` matrix.
+        The ``D`` of :func:`ibvi_limit`; the distance is then measured in the ``D⁻¹`` metric.
 
     Returns
     -------
@@ -212,19 +208,15 @@ def w2_gvi(X, y, prior: Gaussian, lam: float, *, solver: RowSpaceSolver | None =
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets of the loss ``ℓ̄``, finite.
     prior : Gaussian
         The prior ``N(μ₀, L₀L₀ᵀ)``; factor ``(d, r)``.
     lam : float
         Regularization weight ``λ ≥ 0``.
     solver : RowSpaceSolver, optional
-        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
-        ``step_multipliers`` are given. Built here when omitted.
+        The factorization :func:`ibvi_limit` takes; its shifted solves give ``(X̃X̃ᵀ + λ̃I)⁻¹``.
     step_multipliers : (d,) array, optional
-        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
-        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
-        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
-        ``d × d`` matrix.
+        The ``D`` of :func:`ibvi_limit`; the regularizer is then ``W₂²`` in the ``D⁻¹`` metric.
 
     Returns
     -------
@@ -291,7 +283,7 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets of the full-batch loss, finite.
     prior : Gaussian
         The prior ``N(μ₀, L₀L₀ᵀ)``, the initialization; factor ``(d, r)``.
     lr : float
@@ -299,13 +291,10 @@ def gd_iterate(X, y, prior: Gaussian, lr: float, steps: int, *,
     steps : int
         Number of steps ``t ≥ 0``.
     solver : RowSpaceSolver, optional
-        A factorization to reuse: of ``X``, or of ``X * sqrt(D / max(D))`` when
-        ``step_multipliers`` are given. Built here when omitted.
+        The factorization :func:`ibvi_limit` takes; its spectral map applies the GD filter.
     step_multipliers : (d,) array, optional
-        Per-coordinate step multipliers ``D`` of (S)GD, positive and finite:
-        ``μ ← μ − ηD∇_μ``, ``L ← L − ηD∇_L`` (``None``: all ones). They set the geometry, the
-        ``D⁻¹`` metric (docs/theory.md §4 (C12)), computed on ``X̃ = XD^{½}`` without a
-        ``d × d`` matrix.
+        The ``D`` of the steps ``ηD∇`` (see :func:`ibvi_limit`); the stability bound is then
+        ``1/s_max²`` of ``XD^{½}``.
 
     Returns
     -------
@@ -366,7 +355,7 @@ def bayes_posterior(X, y, prior: Gaussian, noise_var: float = 0.0) -> Gaussian:
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Observations ``y = Xw + ε``, finite.
     prior : Gaussian
         ``N(μ₀, L₀L₀ᵀ)``, factor ``(d, r)``.
     noise_var : float

@@ -167,7 +167,7 @@ class Gaussian:
         Parameters
         ----------
         n : int
-            Number of draws, ``≥ 1``.
+            Number of draws, ``≥ 1``; ``r`` normals each.
         rng : int or numpy.random.Generator
             The random stream (never global state).
 
@@ -195,7 +195,7 @@ class Gaussian:
         Parameters
         ----------
         X_test : (m, d) or (d,) array
-            Test inputs, finite.
+            Test inputs ``x``, finite; each meets the factor ``L`` once.
 
         Returns
         -------
@@ -241,7 +241,7 @@ class Gaussian:
         mean : float or (d,) array
             The mean; a scalar is repeated ``d`` times (``d`` is then required).
         scale : float
-            The standard deviation, positive and finite.
+            The standard deviation, positive and finite: the diagonal of the factor.
         d : int, optional
             The dimension (checked against ``len(mean)`` when both are given).
 
@@ -385,7 +385,7 @@ class MeanFieldGaussian:
         Parameters
         ----------
         n : int
-            Number of draws, ``≥ 1``.
+            Number of draws, ``≥ 1``; ``d`` normals each.
         rng : int or numpy.random.Generator
             The random stream.
 
@@ -412,7 +412,7 @@ class MeanFieldGaussian:
         Parameters
         ----------
         X_test : (m, d) or (d,) array
-            Test inputs, finite.
+            Test inputs ``x``, finite; squared entrywise against the scales.
 
         Returns
         -------
@@ -436,7 +436,7 @@ class MeanFieldGaussian:
         mean : float or (d,) array
             The mean; a scalar is repeated ``d`` times (``d`` is then required).
         scale : float
-            The standard deviation, positive and finite.
+            The standard deviation of every coordinate, positive and finite.
         d : int, optional
             The dimension.
 

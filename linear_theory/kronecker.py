@@ -289,7 +289,7 @@ def kronecker_expected_loss(X, Y, q: KroneckerGaussian) -> float:
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets of the loss.
     q : KroneckerGaussian
         The distribution of ``W``.
 
@@ -324,9 +324,9 @@ def kronecker_gradients(X, Y, q: KroneckerGaussian) -> KroneckerGradient:
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets; ``∇_M`` is ``−2Xᵀ(Y − XM)``.
     q : KroneckerGaussian
-        The distribution of ``W``.
+        The point ``(M, A, B)`` the gradients are taken at.
 
     Returns
     -------
@@ -448,7 +448,7 @@ def kronecker_w2_projection(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBa
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets the projection's mean interpolates.
     prior : KroneckerGaussian
         The prior ``(M₀, A₀, B₀)``.
     basis : RowSpaceBasis, optional
@@ -501,7 +501,7 @@ def kronecker_limit(X, Y, prior: KroneckerGaussian, *, basis: RowSpaceBasis | No
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets the flow is run on.
     prior : KroneckerGaussian
         The prior (the initialization) ``(M₀, A₀, B₀)``.
     basis : RowSpaceBasis, optional
@@ -615,7 +615,7 @@ def expected_balance_drift(X, Y, q: KroneckerGaussian, mc_samples: int = 0) -> f
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets of the step whose drift is measured.
     q : KroneckerGaussian
         The current distribution ``(M, A, B)``.
     mc_samples : int
@@ -677,7 +677,7 @@ def kronecker_first_order(X, Y, prior: KroneckerGaussian, *, mc_samples: int = 0
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets of the flow and of the steps it approximates.
     prior : KroneckerGaussian
         The prior ``(M₀, A₀, B₀)``.
     mc_samples : int
@@ -1011,7 +1011,7 @@ def simulate_kronecker(X, Y, prior: KroneckerGaussian, *, optimizer: str = "gd",
     X : array, (n, d)
         Data.
     Y : array, (n, k)
-        Targets.
+        Targets of the loss the optimizer minimizes.
     prior : KroneckerGaussian
         The initialization ``(M₀, A₀, B₀)``.
     optimizer : {"gd", "sgd", "momentum"}

@@ -319,7 +319,7 @@ def simulate(X, y, prior, *, family: str = "full", optimizer: str = "gd", lr: fl
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets of the expected loss, finite.
     prior : Gaussian or MeanFieldGaussian
         The initialization: a :class:`Gaussian` for the families ``"full"`` (factor ``d × d``) and
         ``"lowrank"`` (``d × r``, ``r < d``), a :class:`MeanFieldGaussian` (or a Gaussian with a
@@ -402,7 +402,7 @@ def gd_ensemble(X, y, initial, *, lr: float, steps: int) -> np.ndarray:
     X : (n, d) array
         Inputs, finite.
     y : (n,) array
-        Targets, finite.
+        Targets every member fits, finite.
     initial : (K, d) array
         The members' initial weights (e.g. ``prior.sample(K, rng)``).
     lr : float

@@ -141,7 +141,7 @@ def descent_step_threshold(sharpness: float, signal_to_noise: float) -> float:
     Raises
     ------
     ValueError
-        For non-positive or non-finite input.
+        For a non-positive or non-finite ``sharpness`` or ``signal_to_noise``.
     """
     a = as_positive_float("sharpness", sharpness)
     z = as_positive_float("signal_to_noise", signal_to_noise)
@@ -176,7 +176,7 @@ def critical_sharpness(lr: float, signal_to_noise: float) -> float:
     Raises
     ------
     ValueError
-        For non-positive or non-finite input.
+        For a non-positive or non-finite ``lr`` or ``signal_to_noise``.
     """
     rho = as_positive_float("lr", lr)
     z = as_positive_float("signal_to_noise", signal_to_noise)

@@ -309,7 +309,7 @@ class RowSpaceSolver:
         Parameters
         ----------
         A : (d,) or (d, m) array
-            Vectors to project.
+            Vectors whose row-space component is returned.
 
         Returns
         -------
@@ -335,7 +335,7 @@ class RowSpaceSolver:
         Parameters
         ----------
         A : (d,) or (d, m) array
-            Vectors to project.
+            Vectors whose null-space component is returned.
 
         Returns
         -------
@@ -422,6 +422,20 @@ def row_space_solver(X, method: str = "auto", rtol: float | None = None) -> RowS
     return RowSpaceSolver(X=X, method="svd", singular_values=basis.s, rtol=rtol, _U=basis.U, _V=basis.V)
 
 
+def _basis_split(basis: RowSpaceBasis, A) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, A − V(VᵀA))``: the checked ``A`` and its null-space part for a row-space basis ``V``."""
+    A = as_float_array("A", A, ndim=(1, 2))
+    V = basis.V
+    if A.shape[0] != V.shape[0]:
+        raise ValueError(f"A must have {V.shape[0]} rows (the columns of X), got shape {A.shape}")
+    return A, A - V @ (V.T @ A)
+
+
+def _solver_of(X_or_solver) -> RowSpaceSolver:
+    """``X_or_solver`` itself when it is a :class:`RowSpaceSolver`, else a solver of the array."""
+    return X_or_solver if isinstance(X_or_solver, RowSpaceSolver) else row_space_solver(X_or_solver)
+
+
 @float_guard("X_or_solver", "A")
 def project_null(X_or_solver, A) -> np.ndarray:
     """``P_null A`` without forming ``I − X⁺X``.
@@ -431,7 +445,7 @@ def project_null(X_or_solver, A) -> np.ndarray:
     X_or_solver : (n, d) array, RowSpaceSolver or RowSpaceBasis
         The data, or a factorization of it.
     A : (d,) or (d, m) array
-        Vectors to project.
+        Vectors to project onto ``null(X)``.
 
     Returns
     -------
@@ -444,13 +458,8 @@ def project_null(X_or_solver, A) -> np.ndarray:
         For shapes that do not match, non-finite input, or overflow.
     """
     if isinstance(X_or_solver, RowSpaceBasis):
-        A = as_float_array("A", A, ndim=(1, 2))
-        V = X_or_solver.V
-        if A.shape[0] != V.shape[0]:
-            raise ValueError(f"A must have {V.shape[0]} rows (the columns of X), got shape {A.shape}")
-        return A - V @ (V.T @ A)
-    solver = X_or_solver if isinstance(X_or_solver, RowSpaceSolver) else row_space_solver(X_or_solver)
-    return solver.project_null(A)
+        return _basis_split(X_or_solver, A)[1]
+    return _solver_of(X_or_solver).project_null(A)
 
 
 @float_guard("X_or_solver", "A")
@@ -462,7 +471,7 @@ def project_row(X_or_solver, A) -> np.ndarray:
     X_or_solver : (n, d) array, RowSpaceSolver or RowSpaceBasis
         The data, or a factorization of it.
     A : (d,) or (d, m) array
-        Vectors to project.
+        Vectors to project onto ``row(X)``.
 
     Returns
     -------
@@ -475,7 +484,6 @@ def project_row(X_or_solver, A) -> np.ndarray:
         For shapes that do not match, non-finite input, or overflow.
     """
     if isinstance(X_or_solver, RowSpaceBasis):
-        A = as_float_array("A", A, ndim=(1, 2))
-        return A - project_null(X_or_solver, A)
-    solver = X_or_solver if isinstance(X_or_solver, RowSpaceSolver) else row_space_solver(X_or_solver)
-    return solver.project_row(A)
+        A, null_part = _basis_split(X_or_solver, A)
+        return A - null_part
+    return _solver_of(X_or_solver).project_row(A)

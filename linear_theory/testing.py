@@ -220,8 +220,16 @@ def _hypothesis():
 _KIND_NAMES = {numbers.Integral: "an integer", numbers.Real: "a real number", str: "a string"}
 
 
-def _strategy(st, name: str, value, kind):
-    """``value`` as a strategy: strategies pass through, a plain value of ``kind`` becomes ``just``."""
+_REQUIRED = object()
+
+
+def _strategy(st, name: str, value, kind, default=_REQUIRED):
+    """``value`` as a strategy: strategies pass through, a plain value of ``kind`` becomes ``just``.
+
+    ``value=None`` gives ``default`` where one is given (a strategy, or ``None`` for "derived").
+    """
+    if value is None and default is not _REQUIRED:
+        return default
     if isinstance(value, st.SearchStrategy):
         return value
     if isinstance(value, bool) or not isinstance(value, kind):
@@ -264,7 +272,8 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
     Raises
     ------
     TypeError
-        When an argument is neither a value of the right type nor a strategy.
+        When ``n``, ``d``, ``rank_deficit``, ``condition_number``, ``scale`` or ``noise`` is
+        neither a value of the right type nor a strategy.
     ImportError
         Without hypothesis.
 
@@ -274,13 +283,13 @@ def regression_problems(n=None, d=None, *, rank_deficit=0, condition_number=None
     as ``ValueError`` while drawing.
     """
     st = _hypothesis()
-    n_st = st.integers(2, 8) if n is None else _strategy(st, "n", n, numbers.Integral)
+    n_st = _strategy(st, "n", n, numbers.Integral, default=st.integers(2, 8))
     extra_st = st.integers(1, 16)
-    d_st = None if d is None else _strategy(st, "d", d, numbers.Integral)
+    d_st = _strategy(st, "d", d, numbers.Integral, default=None)
     deficit_st = _strategy(st, "rank_deficit", rank_deficit, numbers.Integral)
-    cond_st = (_log_uniform(st, 1.0, 1e3) if condition_number is None
-               else _strategy(st, "condition_number", condition_number, numbers.Real))
-    scale_st = _log_uniform(st, 1e-3, 1e3) if scale is None else _strategy(st, "scale", scale, numbers.Real)
+    cond_st = _strategy(st, "condition_number", condition_number, numbers.Real,
+                        default=_log_uniform(st, 1.0, 1e3))
+    scale_st = _strategy(st, "scale", scale, numbers.Real, default=_log_uniform(st, 1e-3, 1e3))
     noise_st = _strategy(st, "noise", noise, numbers.Real)
 
     @st.composite
@@ -320,15 +329,15 @@ def priors(d, *, kind=None, scale=None, width=None):
     Raises
     ------
     TypeError
-        When an argument is neither a value of the right type nor a strategy.
+        When ``d``, ``kind``, ``scale`` or ``width`` is neither a value of the right type nor a strategy.
     ImportError
         Without hypothesis.
     """
     st = _hypothesis()
     d_st = _strategy(st, "d", d, numbers.Integral)
-    kind_st = st.sampled_from(PRIOR_KINDS) if kind is None else _strategy(st, "kind", kind, str)
-    scale_st = _log_uniform(st, 1e-2, 1e2) if scale is None else _strategy(st, "scale", scale, numbers.Real)
-    width_st = None if width is None else _strategy(st, "width", width, numbers.Integral)
+    kind_st = _strategy(st, "kind", kind, str, default=st.sampled_from(PRIOR_KINDS))
+    scale_st = _strategy(st, "scale", scale, numbers.Real, default=_log_uniform(st, 1e-2, 1e2))
+    width_st = _strategy(st, "width", width, numbers.Integral, default=None)
 
     @st.composite
     def draw_prior(draw) -> Gaussian:
@@ -363,7 +372,8 @@ def problems_with_priors(n=None, d=None, *, rank_deficit=0, condition_number=Non
     Raises
     ------
     TypeError
-        When an argument is neither a value of the right type nor a strategy.
+        When an argument of :func:`regression_problems` or :func:`priors` is neither a value of
+        the right type nor a strategy.
     ImportError
         Without hypothesis.
     """
@@ -392,13 +402,13 @@ def step_multipliers(d, *, spread=None):
     Raises
     ------
     TypeError
-        When an argument is neither a value of the right type nor a strategy.
+        When ``d`` or ``spread`` is neither a value of the right type nor a strategy.
     ImportError
         Without hypothesis.
     """
     st = _hypothesis()
     d_st = _strategy(st, "d", d, numbers.Integral)
-    spread_st = _log_uniform(st, 1.0, 100.0) if spread is None else _strategy(st, "spread", spread, numbers.Real)
+    spread_st = _strategy(st, "spread", spread, numbers.Real, default=_log_uniform(st, 1.0, 100.0))
     return st.builds(lambda dim, ratio, seed: random_step_multipliers(dim, spread=ratio, seed=seed),
                      d_st, spread_st, st.integers(0, _MAX_SEED))
 

@@ -57,7 +57,7 @@ def format_result(result: ClaimResult) -> str:
     Parameters
     ----------
     result : ClaimResult
-        A claim after its check ran.
+        A claim after its check ran (or was skipped).
 
     Returns
     -------
@@ -246,6 +246,12 @@ def _figures(names):
     return select_figures(names)
 
 
+def _selected_claims(args):
+    """The claims ``--only`` selects; UsageError naming ``--only`` when it matches none."""
+    with checking(args):
+        return select(args.only)
+
+
 def _out_dir(args):
     check_output_dir(args.out, name="out", create=True, parents=args.mkdir)
 
@@ -274,16 +280,25 @@ def _out_options(parser) -> None:
     parser.add_argument("--mkdir", action="store_true", help="also create the missing parents of --out")
 
 
+def _json_option(parser) -> None:
+    parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
+
+
+def _figure_option(parser) -> None:
+    parser.add_argument("--figure", action="append", metavar="NAME",
+                        help="only this figure (repeatable; default all)")
+
+
 def add_run_arguments(parser) -> None:
     """Add the options of ``run`` to ``parser``.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The subcommand's parser.
+        The ``run`` subcommand's parser; gets the claim options and ``--json``.
     """
     _claim_options(parser)
-    parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
+    _json_option(parser)
 
 
 def cmd_run(args) -> int:
@@ -292,7 +307,7 @@ def cmd_run(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed by the ``run`` parser.
+        The ``run`` options: the claim selection and sizes, ``--jobs``, ``--json``.
 
     Returns
     -------
@@ -304,8 +319,7 @@ def cmd_run(args) -> int:
     variational_nets.cli.common.UsageError
         For an ``--only`` that matches no claim.
     """
-    with checking(args):
-        claims = select(args.only)
+    claims = _selected_claims(args)
     ctx = _context(args)
     start = time.perf_counter()
     results = []
@@ -324,7 +338,7 @@ def add_list_arguments(parser) -> None:
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The subcommand's parser.
+        The ``list`` subcommand's parser; gets ``--only``.
     """
     parser.add_argument("--only", action="append", metavar="ID", help="only this claim id or family")
 
@@ -335,7 +349,7 @@ def cmd_list(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed by the ``list`` parser.
+        The ``list`` options: ``--only``.
 
     Returns
     -------
@@ -347,8 +361,7 @@ def cmd_list(args) -> int:
     variational_nets.cli.common.UsageError
         For an ``--only`` that matches no claim.
     """
-    with checking(args):
-        claims = select(args.only)
+    claims = _selected_claims(args)
     for c in claims:
         print(f"{c.id:<16s} {c.kind:<10s} {c.reference:<22s} {c.statement}")
     return 0
@@ -360,10 +373,9 @@ def add_figures_arguments(parser) -> None:
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The subcommand's parser.
+        The ``figures`` subcommand's parser; gets ``--figure``, ``--seed``, ``--quick``, the output folder.
     """
-    parser.add_argument("--figure", action="append", metavar="NAME",
-                        help="only this figure (repeatable; default all)")
+    _figure_option(parser)
     parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="S",
                         help="seed of every random path (default 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -377,7 +389,7 @@ def cmd_figures(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed by the ``figures`` parser.
+        The ``figures`` options: ``--figure``, ``--seed``, ``--quick``, ``--out``.
 
     Returns
     -------
@@ -412,13 +424,12 @@ def add_report_arguments(parser) -> None:
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        The subcommand's parser.
+        The ``report`` subcommand's parser; gets the claim and figure options, the output folder, ``--json``.
     """
     _claim_options(parser)
-    parser.add_argument("--figure", action="append", metavar="NAME",
-                        help="only this figure (repeatable; default all)")
+    _figure_option(parser)
     _out_options(parser)
-    parser.add_argument("--json", metavar="PATH", type=output_file(), help="also write the results as JSON")
+    _json_option(parser)
 
 
 def cmd_report(args) -> int:
@@ -427,7 +438,7 @@ def cmd_report(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed by the ``report`` parser.
+        The ``report`` options: the claim selection, ``--figure``, ``--out``, ``--json``.
 
     Returns
     -------

@@ -213,7 +213,7 @@ def worst_measurement(result: ClaimResult) -> Measurement | None:
     Parameters
     ----------
     result : ClaimResult
-        A claim after its check ran.
+        A claim after its check ran; its judged measurements are compared.
 
     Returns
     -------
@@ -325,12 +325,12 @@ def render_markdown(data: ReportData, out_dir: str) -> str:
     data : ReportData
         What the report shows.
     out_dir : str
-        The folder the report is written to (figure paths are made relative to it).
+        The folder ``report.md`` is written to; figure links are made relative to it.
 
     Returns
     -------
     str
-        The page.
+        The Markdown page: summary table, then one section per claim and figure.
     """
     status = "PASSED" if data.passed else "FAILED"
     placed, rest = _place_figures(data)
@@ -458,12 +458,12 @@ def render_html(data: ReportData, out_dir: str) -> str:
     data : ReportData
         What the report shows.
     out_dir : str
-        The folder the report is written to (figure paths are made relative to it).
+        The folder ``report.html`` is written to; ``<img>`` paths are made relative to it.
 
     Returns
     -------
     str
-        The page.
+        One self-contained HTML page (CSS inline, images linked).
     """
     status = "PASSED" if data.passed else "FAILED"
     banner = "pass" if data.passed else "fail"

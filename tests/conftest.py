@@ -10,8 +10,13 @@ where ``cupy.cuda.is_available()``), and skips the CuPy case cleanly elsewhere.
 BLAS runs on one thread for the whole session: the suite's matrices are small, and on a 2-core
 machine extra BLAS threads only spin and slow the suite down. Spawned
 worker processes set their own limit where it matters (``one_blas_thread``).
+
+``group_processes`` and ``sigterm`` serve the tests that stop a command line with SIGTERM and
+check that none of its worker processes is left.
 """
 import os
+import signal
+import time
 
 import matplotlib
 import numpy as np
@@ -68,3 +73,38 @@ def blas_single_thread():
     """BLAS on one thread for a test module that trains small networks (see ``one_blas_thread``)."""
     with one_blas_thread():
         yield
+
+
+def _alive_in_group(pgid: int) -> list:
+    """Processes of process group ``pgid`` that are alive (zombies, already dead and waiting for
+    init to reap them, do not count), read from /proc/*/stat."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            alive.append(int(entry))
+    return alive
+
+
+@pytest.fixture
+def group_processes():
+    """``group_processes(pgid)``: the live processes of a process group (Linux, /proc)."""
+    return _alive_in_group
+
+
+@pytest.fixture
+def sigterm():
+    """``sigterm(proc)``: send SIGTERM, wait (30 s at most), return ``(out, err, seconds)``."""
+    def stop(proc):
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        return out, err, time.monotonic() - sent
+    return stop

@@ -39,10 +39,12 @@ class SiLU:
         ----------
         xp : module
         x : array
+            Pre-activations, any shape; the float dtype is kept.
 
         Returns
         -------
         (array, tuple)
+            ``silu(x)`` and the cache ``(x, σ(x))`` for :meth:`backward`.
         """
         s = sigmoid(xp, x)
         return x * s, (x, s)
@@ -55,6 +57,7 @@ class SiLU:
         xp : module
         dy : array
         cache : tuple
+            ``(x, σ(x))`` from :meth:`forward`.
 
         Returns
         -------
@@ -76,10 +79,12 @@ class ReLU:
         ----------
         xp : module
         x : array
+            Pre-activations, any shape; ``x = 0`` gives 0.
 
         Returns
         -------
         (array, array of bool)
+            ``relu(x)`` and the mask ``x > 0`` for :meth:`backward`.
         """
         mask = x > 0
         return x * mask, mask
@@ -92,6 +97,7 @@ class ReLU:
         xp : module
         dy : array
         cache : array of bool
+            The mask ``x > 0`` from :meth:`forward`.
 
         Returns
         -------

@@ -290,6 +290,7 @@ def temperature_nll(logits, labels, temperature: float) -> float:
     Returns
     -------
     float
+        ``≥ 0``: the NLL of the probabilities calibrated by ``T``.
 
     Raises
     ------
@@ -322,6 +323,7 @@ def fit_temperature(logits, labels, bounds=(1e-2, 1e2)) -> float:
     Returns
     -------
     float
+        The minimising ``T``, inside ``bounds`` (an end of them when the NLL is monotone there).
 
     Raises
     ------
@@ -772,6 +774,7 @@ def fit_method(method: str, dataset, recipe: Recipe, seed: int) -> FittedMethod:
     Returns
     -------
     FittedMethod
+        The trained predictor, its timings and what the post-hoc fit chose.
 
     Raises
     ------
@@ -886,6 +889,7 @@ def training_peak_bytes(method: str, dataset, recipe: Recipe, seed: int = 0, ste
     Returns
     -------
     int
+        Peak traced bytes above those allocated before the state was built.
 
     Raises
     ------

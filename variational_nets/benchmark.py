@@ -79,6 +79,7 @@ def check_task(task: str) -> str:
     Returns
     -------
     str
+        ``task`` unchanged.
 
     Raises
     ------
@@ -585,6 +586,7 @@ def format_benchmark(result: BenchmarkResult) -> str:
     Returns
     -------
     str
+        One line per method, one column per metric.
 
     Raises
     ------

@@ -29,6 +29,7 @@ def bfloat16_to_float32(bits, out=None):
     Returns
     -------
     float32 array
+        The exact values, in ``out`` when it is given.
 
     Raises
     ------
@@ -62,6 +63,7 @@ def bfloat16_from_float32(x, out=None):
     Returns
     -------
     uint16 array
+        The rounded bit patterns; ``out`` is filled and returned when it is given.
 
     Raises
     ------

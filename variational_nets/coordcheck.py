@@ -78,6 +78,7 @@ def check_dtype_name(name, value):
     Returns
     -------
     str
+        ``value`` unchanged.
 
     Raises
     ------
@@ -159,6 +160,7 @@ class CoordCheckConfig:
         Returns
         -------
         dict
+            Name to value; ``"experiment"`` is ``"coordcheck"``.
         """
         return {"experiment": "coordcheck", "steps": int(self.steps),
                 "momentum": float(self.momentum), "depth": self.depth, "d_in": self.d_in,
@@ -217,14 +219,32 @@ def _sizes(xp, activations) -> list:
     return [float(v) for v in to_numpy(xp.stack([xp.abs(a).mean() for a in activations]))]
 
 
+def point_model(point: SweepPoint, d_in: int, num_classes: int, rng) -> MLP:
+    """The low-rank variational MLP of a sweep point: ``depth`` hidden layers of ``width``.
+
+    Parameters
+    ----------
+    point : SweepPoint
+        Its free parameters ``depth``, ``parametrization``, ``rank``, ``backend`` and ``dtype``
+        set the network.
+    d_in, num_classes : int
+        Input and output sizes.
+    rng : numpy.random.Generator
+        Draws the initialization.
+
+    Returns
+    -------
+    MLP
+        Sizes ``(d_in, width, …, width, num_classes)``.
+    """
+    p = point.param
+    sizes = (d_in,) + (point.width,) * int(p("depth")) + (num_classes,)
+    return MLP(sizes, rng, parametrization=p("parametrization"), covariance="lowrank",
+               rank=p("rank"), backend=p("backend"), dtype=np.dtype(p("dtype")))
+
+
 def coordcheck_point(point: SweepPoint) -> dict:
     """Sizes of every layer, path and step for one (width, seed, parametrization) point.
-
-    ``point`` carries ``width``, ``lr``, ``seed`` and the free parameters of
-    :meth:`CoordCheckConfig.point_params` plus ``parametrization``. Returns
-    ``{"{path}_t{step}_{layer}": size}`` for path in ``PATHS``, step in ``0..steps``, layer in
-    :func:`layer_names`; a size is NaN from the step at which training produced a NaN/inf
-    objective on (reported, not raised: blow-up is a possible outcome under SP).
 
     The points come from :meth:`CoordCheckConfig.points`, which validated the settings; the
     model and optimizer check them again (ValueError naming the setting).
@@ -232,10 +252,15 @@ def coordcheck_point(point: SweepPoint) -> dict:
     Parameters
     ----------
     point : SweepPoint
+        Carries ``width``, ``lr``, ``seed`` and the free parameters of
+        :meth:`CoordCheckConfig.point_params` plus ``parametrization``.
 
     Returns
     -------
     dict
+        ``{"{path}_t{step}_{layer}": size}`` for path in ``PATHS``, step in ``0..steps``, layer
+        in :func:`layer_names`; a size is NaN from the step at which training produced a NaN/inf
+        objective on (reported, not raised: blow-up is a possible outcome under SP).
 
     Raises
     ------
@@ -249,9 +274,7 @@ def coordcheck_point(point: SweepPoint) -> dict:
     seq_data, seq_init, seq_train, seq_probe = np.random.SeedSequence(point.seed).spawn(4)
     rng_data, rng_init, rng_train = (np.random.default_rng(s) for s in (seq_data, seq_init, seq_train))
     batches = synthetic_batches(rng_data, steps, p("batch_size"), p("d_in"), p("num_classes"))
-    sizes = (p("d_in"),) + (point.width,) * depth + (p("num_classes"),)
-    model = MLP(sizes, rng_init, parametrization=p("parametrization"), covariance="lowrank",
-                rank=p("rank"), backend=p("backend"), dtype=np.dtype(p("dtype")))
+    model = point_model(point, p("d_in"), p("num_classes"), rng_init)
     xp = model.xp
     # max_loss=inf: a large objective is a measurement here, not a failure; NaN still stops
     state = train_state(model, point.lr, p("momentum"), loss="softmax_ce", max_loss=math.inf)
@@ -430,6 +453,7 @@ def format_slopes(slopes) -> str:
     Returns
     -------
     str
+        The header and one line per (parametrization, path, step).
 
     Raises
     ------

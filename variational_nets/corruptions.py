@@ -112,13 +112,7 @@ def _signs(rng, n):
     return np.where(rng.random(n) < 0.5, -1.0, 1.0)
 
 
-def _identity(images, f):
-    return images.copy() if f == 0 else None
-
-
-# Every corruption has the signature ``(images, severity, rng)``; its docstring states only the
-# formula, and this decorator appends the shared numpydoc sections, so that help() and the API
-# page show the complete docstring without one block repeated fifteen times.
+# The numpydoc sections of every corruption (the public signature is ``(images, severity, rng)``).
 _CORRUPTION_SECTIONS = """
 Parameters
 ----------
@@ -148,68 +142,72 @@ TypeError
 """
 
 
-def _corruption_doc(fn):
-    if fn.__doc__ is not None:  # None under ``python -OO``
-        fn.__doc__ = inspect.cleandoc(fn.__doc__) + "\n" + _CORRUPTION_SECTIONS
-    return fn
+def _corruption(body):
+    """The public ``name(images, severity, rng)`` around ``body(images, f, rng)``.
+
+    The wrapper checks the arguments, returns a copy at severity 0 and clips what ``body``
+    returns to [0, 1] in the images' dtype; ``body`` gets the checked images and the strength
+    ``f = severity / 5`` in ``(0, 1]``. The wrapper keeps ``body``'s name, and its own signature
+    ``(images, severity, rng)``; its docstring is ``body``'s (the formula) followed by the
+    numpydoc sections every corruption shares (:data:`_CORRUPTION_SECTIONS`), so that help() and
+    the API page show it whole without one block written fifteen times.
+    """
+    def corruption(images, severity, rng):
+        images, f = _check(images, severity, rng)
+        if f == 0:
+            return images.copy()
+        return _finish(body(images, f, rng), images)
+
+    for attr in ("__module__", "__name__", "__qualname__"):
+        setattr(corruption, attr, getattr(body, attr))
+    if body.__doc__ is not None:  # None under ``python -OO``
+        corruption.__doc__ = inspect.cleandoc(body.__doc__) + "\n" + _CORRUPTION_SECTIONS
+    return corruption
 
 
-@_corruption_doc
-def gaussian_noise(images, severity, rng):
+@_corruption
+def gaussian_noise(images, f, rng):
     """Additive Gaussian noise: ``x + σ ε`` with ``σ = 0.5 f``, ``ε ~ N(0, 1)`` per pixel."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
-    return _finish(images + 0.5 * f * rng.standard_normal(images.shape), images)
+    return images + 0.5 * f * rng.standard_normal(images.shape)
 
 
-@_corruption_doc
-def shot_noise(images, severity, rng):
-    """Photon (shot) noise: ``Poisson(λ x) / λ`` per pixel with ``λ = 4 / f²`` photons at ink 1."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def shot_noise(images, f, rng):
+    """Photon (shot) noise: ``Poisson(λ x) / λ`` per pixel with ``λ = 4 / f²`` photons at ink 1.
+    """
     lam = 4.0 / f ** 2
-    return _finish(rng.poisson(lam * images) / lam, images)
+    return rng.poisson(lam * images) / lam
 
 
-@_corruption_doc
-def impulse_noise(images, severity, rng):
-    """Salt-and-pepper noise: each pixel becomes 0 or 1 (equally likely) with probability ``0.3 f``."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def impulse_noise(images, f, rng):
+    """Salt-and-pepper noise: each pixel becomes 0 or 1 (equally likely) with probability ``0.3 f``.
+    """
     hit = rng.random(images.shape) < 0.3 * f
     salt = rng.random(images.shape) < 0.5
-    return _finish(np.where(hit, salt.astype(np.float64), images), images)
+    return np.where(hit, salt.astype(np.float64), images)
 
 
-@_corruption_doc
-def glass_blur(images, severity, rng):
+@_corruption
+def glass_blur(images, f, rng):
     """Frosted glass: a Gaussian blur of std ``0.7 f · H/28`` pixels, then every pixel takes the
     value of a uniformly random pixel within ``δ = max(1, round(2 f · H/28))`` rows and columns
     (clipped at the border).
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, h, w = images.shape
     unit = h / 28.0
     blurred = ndimage.gaussian_filter(images.astype(np.float64), sigma=(0.0, 0.7 * f * unit, 0.7 * f * unit))
     delta = max(1, int(round(2 * f * unit)))
     rows = np.clip(np.arange(h)[None, :, None] + rng.integers(-delta, delta + 1, (n, h, w)), 0, h - 1)
     cols = np.clip(np.arange(w)[None, None, :] + rng.integers(-delta, delta + 1, (n, h, w)), 0, w - 1)
-    return _finish(blurred[np.arange(n)[:, None, None], rows, cols], images)
+    return blurred[np.arange(n)[:, None, None], rows, cols]
 
 
-@_corruption_doc
-def motion_blur(images, severity, rng):
+@_corruption
+def motion_blur(images, f, rng):
     """Motion blur: the mean of the image shifted along a segment of length ``0.35 f H`` pixels in
     a uniformly random direction (per image), over ``max(2, ⌈length⌉) + 1`` equally spaced taps.
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, h, _ = images.shape
     length = 0.35 * f * h
     theta = rng.uniform(0.0, np.pi, n)
@@ -217,95 +215,79 @@ def motion_blur(images, severity, rng):
     eye = np.broadcast_to(np.eye(2), (n, 2, 2))
     taps = np.linspace(-0.5, 0.5, max(2, math.ceil(length)) + 1)
     total = sum(_resample(images, eye, t * length * direction) for t in taps)
-    return _finish(total / taps.size, images)
+    return total / taps.size
 
 
-@_corruption_doc
-def shear(images, severity, rng):
-    """Horizontal shear about the centre: ``A = [[1, 0], [s, 1]]`` with ``s = ±0.6 f`` (random sign)."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def shear(images, f, rng):
+    """Horizontal shear about the centre: ``A = [[1, 0], [s, 1]]`` with ``s = ±0.6 f`` (random sign).
+    """
     n = images.shape[0]
     s = 0.6 * f * _signs(rng, n)
     matrices = np.zeros((n, 2, 2))
     matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
     matrices[:, 1, 0] = s
-    return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
+    return _resample(images, matrices, np.zeros((n, 2)))
 
 
-@_corruption_doc
-def scale(images, severity, rng):
+@_corruption
+def scale(images, f, rng):
     """Zoom out about the centre: the digit shrinks by the factor ``1 − 0.5 f`` (``A = I/(1 − 0.5 f)``).
 
     The generator is not used (the corruption is deterministic) but is checked.
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n = images.shape[0]
     matrices = np.broadcast_to(np.eye(2) / (1.0 - 0.5 * f), (n, 2, 2))
-    return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
+    return _resample(images, matrices, np.zeros((n, 2)))
 
 
-@_corruption_doc
-def rotate(images, severity, rng):
-    """Rotation about the centre by ``±90° f`` (random sign per image)."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def rotate(images, f, rng):
+    """Rotation about the centre by ``±90° f`` (random sign per image).
+    """
     n = images.shape[0]
     angle = np.deg2rad(90.0 * f) * _signs(rng, n)
     cos, sin = np.cos(angle), np.sin(angle)
     matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-    return _finish(_resample(images, matrices, np.zeros((n, 2))), images)
+    return _resample(images, matrices, np.zeros((n, 2)))
 
 
-@_corruption_doc
-def translate(images, severity, rng):
-    """Translation by ``0.3 f H`` pixels in a uniformly random direction (per image)."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def translate(images, f, rng):
+    """Translation by ``0.3 f H`` pixels in a uniformly random direction (per image).
+    """
     n, h, _ = images.shape
     theta = rng.uniform(0.0, 2 * np.pi, n)
     shifts = 0.3 * f * h * np.stack([np.sin(theta), np.cos(theta)], -1)
-    return _finish(_resample(images, np.broadcast_to(np.eye(2), (n, 2, 2)), shifts), images)
+    return _resample(images, np.broadcast_to(np.eye(2), (n, 2, 2)), shifts)
 
 
-@_corruption_doc
-def brightness(images, severity, rng):
-    """Brightness: ``x + 0.6 f`` (the background turns grey); deterministic, ``rng`` checked only."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
-    return _finish(images + 0.6 * f, images)
+@_corruption
+def brightness(images, f, rng):
+    """Brightness: ``x + 0.6 f`` (the background turns grey); deterministic, ``rng`` checked only.
+    """
+    return images + 0.6 * f
 
 
-@_corruption_doc
-def contrast(images, severity, rng):
-    """Contrast: ``m + (1 − 0.8 f)(x − m)`` with ``m`` each image's mean pixel; deterministic."""
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
+@_corruption
+def contrast(images, f, rng):
+    """Contrast: ``m + (1 − 0.8 f)(x − m)`` with ``m`` each image's mean pixel; deterministic.
+    """
     mean = images.mean(axis=(1, 2), keepdims=True)
-    return _finish(mean + (1.0 - 0.8 * f) * (images - mean), images)
+    return mean + (1.0 - 0.8 * f) * (images - mean)
 
 
-@_corruption_doc
-def stripe(images, severity, rng):
+@_corruption
+def stripe(images, f, rng):
     """Stripe: the pixels of a vertical band of ``max(1, round(0.25 f W))`` columns at a uniformly
     random position are inverted, ``x ↦ 1 − x`` (per image).
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, _, w = images.shape
     width = max(1, int(round(0.25 * f * w)))
     start = rng.integers(0, w - width + 1, n)
     cols = np.arange(w)[None, :]
     band = (cols >= start[:, None]) & (cols < start[:, None] + width)
-    return _finish(np.where(band[:, None, :], 1.0 - images, images), images)
+    return np.where(band[:, None, :], 1.0 - images, images)
 
 
 def _draw_polyline(points, h, w, thickness):
@@ -320,15 +302,12 @@ def _draw_polyline(points, h, w, thickness):
     return np.clip(1.0 + thickness - d, 0.0, 1.0)
 
 
-@_corruption_doc
-def zigzag(images, severity, rng):
+@_corruption
+def zigzag(images, f, rng):
     """Zigzag: a bright polyline of 4 segments crossing the image from a random left-edge row to a
     random right-edge row, its vertices alternating ``±0.25 H`` about the straight path, drawn
     ``0.5 · H/28`` pixels thick with opacity ``f`` (``max(x, f · line)``).
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, h, w = images.shape
     cols = np.linspace(0.0, w - 1.0, 5)
     start, end = rng.uniform(0, h - 1, n), rng.uniform(0, h - 1, n)
@@ -336,18 +315,15 @@ def zigzag(images, severity, rng):
     rows = rows + 0.25 * h * np.array([0, 1, -1, 1, 0])[None, :] * _signs(rng, n)[:, None]
     points = np.stack([np.clip(rows, 0, h - 1), np.broadcast_to(cols, rows.shape)], -1)
     line = _draw_polyline(points, h, w, 0.5 * h / 28.0)
-    return _finish(np.maximum(images, f * line), images)
+    return np.maximum(images, f * line)
 
 
-@_corruption_doc
-def dotted_line(images, severity, rng):
+@_corruption
+def dotted_line(images, f, rng):
     """Dotted line: dots every ``3 · H/28`` pixels along the segment between two uniformly random
     points on the top and bottom edges, each dot a pixel disc of radius ``0.5 · H/28``, with
     opacity ``f`` (``max(x, f · dots)``).
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, h, w = images.shape
     unit = h / 28.0
     top = np.stack([np.zeros(n), rng.uniform(0, w - 1, n)], -1)
@@ -359,17 +335,14 @@ def dotted_line(images, severity, rng):
     d = np.sqrt((r[None, None] - dots[..., 0, None, None]) ** 2
                 + (c[None, None] - dots[..., 1, None, None]) ** 2).min(axis=1)
     ink = np.clip(1.0 + 0.5 * unit - d, 0.0, 1.0)
-    return _finish(np.maximum(images, f * ink), images)
+    return np.maximum(images, f * ink)
 
 
-@_corruption_doc
-def fog(images, severity, rng):
+@_corruption
+def fog(images, f, rng):
     """Fog: ``x + 0.7 f · φ`` with ``φ`` a smooth random field in [0, 1] (per image): standard
     normal values on a 4×4 grid, upsampled to (H, W) by cubic splines and rescaled to [0, 1].
     """
-    images, f = _check(images, severity, rng)
-    if (same := _identity(images, f)) is not None:
-        return same
     n, h, w = images.shape
     coarse = rng.standard_normal((n, 4, 4))
     # cubic-spline zoom is separable: field = U_h coarse U_wᵀ with U the zoom of the unit vectors
@@ -377,7 +350,7 @@ def fog(images, severity, rng):
     lo = field.min(axis=(1, 2), keepdims=True)
     hi = field.max(axis=(1, 2), keepdims=True)
     field = (field - lo) / np.maximum(hi - lo, 1e-12)
-    return _finish(images + 0.7 * f * field, images)
+    return images + 0.7 * f * field
 
 
 def _zoom_matrix(size_in, size_out):
@@ -401,12 +374,16 @@ def corrupt(name: str, images, severity, rng):
     ----------
     name : str
     images : array (N, H, W) in [0, 1]
+        Passed on to the corruption.
     severity : float in [0, 5]
+        Passed on; 0 gives a copy of ``images``.
     rng : numpy.random.Generator
+        Passed on; the same state gives the same corrupted images.
 
     Returns
     -------
     array (N, H, W) in [0, 1]
+        The images corrupted by ``name`` at ``severity``.
 
     Raises
     ------
@@ -433,6 +410,7 @@ def out_of_distribution(images):
     Returns
     -------
     array (N, H, W) in [0, 1], same dtype
+        ``1 − images``.
 
     Raises
     ------

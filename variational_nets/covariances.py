@@ -63,6 +63,18 @@ def _new(value, spec, parametrization, xp, dtype):
                      parametrization.lr_multiplier(spec))
 
 
+def _companion_specs(names, mean_specs, role: str, *rank):
+    """``(name, spec, mean shape)`` of a family's weight and bias tensors, in that order.
+
+    ``names`` are the family's two tensor names; each spec copies the layer and fans of the
+    mean tensor of its kind and takes ``role`` (and the ``rank`` of a factor).
+    """
+    for kind, name in zip(("weight", "bias"), names):
+        mean = mean_specs[kind]
+        shape = (mean.fan_out, mean.fan_in) if kind == "weight" else (mean.fan_out,)
+        yield name, TensorSpec(kind, mean.layer, mean.fan_in, mean.fan_out, role, *rank), shape
+
+
 class FactorCovariance:
     """``Cov(θ) = S Sᵀ`` with a factor ``S`` (P, R), ``P = n_out·n_in + n_out``.
 
@@ -110,13 +122,9 @@ class FactorCovariance:
             ``factor_weight`` (n_out, n_in, R) and ``factor_bias`` (n_out, R).
         """
         out = {}
-        for kind, name in zip(("weight", "bias"), self.tensor_names):
-            mean = mean_specs[kind]
-            spec = TensorSpec(kind, mean.layer, mean.fan_in, mean.fan_out, "factor", self.rank)
-            shape = (mean.fan_out, mean.fan_in, self.rank) if kind == "weight" \
-                else (mean.fan_out, self.rank)
-            out[name] = _new(parametrization.init_std(spec) * rng.standard_normal(shape), spec,
-                             parametrization, xp, dtype)
+        for name, spec, shape in _companion_specs(self.tensor_names, mean_specs, "factor", self.rank):
+            out[name] = _new(parametrization.init_std(spec) * rng.standard_normal(shape + (self.rank,)),
+                             spec, parametrization, xp, dtype)
         return out
 
     def sample_noise(self, layer, rng):
@@ -125,7 +133,9 @@ class FactorCovariance:
         Parameters
         ----------
         layer : VariationalLinear
+            Gives the backend and dtype.
         rng : numpy.random.Generator
+            Draws the ``R`` normals (one draw for the whole layer).
 
         Returns
         -------
@@ -176,6 +186,7 @@ class FactorCovariance:
         ----------
         xp : module
         params : mapping
+            Holds ``factor_weight`` (n_out, n_in, R) and ``factor_bias`` (n_out, R).
         x : array (N, n_in)
 
         Returns
@@ -240,10 +251,7 @@ class DiagonalCovariance:
         dict of Parameter
         """
         out = {}
-        for kind, name in zip(("weight", "bias"), self.tensor_names):
-            mean = mean_specs[kind]
-            spec = TensorSpec(kind, mean.layer, mean.fan_in, mean.fan_out, "scale")
-            shape = (mean.fan_out, mean.fan_in) if kind == "weight" else (mean.fan_out,)
+        for name, spec, shape in _companion_specs(self.tensor_names, mean_specs, "scale"):
             out[name] = _new(np.full(shape, parametrization.init_std(spec)), spec,
                              parametrization, xp, dtype)
         return out
@@ -254,7 +262,9 @@ class DiagonalCovariance:
         Parameters
         ----------
         layer : VariationalLinear
+            Gives the shapes, the backend and the dtype.
         rng : numpy.random.Generator
+            Draws ``ε_W`` then ``ε_b``.
 
         Returns
         -------
@@ -299,11 +309,13 @@ class DiagonalCovariance:
         ----------
         xp : module
         params : mapping
+            Holds ``scale_weight`` (n_out, n_in) and ``scale_bias`` (n_out,).
         x : array (N, n_in)
 
         Returns
         -------
         (v, cache)
+            ``v`` (N, n_out) and ``x²`` for :meth:`variance_backward`.
         """
         x2 = x * x
         return x2 @ (params["scale_weight"] ** 2).T + params["scale_bias"] ** 2, (x2,)
@@ -372,6 +384,7 @@ def make_covariance(name: str, n_in: int, n_out: int, rank=None):
     Returns
     -------
     FactorCovariance or DiagonalCovariance
+        A new family object; it holds no tensors until the layer asks it for them.
 
     Raises
     ------

@@ -97,11 +97,13 @@ def toy_regression(rng, noise_std: float = 0.02, points_per_cluster: int = 33,
     Returns
     -------
     Dataset
+        ``3 · points_per_cluster`` training points in the clusters, ``num_test`` test points.
 
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, a negative or non-finite ``noise_std``, non-positive sizes,
+        or targets beyond float32 (each named in the message).
     """
     as_generator("rng", rng)
     noise_std = as_float("noise_std", noise_std, low=0)
@@ -142,11 +144,13 @@ def two_moons(rng, num_points: int = 600, noise: float = 0.1, num_train: int = 2
     Returns
     -------
     Dataset
+        Training and test points of the two half circles, labels 0/1.
 
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, ``num_points < 2``, a negative ``noise`` or a ``num_train``
+        outside ``(0, num_points)`` (each named in the message).
     """
     as_generator("rng", rng)
     num_points = as_int("num_points", num_points, minimum=2)
@@ -409,7 +413,8 @@ def synthetic_images(rng, split=(600, 200, 400), side: int = 12, num_classes: in
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a non-Generator ``rng``, ``side < 4``, ``num_classes < 2``, a negative
+        ``template_seed`` or a bad ``split`` (each named in the message).
     """
     as_generator("rng", rng)
     side = as_int("side", side, minimum=4)
@@ -449,6 +454,7 @@ def cifar10_folder(data_dir) -> str:
     Returns
     -------
     str
+        ``data_dir``, or its ``cifar-10-batches-bin`` subfolder when the files are there.
 
     Raises
     ------

@@ -155,6 +155,16 @@ def _can_create_in(folder: Path) -> bool:
         return False
 
 
+def _path_text(path, name: str, expected: str) -> str:
+    """``os.fspath(path)``; TypeError for a non-path, ValueError for an empty one (naming ``name``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not text:
+        raise ValueError(f"{name}: expected {expected}, got an empty path")
+    return text
+
+
 def check_output_file(path, *, name: str = "path", suffixes: tuple[str, ...] = ()) -> Path:
     """``path`` as a :class:`~pathlib.Path` if a file can be written there, else ValueError.
 
@@ -170,7 +180,7 @@ def check_output_file(path, *, name: str = "path", suffixes: tuple[str, ...] = (
     Returns
     -------
     pathlib.Path
-        ``path``; nothing is created.
+        ``path``, in a writable folder; nothing is created.
 
     Raises
     ------
@@ -180,11 +190,7 @@ def check_output_file(path, *, name: str = "path", suffixes: tuple[str, ...] = (
         An empty path; a path that names a folder; a folder that does not exist, is a file or
         is not writable; an existing file that is not writable; a suffix not in ``suffixes``.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
-    text = os.fspath(path)
-    if not text:
-        raise ValueError(f"{name}: expected a file name, got an empty path")
+    text = _path_text(path, name, "a file name")
     path = Path(path)
     if path.is_dir() or text.endswith(os.sep):
         raise ValueError(f"{name}: {text!r} is a folder, expected a file name")
@@ -216,7 +222,7 @@ def check_output_dir(path, *, name: str = "out_dir", create: bool = False,
     Returns
     -------
     pathlib.Path
-        ``path``; nothing is created.
+        ``path``, a folder that exists or that the caller may create; nothing is created.
 
     Raises
     ------
@@ -226,10 +232,7 @@ def check_output_dir(path, *, name: str = "out_dir", create: bool = False,
         An empty path; a path that is a file; a folder that is not writable; a missing folder
         when ``create`` is false; a missing parent when ``parents`` is false.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
-    if not os.fspath(path):
-        raise ValueError(f"{name}: expected a folder, got an empty path")
+    _path_text(path, name, "a folder")
     path = Path(path)
     if path.exists():
         if not path.is_dir():

@@ -95,11 +95,14 @@ def kernel_suffix(dtype, buffer: str = "same") -> str:
     Parameters
     ----------
     dtype : float32 or float64
+        The dtype of the factor and its gradient.
     buffer : {"same", "bfloat16"}, default "same"
+        The momentum buffer's storage: the factor's dtype, or bfloat16 bits.
 
     Returns
     -------
     str
+        ``f32`` or ``f64``, with ``_bf16`` for a bfloat16 buffer.
 
     Raises
     ------
@@ -130,11 +133,14 @@ def kernel_source(dtype, buffer: str = "same") -> str:
     Parameters
     ----------
     dtype : float32 or float64
+        Sets the kernel's C type (``float`` or ``double``).
     buffer : {"same", "bfloat16"}, default "same"
+        As for :func:`kernel_suffix`.
 
     Returns
     -------
     str
+        The source of one ``extern "C"`` kernel, ``fused_factor_momentum_update_<suffix>``.
 
     Raises
     ------

@@ -135,6 +135,7 @@ class Linear:
         Parameters
         ----------
         rng : numpy.random.Generator
+            Not drawn from: a deterministic layer has no noise.
 
         Returns
         -------
@@ -328,6 +329,7 @@ class VariationalLinear(Linear):
         Parameters
         ----------
         rng : numpy.random.Generator
+            Handed to the covariance family, which draws from it.
 
         Returns
         -------

@@ -102,6 +102,7 @@ def output_layer_model(model, x) -> OutputLayerModel:
     Returns
     -------
     OutputLayerModel
+        The last layer as a linear-Gaussian model over the features ``[h(x); 1]``.
 
     Raises
     ------
@@ -175,7 +176,7 @@ def jacobian(model, x) -> dict:
     Raises
     ------
     ValueError, TypeError
-        For a model that is not an MLP or has several outputs, and inputs that do not fit it.
+        For a model that is not an MLP or has several outputs, and an ``x`` that does not fit it.
 
     Notes
     -----
@@ -220,7 +221,8 @@ def empirical_ntk(model, x1, x2=None) -> np.ndarray:
     Raises
     ------
     ValueError, TypeError
-        For a model that is not an MLP or has several outputs, and inputs that do not fit it.
+        For a model that is not an MLP or has several outputs, and an ``x1`` or ``x2`` that does
+        not fit it.
 
     Notes
     -----

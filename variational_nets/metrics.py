@@ -103,6 +103,7 @@ def accuracy(probs, labels) -> float:
     Returns
     -------
     float
+        In ``[0, 1]``.
 
     Raises
     ------
@@ -119,12 +120,15 @@ def nll(probs, labels) -> float:
 
     Parameters
     ----------
-    probs, labels
-        As for :func:`accuracy`.
+    probs : array_like (N, C)
+        Probabilities, rows summing to 1; the entry of each row's label is logged.
+    labels : integer array_like (N,)
+        Values in ``0 .. C − 1``.
 
     Returns
     -------
     float
+        ``≥ 0``; 0 when every label has probability 1.
 
     Raises
     ------
@@ -141,12 +145,15 @@ def brier(probs, labels) -> float:
 
     Parameters
     ----------
-    probs, labels
-        As for :func:`accuracy`.
+    probs : array_like (N, C)
+        Probabilities, rows summing to 1, compared with the one-hot labels.
+    labels : integer array_like (N,)
+        Values in ``0 .. C − 1``.
 
     Returns
     -------
     float
+        In ``[0, 2]``; 0 when every row is the one-hot label.
 
     Raises
     ------
@@ -164,14 +171,17 @@ def ece(probs, labels, n_bins: int = ECE_BINS) -> float:
 
     Parameters
     ----------
-    probs, labels
-        As for :func:`accuracy`.
+    probs : array_like (N, C)
+        Probabilities, rows summing to 1; the top one is the confidence that is binned.
+    labels : integer array_like (N,)
+        Values in ``0 .. C − 1``; say whether the top label is right.
     n_bins : int, default 15
         Positive.
 
     Returns
     -------
     float
+        In ``[0, 1]``: the bin-weighted gap between confidence and accuracy.
 
     Raises
     ------
@@ -196,12 +206,15 @@ def classification_metrics(probs, labels) -> ClassificationMetrics:
 
     Parameters
     ----------
-    probs, labels
-        As for :func:`accuracy`.
+    probs : array_like (N, C)
+        Probabilities, rows summing to 1.
+    labels : integer array_like (N,)
+        Values in ``0 .. C − 1``.
 
     Returns
     -------
     ClassificationMetrics
+        The four values of :func:`accuracy`, :func:`nll`, :func:`brier`, :func:`ece`.
 
     Raises
     ------
@@ -298,6 +311,7 @@ def rmse(mean, y) -> float:
     Returns
     -------
     float
+        ``≥ 0``, in the units of ``y``.
 
     Raises
     ------
@@ -323,6 +337,7 @@ def gaussian_nll(mean, var, y) -> float:
     Returns
     -------
     float
+        Mean NLL in nats (negative when the variances are small and the errors smaller).
 
     Raises
     ------
@@ -364,6 +379,7 @@ def regression_metrics(mean, var, y) -> RegressionMetrics:
     Returns
     -------
     RegressionMetrics
+        The values of :func:`rmse` and :func:`gaussian_nll`.
 
     Raises
     ------

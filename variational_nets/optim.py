@@ -177,6 +177,7 @@ def sgd(model, lr: float, momentum: float = 0.9, fused: bool = True,
     Parameters
     ----------
     model : MLP
+        Its tensors' step multipliers scale ``lr`` per tensor.
     lr : float
         Base step size (positive, finite).
     momentum : float, default 0.9

@@ -181,6 +181,7 @@ class Parametrization:
         Returns
         -------
         float
+            ``mean_std / sqrt(rank)``.
 
         Raises
         ------
@@ -203,6 +204,7 @@ class Parametrization:
         Returns
         -------
         float
+            ``mean_multiplier / rank``.
 
         Raises
         ------

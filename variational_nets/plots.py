@@ -174,12 +174,14 @@ def plot_coordcheck(result, path=None):
     Parameters
     ----------
     result : variational_nets.coordcheck.CoordCheckResult
+        What :func:`~variational_nets.coordcheck.run_coordcheck` returned.
     path : str or os.PathLike, optional
         Where to save the figure (atomically, in its suffix's format); then it is closed.
 
     Returns
     -------
     matplotlib.figure.Figure
+        One row per path (mean, sampled), one column per (parametrization, step).
     """
     from .coordcheck import PATHS, coordcheck_slopes
 
@@ -222,12 +224,14 @@ def plot_transfer(result, path=None):
     Parameters
     ----------
     result : variational_nets.transfer.TransferResult
+        The sweep of :func:`~variational_nets.transfer.run_transfer`, every width and step.
     path : str or os.PathLike, optional
         Where to save the figure (atomically, in its suffix's format); then it is closed.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Rows train loss and test NLL, one column per parametrization.
     """
     from matplotlib.transforms import blended_transform_factory
 
@@ -301,12 +305,14 @@ def plot_benchmark(result, path=None):
     Parameters
     ----------
     result : variational_nets.benchmark.BenchmarkResult
+        Every run of the benchmark; its estimates give the points and bars.
     path : str or os.PathLike, optional
         Where to save the figure (atomically, in its suffix's format); then it is closed.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Two rows of four panels: the seven of :data:`BENCHMARK_PANELS` and the legend.
     """
     plt = _pyplot()
     cfg = result.config

@@ -129,10 +129,12 @@ class Parameter:
         Parameters
         ----------
         value : array
+            The tensor, kept as it is (not copied).
 
         Returns
         -------
         Parameter
+            ``value`` with no spec; :func:`~variational_nets.optim.sgd` refuses it while trainable.
         """
         return cls(value, None, None, None)
 
@@ -152,10 +154,12 @@ class Parameter:
         Parameters
         ----------
         value : array
+            The new value, of any shape (no check against the spec).
 
         Returns
         -------
         Parameter
+            A copy of this parameter; spec, init std, multiplier and momentum dtype unchanged.
         """
         return dataclasses.replace(self, value=value)
 

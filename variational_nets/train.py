@@ -139,9 +139,11 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
     Parameters
     ----------
     model : MLP
+        The network to train; its tensors carry their step multipliers.
     lr : float
-        Base step size (positive, finite).
+        Base step size (positive, finite), as for :func:`~variational_nets.optim.sgd`.
     momentum : float, default 0.9
+        As for :func:`~variational_nets.optim.sgd`.
     loss, expectation, kl_weight, max_loss
         The :class:`Objective`.
     fused : bool, default True
@@ -152,11 +154,13 @@ def train_state(model, lr, momentum=0.9, loss="squared_error", expectation="clos
     Returns
     -------
     TrainState
+        The optimizer (zero momentum buffers) and the objective it minimizes.
 
     Raises
     ------
     ValueError, TypeError
-        For a bad argument (named in the message).
+        For a model that is not an MLP and the optimizer's and objective's bad arguments
+        (named in the message).
     """
     _check_model(model)
     objective = Objective(loss, expectation, kl_weight, max_loss)
@@ -388,6 +392,7 @@ def fit(model, state: TrainState, x, y, epochs: int, batch_size: int, rng, quiet
     Returns
     -------
     TrainHistory
+        The mean objective per epoch, the step count and the wall time.
 
     Raises
     ------
@@ -487,6 +492,7 @@ def predict(model, x, loss: str, num_samples: int = 16, rng=None, batch_size: in
     Returns
     -------
     Prediction
+        The mean and the spread over the ``num_samples`` weight samples.
 
     Raises
     ------

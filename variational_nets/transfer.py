@@ -42,7 +42,7 @@ import numpy as np
 
 from . import data as data_mod
 from .backend import BACKENDS, asarray, get_xp, one_blas_thread
-from .coordcheck import check_dtype_name
+from .coordcheck import check_dtype_name, point_model
 from .losses import get_loss
 from .model import MLP
 from .sweep import SweepPoint, grid, run_sweep_strict
@@ -142,6 +142,7 @@ class TransferConfig:
         Returns
         -------
         dict
+            Name to value; ``"experiment"`` is ``"transfer"``.
         """
         params = {"experiment": "transfer", "task": self.task, "epochs": self.epochs,
                   "batch_size": self.batch_size, "momentum": float(self.momentum),
@@ -204,6 +205,7 @@ def synthetic_task(rng, num_train: int = 1024, num_test: int = 512, d_in: int = 
     Returns
     -------
     Dataset
+        Training and test splits of the teacher task.
 
     Raises
     ------
@@ -245,6 +247,7 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
     Returns
     -------
     float
+        The objective on ``(x, y)``, averaged over ``num_samples`` weight samples.
 
     Raises
     ------
@@ -274,9 +277,6 @@ def expected_training_loss(model, x, y, loss: str, num_samples: int, rng,
 def transfer_point(point: SweepPoint) -> dict:
     """Train one (width, base step, seed, parametrization) point and measure it.
 
-    Returns ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
-    divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
-
     Parameters
     ----------
     point : SweepPoint
@@ -285,6 +285,8 @@ def transfer_point(point: SweepPoint) -> dict:
     Returns
     -------
     dict
+        ``{"train_loss", "test_nll", "test_accuracy", "diverged", "steps"}``; after a
+        divergence the losses are ``inf`` and the accuracy NaN (a diverged run is a result here).
 
     Raises
     ------
@@ -303,11 +305,7 @@ def _measure_point(point: SweepPoint) -> dict:
     p = point.param
     ds = _dataset(p("task"), _param_or(point, "data_dir", None), _param_or(point, "limit", None))
     seq_init, seq_train, seq_eval = np.random.SeedSequence(point.seed).spawn(3)
-    depth = int(p("depth"))
-    sizes = (ds.x_train.shape[1],) + (point.width,) * depth + (ds.num_classes,)
-    model = MLP(sizes, np.random.default_rng(seq_init), parametrization=p("parametrization"),
-                covariance="lowrank", rank=p("rank"), backend=p("backend"),
-                dtype=np.dtype(p("dtype")))
+    model = point_model(point, ds.x_train.shape[1], ds.num_classes, np.random.default_rng(seq_init))
     state = train_state(model, point.lr, p("momentum"), loss="softmax_ce")
     try:
         history = fit(model, state, ds.x_train, ds.y_train, p("epochs"), p("batch_size"),
@@ -413,11 +411,14 @@ class TransferResult:
         Parameters
         ----------
         parametrization : str
+            One of the config's parametrizations.
         metric : {"train_loss", "test_nll"}, default "train_loss"
+            What "best" minimizes.
 
         Returns
         -------
         tuple
+            One index (or None) per width of the config, in its order.
         """
         _check_metric(metric)
         attr = "best_train_index" if metric == "train_loss" else "best_nll_index"
@@ -429,11 +430,14 @@ class TransferResult:
         Parameters
         ----------
         parametrization : str
+            As for :meth:`best_indices`.
         metric : {"train_loss", "test_nll"}, default "train_loss"
+            As for :meth:`best_indices`.
 
         Returns
         -------
         float
+            ``0`` when every width has its best step at the same grid point.
         """
         idx = self.best_indices(parametrization, metric)
         if any(i is None for i in idx):
@@ -517,6 +521,7 @@ def format_transfer(result: TransferResult, metric: str = "train_loss") -> str:
     Returns
     -------
     str
+        The table: one line per (parametrization, width), then the drift of each parametrization.
 
     Raises
     ------

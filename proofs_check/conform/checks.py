@@ -317,9 +317,9 @@ def mc_step_spread(X, y, prior: lt.Gaussian, lr: float, mc_samples: int, *, lr_f
     Parameters
     ----------
     X : (n, d) array
-        The inputs.
+        The inputs of the one full-batch step.
     y : (n,) array
-        The targets.
+        The targets; their residual ``e = y − Xμ₀`` enters the mean's spread.
     prior : Gaussian
         The start ``(μ₀, L₀)``, factor ``(d, r)``.
     lr : float

@@ -330,7 +330,7 @@ class TensorTrainer(abc.ABC):
         Parameters
         ----------
         X : (n, d) array
-            The inputs, float64.
+            The inputs, float64, to copy into the trainer's tensors.
         y : (n,) array
             The targets, float64.
         prior_mean : (d,) array
@@ -371,13 +371,13 @@ class TensorTrainer(abc.ABC):
         prior_mean, prior_factor : array_like
             The prior's mean ``(d,)`` and factor ``(d, r)``, as in :class:`Trainer`.
         lr : float
-            The mean's step.
+            The mean's step, handed to :meth:`start`.
         steps : int
-            Optimizer steps, ``≥ 0``.
+            How many times :meth:`step` is called, ``≥ 0``.
         seed : int
-            Fixes every random draw of the run.
+            Handed to :meth:`start`, which seeds the trainer's generator with it.
         **options
-            The keywords of :class:`TrainerOptions`.
+            Checked as :class:`TrainerOptions` before :meth:`start` receives them.
 
         Returns
         -------
@@ -426,21 +426,21 @@ def reference_trainer(X, y, prior_mean, prior_factor, lr, steps, seed, **options
     Parameters
     ----------
     X : (n, d) array
-        The inputs.
+        The inputs, :func:`linear_theory.simulate`'s ``X``.
     y : (n,) array
-        The targets.
+        The targets, its ``y``.
     prior_mean : (d,) array
         The mean of the prior.
     prior_factor : (d, r) array
         The factor of the prior's covariance, ``r ≤ d``.
     lr : float
-        The mean's step on ``‖y − Xμ‖² + ‖XL‖²_F``.
+        The mean's step, :func:`linear_theory.simulate`'s ``lr``.
     steps : int
-        Optimizer steps, ``≥ 0``.
+        Optimizer steps, ``≥ 0``, :func:`linear_theory.simulate`'s ``steps``.
     seed : int
-        Fixes every random draw of the run.
+        Seeds :func:`linear_theory.simulate`'s generator.
     **options
-        The keywords of :class:`TrainerOptions`.
+        The keywords of :class:`TrainerOptions`, passed on to :func:`linear_theory.simulate`.
 
     Returns
     -------

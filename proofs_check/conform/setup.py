@@ -48,7 +48,8 @@ class Claims:
     Parameters
     ----------
     optimizer : {"gd", "sgd", "momentum"}, optional
-        Full-batch GD, mini-batch SGD or heavy-ball momentum.
+        The optimizer the trainer runs, passed as the option of the same name
+        (:class:`~proofs_check.conform.TrainerOptions`).
     batch_size : int, optional
         Rows per step (required for ``"sgd"``; mini-batch heavy ball for ``"momentum"``).
     momentum : float, optional
@@ -155,9 +156,9 @@ class Setup:
     Parameters
     ----------
     X : (n, d) array
-        The inputs.
+        The inputs every run of the plan is given.
     y : (n,) array
-        The targets.
+        The targets of every run.
     prior : linear_theory.Gaussian
         The prior every run starts from.
     multipliers : (d,) array or None

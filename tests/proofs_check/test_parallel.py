@@ -47,36 +47,19 @@ def test_only_the_package_claims_go_to_workers(monkeypatch):
     assert not parallelizable(registry.all_claims())
 
 
-def _alive_in_group(pgid: int) -> list:
-    alive = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(") ", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                alive.append(int(entry))
-    return alive
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
-def test_sigterm_ends_every_worker(tmp_path):
+def test_sigterm_ends_every_worker(tmp_path, group_processes, sigterm):
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = subprocess.Popen([sys.executable, "-m", "proofs_check", "run", "--only", "C9", "--only", "C10",
                              "--only", "C2", "--jobs", "2"], cwd=tmp_path, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_alive_in_group(proc.pid)) < 3:
+        while time.monotonic() < deadline and len(group_processes(proc.pid)) < 3:
             time.sleep(0.05)  # the command, its two workers (and multiprocessing's resource tracker)
-        assert proc.poll() is None and len(_alive_in_group(proc.pid)) >= 3
+        assert proc.poll() is None and len(group_processes(proc.pid)) >= 3
         time.sleep(1.0)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        stopped = time.monotonic() - sent
+        _, err, stopped = sigterm(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -84,6 +67,6 @@ def test_sigterm_ends_every_worker(tmp_path):
     assert stopped < 2.0
     assert "terminated (SIGTERM)" in err.splitlines()[-1] and "Traceback" not in err
     deadline = time.monotonic() + 5
-    while _alive_in_group(proc.pid) and time.monotonic() < deadline:
+    while group_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _alive_in_group(proc.pid) == []
+    assert group_processes(proc.pid) == []

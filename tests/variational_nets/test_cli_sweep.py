@@ -170,31 +170,13 @@ def test_missing_dask_names_the_extra(monkeypatch, capsys):
 
 # --- SIGTERM on a sweep in two worker processes ------------------------------------------------
 
-def _group(pgid: int) -> list:
-    """Processes of process group ``pgid`` that are alive (zombies, already dead and waiting for
-    init to reap them, do not count), read from /proc/*/stat."""
-    alive = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            alive.append(int(entry))
-    return alive
-
-
 SWEEP = [sys.executable, "-m", "variational_nets", "sweep", "transfer", "--task", "synthetic",
          "--widths", "64", "128", "256", "--lrs", "0.05", "0.1", "0.2", "--seeds", "0", "1",
          "--epochs", "3", "--processes", "2", "--quiet"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
-def test_sigterm_stops_the_sweep_and_every_worker_within_two_seconds(tmp_path):
+def test_sigterm_stops_the_sweep_and_every_worker_within_two_seconds(tmp_path, group_processes, sigterm):
     results = tmp_path / "r.jsonl"
     command = SWEEP + ["--results", str(results)]
     env = {**os.environ, "PYTHONPATH": ROOT}
@@ -203,15 +185,13 @@ def test_sigterm_stops_the_sweep_and_every_worker_within_two_seconds(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and len(results.read_text().splitlines()) >= 2 and len(_group(proc.pid)) >= 3:
+            if (results.exists() and len(results.read_text().splitlines()) >= 2
+                    and len(group_processes(proc.pid)) >= 3):
                 break  # two points finished, the two workers (and the resource tracker) are running
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        assert len(_group(proc.pid)) >= 3
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        stopped = time.monotonic() - sent
+        assert len(group_processes(proc.pid)) >= 3
+        out, err, stopped = sigterm(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -227,9 +207,9 @@ def test_sigterm_stops_the_sweep_and_every_worker_within_two_seconds(tmp_path):
     # every process the command started is gone: the workers at once; the resource tracker of
     # multiprocessing sees its pipe close when the command exits and follows within a moment
     deadline = time.monotonic() + 5
-    while _group(proc.pid) and time.monotonic() < deadline:
+    while group_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _group(proc.pid) == []
+    assert group_processes(proc.pid) == []
     # the printed command resumes: the finished points are not computed again
     resume = match.group(2).split()
     assert resume[:3] == ["python", "-m", "variational_nets"] and resume[3:] == command[3:]

@@ -71,18 +71,15 @@ g_shapes = st.one_of(
     st.tuples(st.integers(1, 40)),
     st.tuples(st.integers(1, 7), st.integers(1, 7)),
 )
+# the factor state of the reference tests: rank, dtype and the seed of its draws
+ranks = st.integers(1, 32)
+float_dtypes = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**32 - 1)
 
 
 @settings(max_examples=40)
-@given(
-    g_shape=g_shapes,
-    rank=st.integers(1, 32),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    momentum=st.sampled_from([0.0, 0.9]),
-    lr=st.sampled_from([1e-3, 0.1, 1.0]),
-    steps=st.integers(1, 4),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(g_shape=g_shapes, rank=ranks, dtype=float_dtypes, momentum=st.sampled_from([0.0, 0.9]),
+       lr=st.sampled_from([1e-3, 0.1, 1.0]), steps=st.integers(1, 4), seed=seeds)
 def test_reference_equals_explicit_outer_product_and_torch_two_step(
         g_shape, rank, dtype, momentum, lr, steps, seed):
     rng = np.random.default_rng(seed)
@@ -98,13 +95,7 @@ def test_reference_equals_explicit_outer_product_and_torch_two_step(
 
 
 @settings(max_examples=20)
-@given(
-    g_shape=g_shapes,
-    rank=st.integers(1, 32),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    momentum=st.sampled_from([0.0, 0.9]),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(g_shape=g_shapes, rank=ranks, dtype=float_dtypes, momentum=st.sampled_from([0.0, 0.9]), seed=seeds)
 def test_zero_buffer_gives_pytorch_first_step(g_shape, rank, dtype, momentum, seed):
     # PyTorch starts the buffer as a copy of the first gradient; a zero buffer must agree.
     rng = np.random.default_rng(seed)
@@ -119,14 +110,8 @@ def test_zero_buffer_gives_pytorch_first_step(g_shape, rank, dtype, momentum, se
 
 
 @settings(max_examples=20)
-@given(
-    g_shape=g_shapes,
-    rank=st.integers(1, 32),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    momentum=st.sampled_from([0.0, 0.5, 0.9]),
-    steps=st.integers(1, 12),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(g_shape=g_shapes, rank=ranks, dtype=float_dtypes, momentum=st.sampled_from([0.0, 0.5, 0.9]),
+       steps=st.integers(1, 12), seed=seeds)
 def test_constant_gradient_matches_closed_form(g_shape, rank, dtype, momentum, steps, seed):
     """Heavy ball with a constant gradient G and b_0 = 0:
     b_k = G (1 - m^k)/(1 - m),  S_k = S_0 - lr G sum_{i=1..k} (1 - m^i)/(1 - m)."""
@@ -528,7 +513,7 @@ def bf16_torch_like_steps(factor, bits, gz_pairs, lr, momentum):
 
 @settings(max_examples=25)
 @given(g_shape=g_shapes, rank=st.integers(1, 24), momentum=st.sampled_from([0.0, 0.9]),
-       lr=st.sampled_from([1e-3, 0.1]), steps=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+       lr=st.sampled_from([1e-3, 0.1]), steps=st.integers(1, 3), seed=seeds)
 def test_bfloat16_reference_equals_written_out_update(g_shape, rank, momentum, lr, steps, seed):
     rng = np.random.default_rng(seed)
     factor, start = make_state(rng, g_shape, rank, np.float32)

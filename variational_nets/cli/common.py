@@ -514,7 +514,7 @@ def figure_file(text: str) -> str:
     Parameters
     ----------
     text : str
-        The option's value as typed.
+        The option's value as typed: a file name such as ``fig.png`` or ``fig.pdf``.
 
     Returns
     -------

@@ -115,7 +115,7 @@ class SweepPoint:
         Returns
         -------
         bool, int, float or str
-            Its value.
+            The value the point was built with (a plain Python scalar).
 
         Raises
         ------

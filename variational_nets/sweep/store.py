@@ -61,7 +61,7 @@ class SweepRow:
         Returns
         -------
         bool, int, float or str
-            Its value.
+            What ``fn`` returned under ``name``.
 
         Raises
         ------
