@@ -119,7 +119,7 @@ def test_an_interrupt_is_one_line_and_writes_nothing(fake_claims, tmp_path, caps
 
 
 def test_an_error_outside_the_checks_is_internal(fake_claims, monkeypatch, capsys):
-    def broken(results):
+    def broken(results, wall_seconds=None):
         raise KeyError("summary")
 
     monkeypatch.setattr(cli, "summary_line", broken)

@@ -130,3 +130,14 @@ def test_select_names_the_argument_and_refuses_a_string():
     with pytest.raises(TypeError, match="only must hold claim ids"):
         select([1])
     assert [c.id for c in select(["c5"])] == ["C5"]
+
+
+def test_summary_shows_the_wall_time_and_the_checks_own_time_when_they_ran_in_parallel():
+    import dataclasses
+
+    results = [dataclasses.replace(run_claim(_claim(_passing, f"ZZ{i}"), Context()), seconds=10.0)
+               for i in (1, 2)]
+    assert cli.summary_line(results).endswith("(20.0 s)")
+    assert cli.summary_line(results, wall_seconds=11.0).endswith(
+        "(11.0 s; the checks' own time 20.0 s in parallel)")
+    assert cli.summary_line(results, wall_seconds=20.0).endswith("(20.0 s)")
