@@ -153,3 +153,43 @@ def test_toy_judging_fails_when_the_methods_are_swapped(monkeypatch):
     result = run_claim(_claim("C11-toy"), Context())
     assert result.exception is None and not result.passed
     assert all(not m.passed for m in result.outcome.measurements if m.judged)
+
+
+def test_toy_full_variant_adds_the_sampled_loss_and_two_moons_at_200_and_600_epochs(monkeypatch):
+    """--full wiring, on stand-in runs whose numbers we choose: 10 seeds, the sampled loss asked for
+    with ``expectation="mc"``, two moons at both epoch counts, each difference reported as computed."""
+    from types import SimpleNamespace
+
+    calls = []
+
+    def stand_in(task, seeds, methods, **options):
+        calls.append((task, tuple(seeds), tuple(methods), options))
+        out = {}
+        for m in methods:
+            for s in seeds:
+                ibvi = m == "ibvi"
+                mse_shift = 0.001 if options.get("expectation") == "mc" else 0.0
+                metrics = SimpleNamespace(gaussian_nll=-3.0 if ibvi else 1.0,
+                                          rmse=np.sqrt(0.010 + mse_shift + (0.002 if ibvi else 0.0)),
+                                          nll=0.02 + (0.005 if ibvi else 0.0) + 1e-4 * s,
+                                          accuracy=1.0 - (0.01 if ibvi else 0.0))
+                out[m, s] = SimpleNamespace(metrics=metrics, spread=SimpleNamespace(
+                    on_data=0.1 if ibvi else 0.0, gaps=0.3 if ibvi else 0.0, outside=1.0))
+        return out
+
+    monkeypatch.setattr(images, "_toy_runs", stand_in)
+    result = run_claim(_claim("C11-toy"), Context(full=True))
+    assert result.exception is None and result.passed
+    seeds = tuple(range(10))
+    assert calls == [("toy-regression", seeds, ("ibvi", "map"), {}),
+                     ("toy-regression", seeds, ("ibvi",), {"expectation": "mc"}),
+                     ("two-moons", seeds, ("ibvi", "map"), {"epochs": 200}),
+                     ("two-moons", seeds, ("ibvi", "map"), {"epochs": 600})]
+    reported = {m.name.split(" (")[0]: m.error for m in result.outcome.measurements if not m.judged}
+    assert reported["regression test MSE ibvi - map, sampled last layer"] == pytest.approx(0.003)
+    for epochs in (200, 600):
+        assert reported[f"two moons NLL ibvi - map at {epochs} epochs"] == pytest.approx(0.005)
+        assert reported[f"two moons accuracy ibvi - map at {epochs} epochs"] == pytest.approx(-0.01)
+    summary = result.outcome.tables[0]
+    assert [row[0] for row in summary.rows][-4:] == ["two moons NLL, 200 epochs", "two moons accuracy, 200 epochs",
+                                                     "two moons NLL, 600 epochs", "two moons accuracy, 600 epochs"]

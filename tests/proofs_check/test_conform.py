@@ -344,6 +344,28 @@ def test_a_plain_tuple_trainer_is_replayed_for_its_trace():
     assert "replayed runs (no trace returned)" in report.check("invariants").measurements[0].reason
 
 
+def test_a_trace_without_its_first_and_last_state_is_completed_by_the_kit():
+    # a trainer that records only interior steps: the kit adds step 0 (one more run with steps=0)
+    # and the final state, and judges the same run as with a full trace
+    from examples.numpy_ibvi_trainer import train
+
+    calls = []
+
+    def interior(X, y, prior_mean, prior_factor, lr, steps, seed, **options):
+        calls.append(steps)
+        result = train(X, y, prior_mean, prior_factor, lr, steps, seed, **options)
+        trace = result.trace
+        if trace is None or len(trace.steps) < 3:
+            return result
+        kept = slice(1, -1)
+        return TrainerResult(result.mean, result.factor,
+                             TrainerTrace(trace.steps[kept], trace.means[kept], trace.factors[kept]))
+
+    report = assert_conforms(interior, members=8)
+    assert report.passed and 0 in calls
+    assert "replayed" not in report.check("invariants").measurements[0].reason
+
+
 def test_a_diverging_trainer_reports_inf_not_a_crash():
     def nan_trainer(X, y, prior_mean, prior_factor, lr, steps, seed, **options):
         return np.full_like(prior_mean, np.nan) if steps else prior_mean, prior_factor

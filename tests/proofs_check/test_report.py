@@ -152,3 +152,49 @@ def test_unknown_figure_or_claim_is_a_usage_error(fake_claims, tmp_path, capsys)
     assert not os.path.exists(os.path.join(out, "report.md"))  # nothing ran
     assert cli.main(["figures", "--out", out, "--figure", "no-such-figure"]) == cli.EXIT_USAGE
     assert cli.main(["report", "--out", out, "--only", "NO-SUCH-CLAIM"]) == cli.EXIT_USAGE
+
+
+def _data(results, figures):
+    from proofs_check.report import ReportData
+
+    return ReportData(results=tuple(results), figures=tuple(figures), seed=0, quick=True, full=False,
+                      date="2026-01-01T00:00:00+00:00", wall_seconds=1.0, environment=(("numpy", "x"),))
+
+
+def test_figures_sit_under_the_claim_they_illustrate_and_skips_are_spelled_out(tmp_path):
+    from proofs_check.figures import FigureFile
+    from proofs_check.registry import ClaimSkipped, Context, run_claim
+    from proofs_check.report import render_html, render_markdown
+
+    def skipping(ctx):
+        raise ClaimSkipped("needs an extra", "pip install extra")
+
+    passing = registry.Claim("ZZ5-a", "a passing claim", "test §5", "extension",
+                             lambda ctx: Outcome(measurements=(Measurement("err", 0.0, 1e-9, "exact"),)))
+    skipped = registry.Claim("ZZ6", "a skipped claim", "test §6", "paper", skipping)
+    results = [run_claim(passing, Context()), run_claim(skipped, Context())]
+    out = str(tmp_path)
+    drawn = FigureFile("drawn", os.path.join(out, "figures", "drawn.png"), os.path.join(out, "figures", "drawn.pdf"),
+                       "the drawn figure", claims=("ZZ5",))
+    missing = FigureFile("missing", None, None, "a figure with nothing to draw", skipped="needs a GPU",
+                         claims=("C99",))
+    data = _data(results, [drawn, missing])
+    assert "skipped: ZZ6" in data.summary() and "skipped: missing" in data.summary()
+    for page, second_claim, other in ((render_markdown(data, out), "### ZZ6", "## Other figures"),
+                                      (render_html(data, out), 'id="claim-ZZ6"', "Other figures")):
+        # the figure of ZZ5-a (family ZZ5) is drawn inside ZZ5-a's section, before the next claim
+        assert page.index("ZZ5-a") < page.index("figures/drawn.png") < page.index(second_claim)
+        # the skipped figure illustrates no selected claim: it goes to the other figures, with its reason
+        assert page.index(other) < page.index("needs a GPU")
+        assert "needs an extra" in page and "pip install extra" in page
+
+
+def test_a_report_without_figures_says_so():
+    from proofs_check.registry import Context, run_claim
+    from proofs_check.report import render_html, render_markdown
+
+    passing = registry.Claim("ZZ7", "a passing claim", "test §7", "extension",
+                             lambda ctx: Outcome(measurements=(Measurement("err", 0.0, 1e-9, "exact"),)))
+    data = _data([run_claim(passing, Context())], [])
+    assert "No figures were selected." in render_markdown(data, ".")
+    assert "<p>No figures were selected.</p>" in render_html(data, ".")
